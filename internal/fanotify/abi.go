@@ -1,0 +1,60 @@
+package fanotify
+
+// Kernel ABI values from include/uapi/linux/fanotify.h. They are repeated
+// here, rather than taken from golang.org/x/sys/unix, so that the decoder
+// and its fuzz test build on every platform. The values are part of the
+// stable Linux user-space ABI and never change.
+
+// Event mask bits (fanotify_mark(2) "mask", fanotify(7) "mask" field).
+const (
+	// OpenPerm asks permission to open a file (FAN_OPEN_PERM).
+	OpenPerm uint64 = 0x0001_0000
+	// AccessPerm asks permission to read a file (FAN_ACCESS_PERM).
+	AccessPerm uint64 = 0x0002_0000
+	// OpenExecPerm asks permission to open a file for execution
+	// (FAN_OPEN_EXEC_PERM, Linux 5.0).
+	OpenExecPerm uint64 = 0x0004_0000
+	// QueueOverflow reports that the event queue overflowed
+	// (FAN_Q_OVERFLOW); such an event has no file descriptor.
+	QueueOverflow uint64 = 0x0000_4000
+	// OnDir also reports events on directories (FAN_ONDIR).
+	OnDir uint64 = 0x4000_0000
+
+	// PermEvents is every permission event this package answers.
+	PermEvents = OpenPerm | AccessPerm | OpenExecPerm
+)
+
+// Values of Event.Fd and Event.PidFd that are not descriptors.
+const (
+	// NoFd is FAN_NOFD: the event carries no file descriptor
+	// (queue overflow).
+	NoFd int32 = -1
+	// NoPidFd is FAN_NOPIDFD: no pidfd was requested, or the process
+	// had already exited when the event was read.
+	NoPidFd int32 = -1
+	// PidFdError is FAN_EPIDFD: the kernel failed to create a pidfd.
+	PidFdError int32 = -2
+)
+
+// Layout of the records read from the fanotify descriptor (fanotify(7)).
+const (
+	metadataVersion = 3  // FANOTIFY_METADATA_VERSION
+	metadataLen     = 24 // FAN_EVENT_METADATA_LEN: sizeof(struct fanotify_event_metadata)
+	infoHeaderLen   = 4  // sizeof(struct fanotify_event_info_header)
+	infoTypePidFd   = 4  // FAN_EVENT_INFO_TYPE_PIDFD
+	infoPidFdLen    = 8  // sizeof(struct fanotify_event_info_pidfd)
+	responseLen     = 8  // sizeof(struct fanotify_response)
+
+	// Offsets inside struct fanotify_event_metadata.
+	offEventLen    = 0  // __u32 event_len
+	offVers        = 4  // __u8 vers
+	offMetadataLen = 6  // __u16 metadata_len
+	offMask        = 8  // __aligned_u64 mask
+	offFd          = 16 // __s32 fd
+	offPid         = 20 // __s32 pid
+
+	// Response bits of struct fanotify_response.
+	respAllow = 0x01 // FAN_ALLOW
+	respDeny  = 0x02 // FAN_DENY
+	respAudit = 0x10 // FAN_AUDIT
+)

@@ -1,0 +1,40 @@
+// Package testutil holds helpers for drmfilter's kernel-facing tests: the
+// policy for missing privileges or kernel features (RequireRoot,
+// RequireFanotify), a private tmpfs to mark (MountTmpfs) and descriptor-leak
+// checks (CheckFDLeaks, RunWithFDCheck) for code that hands out one
+// descriptor per fanotify event.
+//
+// Policy: a test that cannot run here is skipped with the reason, never
+// passed silently; when CI=true the same condition fails the test, because
+// CI runs as root on a kernel with fanotify permission events and a skip
+// there would hide a broken setup.
+//
+// Files: testutil.go (policy, neutral), testutil_linux.go (probes, tmpfs,
+// /proc/self/fd), testutil_other.go (stubs that skip).
+package testutil
+
+import (
+	"os"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI (CI=true), where missing
+// prerequisites are failures rather than skips.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// unavailable skips t with reason, or fails it in CI.
+func unavailable(t testing.TB, reason string) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("CI=true but %s", reason)
+	}
+	t.Skip("skipping: " + reason)
+}
+
+// RequireRoot skips t unless the effective user is root (fails it in CI).
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		unavailable(t, "test needs root (effective uid 0)")
+	}
+}
