@@ -86,6 +86,7 @@ Start with:
 	root.AddCommand(
 		newVersionCommand(s),
 		newPolicyCommand(s),
+		newEnvCommand(s),
 	)
 	return root
 }

@@ -1,0 +1,392 @@
+package environ
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Isolation kinds.
+const (
+	IsolationNone      = "none"
+	IsolationNamespace = "namespace"
+	IsolationVM        = "vm"
+)
+
+// ErrNoProcess is returned by Lookup for a PID that does not exist (or no
+// longer does).
+var ErrNoProcess = errors.New("no such process")
+
+// ContainerInfo says whether a process runs in a container, and which.
+type ContainerInfo struct {
+	// PID is the process asked about; 0 means the calling process.
+	PID int `json:"pid"`
+	// InContainer is true when any signal placed the process in a
+	// container.
+	InContainer bool `json:"in_container"`
+	// Name is the top-level answer: none, docker, podman, containerd,
+	// cri-o, lxc, lxc-libvirt, systemd-nspawn, wsl, openvz, kubernetes
+	// (a pod, whatever the engine) or container-other.
+	Name string `json:"name"`
+	// Runtime is the engine: the same as Name outside Kubernetes; for a
+	// pod, the engine that runs it (containerd, cri-o, docker) when known.
+	Runtime string `json:"runtime,omitempty"`
+	// ID is the container ID.
+	ID string `json:"id,omitempty"`
+	// Kubernetes is true for a pod; PodUID and QoSClass come from the
+	// cgroup path.
+	Kubernetes bool   `json:"kubernetes"`
+	PodUID     string `json:"pod_uid,omitempty"`
+	QoSClass   string `json:"qos_class,omitempty"`
+	// Isolation is "namespace" for ordinary containers, "vm" for
+	// VM-isolated ones (Kata, gVisor), "none" outside a container.
+	Isolation string `json:"isolation"`
+	// Sandbox names the VM-isolating runtime: kata or gvisor.
+	Sandbox string `json:"sandbox,omitempty"`
+	// CgroupPath is the cgroup path that named the container.
+	CgroupPath string `json:"cgroup_path,omitempty"`
+	// Signals lists the evidence used, most decisive first.
+	Signals []string `json:"signals"`
+}
+
+// translateManager maps the value of $container (or of
+// /run/host/container-manager) to a name, as systemd does.
+func translateManager(v string) string {
+	switch v {
+	case "docker", "podman", "lxc", "lxc-libvirt", "systemd-nspawn", "wsl", "openvz", "rkt", "proot", "pouch":
+		return v
+	case "crio", "cri-o":
+		return RTCRIO
+	case "containerd":
+		return RTContainerd
+	}
+	return RTContainerOther
+}
+
+// environValue returns the value of key in a NUL-separated environment
+// block.
+func environValue(b []byte, key string) (string, bool) {
+	for _, kv := range bytes.Split(b, []byte{0}) {
+		if k, v, ok := bytes.Cut(kv, []byte{'='}); ok && string(k) == key {
+			return string(v), true
+		}
+	}
+	return "", false
+}
+
+// gVisor's sentry reports this fixed kernel version (pkg/sentry/fsimpl/proc).
+const gvisorVersion = "#1 SMP Sun Jan 10 15:06:54 PST 2016"
+
+// mountinfoHints scans a mountinfo for the bind mounts engines make of
+// /etc/hostname and friends, whose source path names the container, and
+// for Kata's shared virtiofs root.
+func mountinfoHints(b []byte) (rt, id string, kata bool) {
+	for _, ln := range strings.Split(string(b), "\n") {
+		f := strings.Fields(ln)
+		if len(f) < 5 {
+			continue
+		}
+		root := f[3]
+		if strings.Contains(ln, " kataShared ") {
+			kata = true
+		}
+		if rt != "" {
+			continue
+		}
+		if i := strings.Index(root, "/docker/containers/"); i >= 0 {
+			rest := root[i+len("/docker/containers/"):]
+			if c, _, _ := strings.Cut(rest, "/"); isHexID(c) {
+				rt, id = RTDocker, c
+			}
+		} else if i := strings.Index(root, "/overlay-containers/"); i >= 0 {
+			rest := root[i+len("/overlay-containers/"):]
+			if c, _, _ := strings.Cut(rest, "/"); isHexID(c) {
+				rt, id = RTPodman, c
+			}
+		}
+	}
+	return rt, id, kata
+}
+
+// detectContainer inspects one process. self selects the whole-system
+// signals (WSL, OpenVZ, /run/host, marker files at the root) that describe
+// the calling process's own environment; other PIDs are judged by their
+// cgroup, environment, root and namespaces.
+func detectContainer(r *sysReader, pid int, self bool) ContainerInfo {
+	ci := ContainerInfo{PID: pid, Signals: []string{}}
+	proc := "/proc/self"
+	if pid > 0 {
+		proc = "/proc/" + strconv.Itoa(pid)
+	}
+	add := func(s string) { ci.Signals = append(ci.Signals, s) }
+	name := ""
+	setName := func(n, sig string) {
+		if name == "" {
+			name = n
+		}
+		add(sig)
+	}
+
+	if self {
+		if r.exists("/proc/vz") && !r.exists("/proc/bc") {
+			setName(RTOpenVZ, "/proc/vz without /proc/bc")
+		}
+		if o := r.line("/proc/sys/kernel/osrelease"); strings.Contains(o, "Microsoft") || strings.Contains(o, "microsoft") || strings.Contains(o, "WSL") {
+			setName(RTWSL, "osrelease="+strconv.Quote(o))
+		}
+		for _, f := range []string{"/run/host/container-manager", "/run/systemd/container"} {
+			if m := r.line(f); m != "" {
+				setName(translateManager(m), f+"="+strconv.Quote(m))
+			}
+		}
+	}
+	// $container of PID 1 (self) or of the process itself.
+	envOf := "/proc/1/environ"
+	if !self {
+		envOf = proc + "/environ"
+	}
+	env, _ := r.read(envOf, largeFile)
+	if v, ok := environValue(env, "container"); ok && v != "" {
+		if v == "oci" {
+			add(envOf + " container=oci")
+		} else {
+			setName(translateManager(v), envOf+" container="+v)
+		}
+	}
+	// Marker files engines drop at the container's root.
+	rootDir := ""
+	if !self {
+		rootDir = proc + "/root"
+	}
+	if r.exists(rootDir + "/run/.containerenv") {
+		setName(RTPodman, rootDir+"/run/.containerenv exists")
+	}
+	if r.exists(rootDir + "/.dockerenv") {
+		setName(RTDocker, rootDir+"/.dockerenv exists")
+	}
+
+	// cgroup path.
+	var cg CgroupContainer
+	if b, err := r.read(proc+"/cgroup", largeFile); err == nil {
+		var perr error
+		cg, perr = ParseCgroup(bytes.NewReader(b))
+		if perr != nil {
+			r.note(proc+"/cgroup", perr)
+		}
+		if cg.found() {
+			ci.CgroupPath = cg.Path
+			ci.ID = cg.ID
+			ci.Runtime = cg.Runtime
+			ci.Kubernetes = cg.Kubernetes
+			ci.PodUID, ci.QoSClass = cg.PodUID, cg.QoSClass
+			ci.Sandbox = cg.Sandbox
+			if cg.Runtime != "" {
+				setName(cg.Runtime, "cgroup "+cg.Path)
+			} else {
+				add("cgroup " + cg.Path)
+			}
+		}
+	}
+
+	// Kubernetes.
+	own, _ := r.read(proc+"/environ", largeFile)
+	if _, ok := environValue(own, "KUBERNETES_SERVICE_HOST"); ok {
+		ci.Kubernetes = true
+		add(proc + "/environ has KUBERNETES_SERVICE_HOST")
+	}
+	if r.exists(rootDir + "/var/run/secrets/kubernetes.io") {
+		ci.Kubernetes = true
+		add(rootDir + "/var/run/secrets/kubernetes.io exists")
+	}
+
+	// Mount table hints: container ID from bind-mount sources, Kata root.
+	kata := false
+	if mi, err := r.read(proc+"/mountinfo", largeFile); err == nil {
+		var rt, id string
+		rt, id, kata = mountinfoHints(mi)
+		if rt != "" {
+			if ci.ID == "" {
+				ci.ID = id
+			}
+			if ci.Runtime == "" {
+				ci.Runtime = rt
+			}
+			setName(rt, proc+"/mountinfo bind mount from "+rt+" container "+id[:min(12, len(id))])
+		}
+	}
+
+	// Isolation.
+	switch {
+	case ci.Sandbox == "kata" || kata:
+		ci.Sandbox = "kata"
+		add("kata: cgroup kata_ or kataShared virtiofs mount")
+	case self && strings.Contains(r.line("/proc/version"), gvisorVersion):
+		ci.Sandbox = "gvisor"
+		add("/proc/version is gVisor's")
+	case !self && pid > 0:
+		if cmd, _ := r.read(proc+"/cmdline", smallFile); len(cmd) > 0 {
+			argv0, _, _ := bytes.Cut(cmd, []byte{0})
+			switch base := path.Base(string(argv0)); {
+			case base == "runsc-sandbox" || base == "runsc-gofer":
+				ci.Sandbox = "gvisor"
+				add(proc + "/cmdline is " + base)
+			case strings.HasPrefix(base, "containerd-shim-kata"):
+				ci.Sandbox = "kata"
+				add(proc + "/cmdline is " + base)
+			}
+		}
+	}
+
+	// A PID in another mount namespace than PID 1, with nothing else said.
+	if !self && name == "" && !ci.Kubernetes && ci.Sandbox == "" {
+		a, b := r.readlink(proc+"/ns/mnt"), r.readlink("/proc/1/ns/mnt")
+		if a != "" && b != "" && a != b {
+			setName(RTContainerOther, "mount namespace "+a+" differs from PID 1's "+b)
+		}
+	}
+
+	if ci.Kubernetes {
+		if ci.Runtime == "" && name != "" && name != RTContainerOther {
+			ci.Runtime = name
+		}
+		name = RTKubernetes
+	}
+	if name == "" && ci.Sandbox != "" {
+		name = RTContainerOther
+	}
+	if name == "" {
+		name = ContainerNone
+	}
+	ci.Name = name
+	ci.InContainer = name != ContainerNone
+	if ci.Runtime == "" && ci.InContainer && !ci.Kubernetes {
+		ci.Runtime = name
+	}
+	switch {
+	case !ci.InContainer:
+		ci.Isolation = IsolationNone
+	case ci.Sandbox != "":
+		ci.Isolation = IsolationVM
+	case name == RTWSL:
+		// WSL 2 distributions share one utility VM; WSL 1 has no kernel.
+		ci.Isolation = IsolationNamespace
+	default:
+		ci.Isolation = IsolationNamespace
+	}
+	return ci
+}
+
+// processStart returns the start time (field 22 of /proc/PID/stat) that,
+// with the PID, identifies a process across PID reuse.
+func processStart(fsys fs.FS, pid int) (uint64, error) {
+	b, err := fs.ReadFile(fsys, rel("/proc/"+strconv.Itoa(pid)+"/stat"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
+		}
+		return 0, fmt.Errorf("pid %d: read stat: %w", pid, err)
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("pid %d: stat: %w", pid, errMalformed)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, fmt.Errorf("pid %d: stat: %d fields: %w", pid, len(f)+2, errMalformed)
+	}
+	v, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("pid %d: stat starttime: %w", pid, err)
+	}
+	return v, nil
+}
+
+// Resolver answers per-PID container lookups and caches them, keyed by PID
+// and process start time so that a reused PID is looked up afresh. It is
+// safe for concurrent use.
+type Resolver struct {
+	fsys fs.FS
+	max  int
+
+	mu      sync.Mutex
+	entries map[int]cacheEntry
+}
+
+type cacheEntry struct {
+	start uint64
+	info  ContainerInfo
+	probs []Problem
+}
+
+// DefaultCacheSize bounds a Resolver made with size 0.
+const DefaultCacheSize = 4096
+
+// NewResolver makes a Resolver reading the machine below root ("/" for the
+// live machine), remembering at most size processes (DefaultCacheSize when
+// size <= 0).
+func NewResolver(root string, size int) *Resolver {
+	return NewResolverFS(os.DirFS(root), size)
+}
+
+// NewResolverFS is NewResolver over any file system laid out like "/".
+func NewResolverFS(fsys fs.FS, size int) *Resolver {
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	return &Resolver{fsys: fsys, max: size, entries: map[int]cacheEntry{}}
+}
+
+// Lookup tells whether process pid runs in a container. The answer is
+// cached until the PID is reused. Problems met while reading are returned
+// beside a best-effort answer; a vanished process gives ErrNoProcess.
+func (c *Resolver) Lookup(pid int) (ContainerInfo, []Problem, error) {
+	if pid <= 0 {
+		return ContainerInfo{}, nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
+	}
+	start, err := processStart(c.fsys, pid)
+	if err != nil {
+		return ContainerInfo{}, nil, err
+	}
+	c.mu.Lock()
+	e, ok := c.entries[pid]
+	c.mu.Unlock()
+	if ok && e.start == start {
+		return e.info, e.probs, nil
+	}
+	r := &sysReader{fsys: c.fsys}
+	info := detectContainer(r, pid, false)
+	c.mu.Lock()
+	if len(c.entries) >= c.max {
+		// Drop an arbitrary half: cheap, and entries are cheap to rebuild.
+		n := 0
+		for k := range c.entries {
+			delete(c.entries, k)
+			if n++; n >= c.max/2 {
+				break
+			}
+		}
+	}
+	c.entries[pid] = cacheEntry{start: start, info: info, probs: r.problems}
+	c.mu.Unlock()
+	return info, r.problems, nil
+}
+
+// Forget drops pid from the cache (call it on process exit).
+func (c *Resolver) Forget(pid int) {
+	c.mu.Lock()
+	delete(c.entries, pid)
+	c.mu.Unlock()
+}
+
+// Len is the number of cached processes.
+func (c *Resolver) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}
