@@ -1,0 +1,420 @@
+package policy
+
+import "slices"
+
+// Input describes one file operation to decide.
+type Input struct {
+	Op           Operation
+	Path         string // absolute, clean path of the file
+	FSType       string // filesystem type as in /proc/mounts (ext4, nfs4, fuse.sshfs); "" if unknown
+	StorageClass string // local, network, cloud, shared-folder, removable, pseudo, overlay; "" if unknown
+	Subject      Subject
+	Env          Env
+}
+
+// Subject is the process doing the operation.
+type Subject struct {
+	PID    int32
+	Exe    string   // path of its executable (/proc/PID/exe)
+	UID    uint32   // real user id
+	GID    uint32   // real group id
+	Groups []uint32 // supplementary groups
+
+	// ExeSHA256 is the executable's SHA-256 when HasSHA256 is set. If a rule
+	// needs it and it is not set, Decide asks Hasher once and stores the
+	// answer here.
+	ExeSHA256 [32]byte
+	HasSHA256 bool
+	Hasher    Hasher
+
+	Container Container
+	Pod       *Pod // nil when not in a Kubernetes pod (or not known)
+}
+
+// Hasher computes an executable's SHA-256 on demand (the agent caches it by
+// executable identity).
+type Hasher interface {
+	SHA256() ([32]byte, error)
+}
+
+// Container is the container a process runs in; the zero value means the
+// host.
+type Container struct {
+	ID      string // full container id
+	Runtime string // docker, podman, containerd, cri-o, lxc, systemd-nspawn, wsl
+}
+
+// InContainer reports whether the process runs in a container.
+func (c Container) InContainer() bool { return c.ID != "" || c.Runtime != "" }
+
+// Pod is the Kubernetes pod a process runs in.
+type Pod struct {
+	Namespace string
+	Name      string
+	Labels    map[string]string
+}
+
+// Env describes the host the agent runs on.
+type Env struct {
+	Virtual     bool   // a virtual machine (not physical)
+	Hypervisor  string // systemd-detect-virt name, "" on physical machines
+	Cloud       string // azure, aws, gcp, ...; "" if none
+	InContainer bool   // the agent itself runs in a container
+}
+
+// Verdict is what the kernel is told.
+type Verdict uint8
+
+const (
+	Allow Verdict = iota
+	Deny
+)
+
+func (v Verdict) String() string {
+	if v == Deny {
+		return "deny"
+	}
+	return "allow"
+}
+
+// Decision is the outcome of Decide.
+type Decision struct {
+	Verdict Verdict
+	// Covered: some policy covers the file. When false the verdict is allow
+	// and holds for every process (the agent may cache it in the kernel).
+	Covered bool
+	// Audit: the operation should be recorded (an audit or deny rule
+	// decided, or an audit-mode policy would have denied).
+	Audit bool
+
+	// The rule that decided, from a policy in enforce mode; empty when no
+	// enforcing rule matched (the verdict is then allow).
+	Effect Effect
+	Policy string
+	Rule   string
+
+	// WouldDeny: a policy in audit mode would have denied this operation.
+	// WouldPolicy and WouldRule name the rule.
+	WouldDeny   bool
+	WouldPolicy string
+	WouldRule   string
+}
+
+// match is a candidate rule, ranked by precedence.
+type match struct {
+	p        *cpolicy
+	r        *crule
+	fileSpec int32
+}
+
+// better reports whether a takes precedence over b: higher file
+// specificity, then higher subject specificity, then the stronger effect
+// (deny over audit over allow), then the policy that sorts first by name,
+// then the earlier rule.
+func better(a, b *match) bool {
+	if b.r == nil {
+		return true
+	}
+	if a.fileSpec != b.fileSpec {
+		return a.fileSpec > b.fileSpec
+	}
+	if a.r.spec != b.r.spec {
+		return a.r.spec > b.r.spec
+	}
+	if sa, sb := severity(a.r.effect), severity(b.r.effect); sa != sb {
+		return sa > sb
+	}
+	if a.p.idx != b.p.idx {
+		return a.p.idx < b.p.idx
+	}
+	return a.r.idx < b.r.idx
+}
+
+func severity(e Effect) int {
+	switch e {
+	case EffectDeny:
+		return 3
+	case EffectAudit:
+		return 2
+	case EffectAllow:
+		return 1
+	}
+	return 0
+}
+
+// decider carries one decision's state. It lives on Decide's stack.
+type decider struct {
+	m       *Matcher
+	in      *Input
+	covered bool
+	enforce match
+	audit   match
+	hashErr bool
+}
+
+// Decide decides one operation. Deciding a file that no policy covers does
+// not allocate. in.Subject may be updated with the executable's hash.
+func (m *Matcher) Decide(in *Input) Decision {
+	d := decider{m: m, in: in}
+	if !m.paths.Empty() {
+		var buf [16]int32
+		for _, id := range m.paths.Match(buf[:0], in.Path) {
+			t := m.pathTargets[id]
+			d.consider(m.policies[t.policy], t.spec)
+		}
+	}
+	if len(m.byExt) > 0 {
+		base := baseName(in.Path)
+		var lower [maxExtLen]byte
+		for i := 0; i < len(base); i++ {
+			if base[i] != '.' || i == 0 {
+				continue
+			}
+			if ext, ok := lowerInto(&lower, base[i+1:]); ok {
+				for _, pi := range m.byExt[string(ext)] {
+					d.consider(m.policies[pi], 0)
+				}
+			}
+		}
+	}
+	for _, pi := range m.unanchored {
+		d.consider(m.policies[pi], 0)
+	}
+	return d.result()
+}
+
+func (d *decider) result() Decision {
+	dec := Decision{Covered: d.covered}
+	if e := d.enforce; e.r != nil {
+		dec.Effect, dec.Policy, dec.Rule = e.r.effect, e.p.name, e.r.name
+		switch e.r.effect {
+		case EffectDeny:
+			dec.Verdict, dec.Audit = Deny, true
+		case EffectAudit:
+			dec.Audit = true
+		}
+	}
+	if a := d.audit; a.r != nil && dec.Verdict == Allow {
+		switch a.r.effect {
+		case EffectDeny:
+			dec.WouldDeny, dec.WouldPolicy, dec.WouldRule, dec.Audit = true, a.p.name, a.r.name, true
+		case EffectAudit:
+			dec.Audit = true
+		}
+	}
+	return dec
+}
+
+// consider evaluates one policy whose path, extension or catch-all index
+// matched the file.
+func (d *decider) consider(p *cpolicy, fileSpec int32) {
+	if !p.fileMatches(d.in) {
+		return
+	}
+	d.covered = true
+	best := &d.enforce
+	if p.audit {
+		best = &d.audit
+	}
+	for i := range p.rules {
+		r := &p.rules[i]
+		if r.ops&d.in.Op == 0 {
+			continue
+		}
+		cand := match{p: p, r: r, fileSpec: fileSpec}
+		if !better(&cand, best) {
+			// It could not win even if it matched: skip its subject test.
+			continue
+		}
+		if r.subj != nil && !r.subj.matches(d) {
+			continue
+		}
+		*best = cand
+	}
+}
+
+// fileMatches checks the parts of the file selector that the index did not.
+func (p *cpolicy) fileMatches(in *Input) bool {
+	return p.extOK(in.Path) && p.fsOK(in.FSType) && p.classOK(in.StorageClass) && !p.excluded(in.Path)
+}
+
+func (p *cpolicy) extOK(path string) bool {
+	if p.exts == nil {
+		return true
+	}
+	base := baseName(path)
+	var lower [maxExtLen]byte
+	for i := 1; i < len(base); i++ {
+		if base[i] != '.' {
+			continue
+		}
+		if ext, ok := lowerInto(&lower, base[i+1:]); ok {
+			if _, hit := p.exts[string(ext)]; hit {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (p *cpolicy) fsOK(fsType string) bool {
+	return len(p.fsTypes) == 0 || slices.Contains(p.fsTypes, fsType)
+}
+
+func (p *cpolicy) classOK(class string) bool {
+	return len(p.classes) == 0 || slices.Contains(p.classes, class)
+}
+
+func (p *cpolicy) excluded(path string) bool {
+	if p.exclude.Empty() {
+		return false
+	}
+	var buf [4]int32
+	return len(p.exclude.Match(buf[:0], path)) > 0
+}
+
+func (s *csubject) matches(d *decider) bool {
+	in := &d.in.Subject
+	return s.exeOK(in.Exe) && s.hashOK(d) && s.userOK(in) && s.groupOK(in) &&
+		s.containerOK(in) && s.kubeOK(in) && s.envOK(&d.in.Env)
+}
+
+func (s *csubject) exeOK(exe string) bool {
+	if s.exeExact == nil && s.exeGlobs == nil {
+		return true
+	}
+	if _, ok := s.exeExact[exe]; ok {
+		return true
+	}
+	for _, g := range s.exeGlobs {
+		if g.Match(exe) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *csubject) hashOK(d *decider) bool {
+	if len(s.hashes) == 0 {
+		return true
+	}
+	in := &d.in.Subject
+	if !in.HasSHA256 {
+		if in.Hasher == nil || d.hashErr {
+			return false
+		}
+		sum, err := in.Hasher.SHA256()
+		if err != nil {
+			d.hashErr = true
+			return false
+		}
+		in.ExeSHA256, in.HasSHA256 = sum, true
+	}
+	return slices.Contains(s.hashes, in.ExeSHA256)
+}
+
+func (s *csubject) userOK(in *Subject) bool {
+	return len(s.uids) == 0 || slices.Contains(s.uids, in.UID)
+}
+
+func (s *csubject) groupOK(in *Subject) bool {
+	if len(s.gids) == 0 || slices.Contains(s.gids, in.GID) {
+		return true
+	}
+	for _, g := range in.Groups {
+		if slices.Contains(s.gids, g) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *csubject) containerOK(in *Subject) bool {
+	c := s.container
+	if c == nil {
+		return true
+	}
+	inside := in.Container.InContainer()
+	if c.Scope == ContainerNoneScope {
+		return !inside
+	}
+	if !inside {
+		return false
+	}
+	if len(c.Runtimes) > 0 && !slices.Contains(c.Runtimes, in.Container.Runtime) {
+		return false
+	}
+	if len(c.IDs) > 0 {
+		for _, id := range c.IDs {
+			if len(in.Container.ID) >= len(id) && in.Container.ID[:len(id)] == id {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+func (s *csubject) kubeOK(in *Subject) bool {
+	k := s.kube
+	if k == nil {
+		return true
+	}
+	if in.Pod == nil {
+		return false
+	}
+	if len(k.Namespaces) > 0 && !slices.Contains(k.Namespaces, in.Pod.Namespace) {
+		return false
+	}
+	return k.PodLabels == nil || k.PodLabels.Matches(in.Pod.Labels)
+}
+
+func (s *csubject) envOK(env *Env) bool {
+	e := s.env
+	if e == nil {
+		return true
+	}
+	if len(e.Machines) > 0 {
+		kind := "physical"
+		if env.Virtual {
+			kind = "virtual"
+		}
+		if !slices.Contains(e.Machines, kind) {
+			return false
+		}
+	}
+	if len(e.Hypervisors) > 0 && !slices.Contains(e.Hypervisors, env.Hypervisor) {
+		return false
+	}
+	if len(e.Clouds) > 0 && !slices.Contains(e.Clouds, env.Cloud) {
+		return false
+	}
+	if e.InContainer != nil && *e.InContainer != env.InContainer {
+		return false
+	}
+	return true
+}
+
+func baseName(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '/' {
+			return path[i+1:]
+		}
+	}
+	return path
+}
+
+// lowerInto lower-cases an ASCII extension into buf; false if it is too long.
+func lowerInto(buf *[maxExtLen]byte, s string) ([]byte, bool) {
+	if len(s) == 0 || len(s) > maxExtLen {
+		return nil, false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return buf[:len(s)], true
+}

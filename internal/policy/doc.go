@@ -1,0 +1,28 @@
+// Package policy owns drmfilter's policy language and decision engine.
+//
+// A policy is a YAML document, Kubernetes-style:
+//
+//	apiVersion: drmfilter.dev/v1
+//	kind: ProtectionPolicy
+//	metadata: {name: finance-docs}
+//	spec: {mode, files, rules}
+//
+// The life of a policy set is Load (parse, validate, resolve users and
+// groups) -> Compile (an immutable *Matcher) -> Decide, called for every
+// file operation the agent intercepts. The agent swaps Matchers atomically on
+// reload; a Matcher is never modified after Compile.
+//
+// Files:
+//   - types.go: the policy document as Go values (the schema).
+//   - decode.go: strict YAML decoding with a file:line:column on every error.
+//   - validate.go: checks that need the whole document or set.
+//   - load.go: reading files and directories, all-or-nothing.
+//   - errors.go: Error, ErrorList and the ErrInvalid sentinel.
+//   - compile.go: Matcher construction.
+//   - decide.go: Input, Decision and the hot path.
+//   - explain.go: the slow path that records why, for `policy explain`.
+//   - labels.go: Kubernetes-style label selectors.
+//
+// The package is pure Go: it makes no system calls except reading policy
+// files and resolving user and group names.
+package policy

@@ -1,0 +1,284 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/drmfilter/drmfilter/internal/glob"
+)
+
+// Explanation is Decide's answer with the reasons behind it, for `policy
+// explain`. It is computed by a slower path that visits every policy and
+// rule; tests check that it always agrees with Decide.
+type Explanation struct {
+	Decision Decision      `json:"-"`
+	Policies []PolicyTrace `json:"policies"`
+	// Order lists the rules that matched, best first, as "policy/rule".
+	Order []string `json:"order"`
+}
+
+// PolicyTrace says whether a policy covers the file and what its rules did.
+type PolicyTrace struct {
+	Policy          string      `json:"policy"`
+	Mode            string      `json:"mode"`
+	Source          Pos         `json:"source"`
+	Covers          bool        `json:"covers"`
+	Reason          string      `json:"reason"`
+	FileSpecificity int         `json:"fileSpecificity"`
+	Rules           []RuleTrace `json:"rules,omitempty"`
+}
+
+// RuleTrace says whether a rule matched, and why or why not.
+type RuleTrace struct {
+	Rule               string `json:"rule"`
+	Effect             string `json:"effect"`
+	Operations         string `json:"operations"`
+	Source             Pos    `json:"source"`
+	Matched            bool   `json:"matched"`
+	Reason             string `json:"reason"`
+	SubjectSpecificity int    `json:"subjectSpecificity"`
+	// Rank is the rule's place in precedence among the matching rules of
+	// policies of the same mode (1 decides); 0 when it did not match.
+	Rank    int  `json:"rank,omitempty"`
+	Decided bool `json:"decided,omitempty"`
+}
+
+// Explain decides like Decide and records why.
+func (m *Matcher) Explain(in *Input) Explanation {
+	var ex Explanation
+	d := decider{m: m, in: in}
+	var enforce, audit []match
+	where := map[*crule][2]int{} // rule -> index of its policy and rule trace
+	for _, p := range m.policies {
+		pt := PolicyTrace{Policy: p.name, Mode: "enforce", Source: p.src.Pos}
+		if p.audit {
+			pt.Mode = "audit"
+		}
+		spec, reason, ok := m.fileReason(p, in)
+		pt.Covers, pt.Reason, pt.FileSpecificity = ok, reason, int(spec)
+		if ok {
+			d.covered = true
+			for i := range p.rules {
+				r := &p.rules[i]
+				rt := RuleTrace{Rule: r.name, Effect: r.effect.String(), Operations: r.ops.String(), Source: r.src.Pos, SubjectSpecificity: int(r.spec)}
+				if r.ops&in.Op == 0 {
+					rt.Reason = fmt.Sprintf("operation %s is not one of %s", in.Op, r.ops)
+				} else if why, ok := r.subjectReason(&d); !ok {
+					rt.Reason = why
+				} else {
+					rt.Matched, rt.Reason = true, why
+					cand := match{p: p, r: r, fileSpec: spec}
+					if p.audit {
+						audit = append(audit, cand)
+					} else {
+						enforce = append(enforce, cand)
+					}
+				}
+				where[r] = [2]int{len(ex.Policies), len(pt.Rules)}
+				pt.Rules = append(pt.Rules, rt)
+			}
+		}
+		ex.Policies = append(ex.Policies, pt)
+	}
+	trace := func(r *crule) *RuleTrace {
+		w := where[r]
+		return &ex.Policies[w[0]].Rules[w[1]]
+	}
+	rank := func(ms []match) []match {
+		slices.SortStableFunc(ms, func(a, b match) int {
+			if better(&a, &b) {
+				return -1
+			}
+			if better(&b, &a) {
+				return 1
+			}
+			return 0
+		})
+		for i, c := range ms {
+			trace(c.r).Rank = i + 1
+			ex.Order = append(ex.Order, c.p.name+"/"+c.r.name)
+		}
+		return ms
+	}
+	if enforce = rank(enforce); len(enforce) > 0 {
+		d.enforce = enforce[0]
+		trace(enforce[0].r).Decided = true
+	}
+	if audit = rank(audit); len(audit) > 0 {
+		d.audit = audit[0]
+		trace(audit[0].r).Decided = true
+	}
+	ex.Decision = d.result()
+	return ex
+}
+
+// fileReason tells whether p covers the file, and with what specificity.
+func (m *Matcher) fileReason(p *cpolicy, in *Input) (int32, string, bool) {
+	files := &p.src.Spec.Files
+	var why []string
+	spec := int32(-1)
+	if p.hasPaths {
+		best := ""
+		for _, g := range files.Paths {
+			pat := glob.MustCompile(g)
+			if pat.Match(in.Path) && int32(pat.Specificity()) > spec {
+				spec, best = int32(pat.Specificity()), g
+			}
+		}
+		if spec < 0 {
+			return 0, fmt.Sprintf("path matches none of %s", quoteList(files.Paths)), false
+		}
+		why = append(why, fmt.Sprintf("path matches %q", best))
+	} else {
+		spec = 0
+	}
+	if len(files.Extensions) > 0 {
+		if !extIn(in.Path, files.Extensions) {
+			return 0, fmt.Sprintf("extension is not one of %s", quoteList(files.Extensions)), false
+		}
+		why = append(why, "extension is listed")
+	}
+	if !p.fsOK(in.FSType) {
+		return 0, fmt.Sprintf("filesystem %q is not one of %s", orUnknown(in.FSType), quoteList(files.Filesystems)), false
+	}
+	if len(files.Filesystems) > 0 {
+		why = append(why, fmt.Sprintf("filesystem %q", in.FSType))
+	}
+	if !p.classOK(in.StorageClass) {
+		return 0, fmt.Sprintf("storage class %q is not one of %s", orUnknown(in.StorageClass), quoteList(files.StorageClasses)), false
+	}
+	if len(files.StorageClasses) > 0 {
+		why = append(why, fmt.Sprintf("storage class %q", in.StorageClass))
+	}
+	for _, ex := range files.ExcludePaths {
+		if glob.MustCompile(ex).Match(in.Path) {
+			return 0, fmt.Sprintf("excluded by %q", ex), false
+		}
+	}
+	return spec, strings.Join(why, ", "), true
+}
+
+func extIn(path string, exts []string) bool {
+	base := strings.ToLower(baseName(path))
+	for i := 1; i < len(base); i++ {
+		if base[i] == '.' && slices.Contains(exts, base[i+1:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// subjectReason is the explaining twin of csubject.matches.
+func (r *crule) subjectReason(d *decider) (string, bool) {
+	s := r.subj
+	if s == nil {
+		return "no subject conditions: every process", true
+	}
+	in := &d.in.Subject
+	src := r.src.Subjects
+	var why []string
+	if len(src.Executables) > 0 {
+		if !s.exeOK(in.Exe) {
+			return fmt.Sprintf("executable %q is not one of %s", in.Exe, quoteList(src.Executables)), false
+		}
+		why = append(why, fmt.Sprintf("executable %q", in.Exe))
+	}
+	if len(s.hashes) > 0 {
+		if !s.hashOK(d) {
+			if !in.HasSHA256 {
+				return "executable hash unknown (the file could not be hashed)", false
+			}
+			return fmt.Sprintf("executable sha256:%x is not listed", in.ExeSHA256), false
+		}
+		why = append(why, fmt.Sprintf("executable sha256:%x", in.ExeSHA256))
+	}
+	if len(s.uids) > 0 {
+		if !s.userOK(in) {
+			return fmt.Sprintf("uid %d is not one of %s", in.UID, idList(src.Users)), false
+		}
+		why = append(why, fmt.Sprintf("uid %d", in.UID))
+	}
+	if len(s.gids) > 0 {
+		if !s.groupOK(in) {
+			return fmt.Sprintf("gid %d and groups %v are not in %s", in.GID, in.Groups, idList(src.Groups)), false
+		}
+		why = append(why, "group")
+	}
+	if s.container != nil {
+		if !s.containerOK(in) {
+			if !in.Container.InContainer() {
+				return "the process is not in a container", false
+			}
+			if s.container.Scope == ContainerNoneScope {
+				return fmt.Sprintf("the process is in container %s, the rule is for host processes", shortID(in.Container.ID)), false
+			}
+			return fmt.Sprintf("container %s (%s) is not selected", shortID(in.Container.ID), orUnknown(in.Container.Runtime)), false
+		}
+		if in.Container.InContainer() {
+			why = append(why, fmt.Sprintf("container %s", shortID(in.Container.ID)))
+		} else {
+			why = append(why, "host process")
+		}
+	}
+	if s.kube != nil {
+		if !s.kubeOK(in) {
+			if in.Pod == nil {
+				return "the process is not in a known Kubernetes pod", false
+			}
+			return fmt.Sprintf("pod %s/%s is not selected", in.Pod.Namespace, in.Pod.Name), false
+		}
+		why = append(why, fmt.Sprintf("pod %s/%s", in.Pod.Namespace, in.Pod.Name))
+	}
+	if s.env != nil {
+		if !s.envOK(&d.in.Env) {
+			return fmt.Sprintf("environment (hypervisor %q, cloud %q, in container %v) is not selected", orNone(d.in.Env.Hypervisor), orNone(d.in.Env.Cloud), d.in.Env.InContainer), false
+		}
+		why = append(why, "environment")
+	}
+	return strings.Join(why, ", "), true
+}
+
+func quoteList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = fmt.Sprintf("%q", x)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func idList(refs []IDRef) string {
+	var xs []string
+	for _, r := range refs {
+		if r.Name == fmt.Sprint(r.ID) {
+			xs = append(xs, r.Name)
+		} else {
+			xs = append(xs, fmt.Sprintf("%s(%d)", r.Name, r.ID))
+		}
+	}
+	return "[" + strings.Join(xs, ", ") + "]"
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	if id == "" {
+		return "(unknown id)"
+	}
+	return id
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

@@ -1,0 +1,219 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// APIVersion and Kind are the only ones this version of drmfilter reads.
+const (
+	APIVersion = "drmfilter.dev/v1"
+	Kind       = "ProtectionPolicy"
+)
+
+// Pos is where a value stands in its policy file.
+type Pos struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Column int    `json:"column"`
+}
+
+func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column) }
+
+// Policy is one ProtectionPolicy document.
+type Policy struct {
+	Name        string            // metadata.name: unique in a set; a DNS-label-like name
+	Labels      map[string]string // metadata.labels: free-form, not used for decisions
+	Annotations map[string]string // metadata.annotations: free-form, not used for decisions
+	Spec        Spec
+	Pos         Pos // where the document starts
+	NamePos     Pos // where metadata.name stands
+}
+
+// Spec says what a policy protects and who may do what with it.
+type Spec struct {
+	Mode  Mode         // enforce (default) or audit
+	Files FileSelector // which files the policy covers
+	Rules []Rule       // who may do what; at least one
+}
+
+// Mode is enforce or audit. In audit mode every deny becomes "would deny":
+// the operation is allowed and recorded.
+type Mode uint8
+
+const (
+	ModeEnforce Mode = iota
+	ModeAudit
+)
+
+func (m Mode) String() string {
+	if m == ModeAudit {
+		return "audit"
+	}
+	return "enforce"
+}
+
+// ParseMode parses "enforce" or "audit".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "enforce":
+		return ModeEnforce, nil
+	case "audit":
+		return ModeAudit, nil
+	}
+	return 0, fmt.Errorf("unknown mode %q; expected enforce or audit", s)
+}
+
+// FileSelector says which files a policy covers. A file is covered when it
+// matches every part that is given: one of Paths (if any), one of
+// Extensions (if any), one of Filesystems (if any) and one of StorageClasses
+// (if any), and none of ExcludePaths. At least one of the first four must be
+// given.
+type FileSelector struct {
+	Paths          []string // absolute globs: *, ?, [a-z] within a segment, ** across segments
+	Extensions     []string // file name extensions, case-insensitive, stored lower case without the dot
+	Filesystems    []string // filesystem types as in /proc/mounts: ext4, xfs, nfs4, fuse.sshfs, ...
+	StorageClasses []string // local, network, cloud, shared-folder, removable
+	ExcludePaths   []string // absolute globs of files never covered
+	Pos            Pos
+}
+
+// StorageClasses a file selector may name. They are the classes the
+// environment detector gives every mount.
+var storageClasses = []string{"local", "network", "cloud", "shared-folder", "removable", "pseudo", "overlay"}
+
+// Operation is a set of file operations, as a bit mask.
+type Operation uint8
+
+const (
+	OpOpen Operation = 1 << iota // open for reading or writing (FAN_OPEN_PERM)
+	OpExec                       // open for execution (FAN_OPEN_EXEC_PERM)
+	OpRead                       // read access to the content (FAN_ACCESS_PERM)
+
+	opAll = OpOpen | OpExec | OpRead
+)
+
+var opNames = []struct {
+	op   Operation
+	name string
+}{{OpOpen, "open"}, {OpExec, "exec"}, {OpRead, "read"}}
+
+// ParseOperation parses one operation name.
+func ParseOperation(s string) (Operation, error) {
+	for _, o := range opNames {
+		if o.name == s {
+			return o.op, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown operation %q; expected one of open, exec, read", s)
+}
+
+func (o Operation) String() string {
+	var parts []string
+	for _, n := range opNames {
+		if o&n.op != 0 {
+			parts = append(parts, n.name)
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ",")
+}
+
+// Effect is what a rule does when it decides.
+type Effect uint8
+
+const (
+	EffectNone  Effect = iota // no rule decided
+	EffectAllow               // allow
+	EffectAudit               // allow and record
+	EffectDeny                // deny (or, in audit mode, allow and record "would deny")
+)
+
+var effectNames = [...]string{EffectNone: "none", EffectAllow: "allow", EffectAudit: "audit", EffectDeny: "deny"}
+
+func (e Effect) String() string {
+	if int(e) < len(effectNames) {
+		return effectNames[e]
+	}
+	return fmt.Sprintf("effect(%d)", e)
+}
+
+// ParseEffect parses allow, deny or audit.
+func ParseEffect(s string) (Effect, error) {
+	switch s {
+	case "allow":
+		return EffectAllow, nil
+	case "deny":
+		return EffectDeny, nil
+	case "audit":
+		return EffectAudit, nil
+	}
+	return 0, fmt.Errorf("unknown effect %q; expected one of allow, deny, audit", s)
+}
+
+// Rule says that the subjects it selects may (allow), may not (deny), or may
+// and are recorded (audit) perform its operations on the policy's files.
+type Rule struct {
+	Name       string
+	Operations Operation
+	Subjects   *Subjects // nil: every process
+	Effect     Effect
+	Pos        Pos
+}
+
+// Subjects select processes. Every field that is given must match (AND);
+// within a list, any entry may match (OR).
+type Subjects struct {
+	Executables      []string   // absolute paths or globs of the program's executable (/proc/PID/exe)
+	ExecutableHashes [][32]byte // SHA-256 of the executable's content
+	Users            []IDRef    // user names or numeric ids (the process's real uid)
+	Groups           []IDRef    // group names or numeric ids (real gid or any supplementary group)
+	Container        *ContainerSelector
+	Kubernetes       *KubernetesSelector
+	Environment      *EnvironmentSelector
+	Pos              Pos
+}
+
+// IDRef is a user or group as written, and the id it resolved to at load.
+type IDRef struct {
+	Name string // as written: a name or a decimal id
+	ID   uint32 // resolved id
+	Pos  Pos
+}
+
+// ContainerScope says whether a rule is about processes in containers.
+type ContainerScope uint8
+
+const (
+	ContainerAnyScope  ContainerScope = iota // any container (with Runtimes/IDs: only those)
+	ContainerNoneScope                       // host processes only
+)
+
+// ContainerSelector selects processes by the container they run in.
+// `container: any` selects every containerised process, `container: none`
+// host processes only; the mapping form selects containers by runtime
+// and/or ID (a full ID or a prefix of at least 12 hex digits).
+type ContainerSelector struct {
+	Scope    ContainerScope
+	Runtimes []string
+	IDs      []string
+	Pos      Pos
+}
+
+// KubernetesSelector selects processes by the pod they run in.
+type KubernetesSelector struct {
+	Namespaces []string
+	PodLabels  *LabelSelector
+	Pos        Pos
+}
+
+// EnvironmentSelector makes a rule apply only on some hosts.
+type EnvironmentSelector struct {
+	Machines    []string // physical, virtual
+	Hypervisors []string // as systemd-detect-virt names them: kvm, microsoft, vmware, xen, ...
+	Clouds      []string // azure, aws, gcp, ...
+	InContainer *bool    // the agent itself runs in a container
+	Pos         Pos
+}
