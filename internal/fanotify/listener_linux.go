@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,6 +66,9 @@ type Listener struct {
 	rc       syscall.RawConn
 	pid      int32
 	features Features
+	// closed is set by Close. The runtime poller reports a closed
+	// descriptor with an unexported error; this flag names it ErrClosed.
+	closed atomic.Bool
 }
 
 // Open creates a fanotify group for permission events (fanotify_init(2)).
@@ -153,6 +157,7 @@ func (l *Listener) Features() Features { return l.features }
 // another goroutine returns ErrClosed. Event descriptors already read stay
 // open until their Events are closed. Close is idempotent.
 func (l *Listener) Close() error {
+	l.closed.Store(true)
 	if err := l.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 		return fmt.Errorf("fanotify: close: %w", err)
 	}
@@ -167,7 +172,7 @@ func (l *Listener) control(fn func(fd int) error) error {
 		err = ignoringEINTR(func() error { return fn(int(fd)) })
 	})
 	if cerr != nil {
-		return closedErr(cerr)
+		return l.closedErr(cerr)
 	}
 	if errno, ok := err.(syscall.Errno); ok {
 		return &Error{Op: "fanotify_mark", Errno: errno}
@@ -188,8 +193,8 @@ func ignoringEINTR(fn func() error) error {
 	}
 }
 
-func closedErr(err error) error {
-	if errors.Is(err, os.ErrClosed) {
+func (l *Listener) closedErr(err error) error {
+	if l.closed.Load() || errors.Is(err, os.ErrClosed) {
 		return ErrClosed
 	}
 	return fmt.Errorf("fanotify: %w", err)
@@ -326,11 +331,12 @@ func (l *Listener) ReadEvents(ctx context.Context, buf []byte, dst []Event) ([]E
 		stop  func() bool
 		fired chan struct{}
 	)
+	// Clear the deadline a previous call may have set to wake itself.
+	if err := l.f.SetReadDeadline(time.Time{}); err != nil {
+		return dst, l.closedErr(err)
+	}
 	if ctx.Done() != nil {
 		// A past read deadline wakes the parked read when ctx is done.
-		if err := l.f.SetReadDeadline(time.Time{}); err != nil {
-			return dst, closedErr(err)
-		}
 		fired = make(chan struct{})
 		stop = context.AfterFunc(ctx, func() {
 			l.f.SetReadDeadline(aLongTimeAgo)
@@ -359,7 +365,7 @@ func (l *Listener) ReadEvents(ctx context.Context, buf []byte, dst []Event) ([]E
 		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
 			return dst, ctx.Err()
 		}
-		return dst, closedErr(err)
+		return dst, l.closedErr(err)
 	}
 	if errno != nil {
 		e, _ := errno.(syscall.Errno)
@@ -461,7 +467,7 @@ func (l *Listener) writeResponses(b []byte) error {
 		return true
 	})
 	if err != nil {
-		return closedErr(err)
+		return l.closedErr(err)
 	}
 	return first
 }
