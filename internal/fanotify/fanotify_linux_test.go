@@ -736,3 +736,58 @@ func TestNoFDLeaksUnderLoad(t *testing.T) {
 		t.Fatalf("got %d and %d events, want 10 each", r.count("a", OpenPerm), r.count("b", OpenPerm))
 	}
 }
+
+// TestIgnoreProbe checks the premise of probeIgnoreFlags: fanotify_mark
+// rejects unknown flags with EINVAL before it resolves the object, and
+// known ones get as far as the bad dirfd (EBADF).
+func TestIgnoreProbe(t *testing.T) {
+	f := setup(t, Options{}, 0, nil)
+	probe := func(flags uint) error {
+		return f.l.control(func(fd int) error {
+			return unix.FanotifyMark(fd, unix.FAN_MARK_ADD|flags, OpenPerm, -1, "")
+		})
+	}
+	if err := probe(0x4000_0000); !errors.Is(err, unix.EINVAL) {
+		t.Fatalf("unknown flag: %v, want EINVAL", err)
+	}
+	for _, fl := range ignoreFlavours {
+		if err := probe(fl); !errors.Is(err, unix.EBADF) {
+			t.Errorf("flags %#x: %v, want EBADF (known on 6.18)", fl, err)
+		}
+	}
+	want := uint(unix.FAN_MARK_IGNORE | unix.FAN_MARK_IGNORED_SURV_MODIFY | unix.FAN_MARK_EVICTABLE)
+	if got := f.l.Features().IgnoreFlags; got != want {
+		t.Errorf("IgnoreFlags = %#x, want %#x on 6.18", got, want)
+	}
+}
+
+// TestIgnoreOnMarkedInode: an inode that already has a (non-evictable)
+// inode mark gets the ignore mask without FAN_MARK_EVICTABLE, and the
+// ignore mask wins over the mark's own mask.
+func TestIgnoreOnMarkedInode(t *testing.T) {
+	testutil.CheckFDLeaks(t)
+	f := setup(t, Options{}, 0, map[string]string{"i": "i\n"})
+	if err := f.l.MarkInode(f.path("i"), OpenPerm); err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{}
+	serve(t, f.l, r.handle, HandleOptions{})
+	if _, _, err := client(t, "cat", f.path("i")); err != nil {
+		t.Fatal(err)
+	}
+	raw := f.l.control(func(fd int) error {
+		return unix.FanotifyMark(fd, unix.FAN_MARK_ADD|f.l.Features().IgnoreFlags, OpenPerm, unix.AT_FDCWD, f.path("i"))
+	})
+	if f.l.Features().IgnoreFlags&unix.FAN_MARK_EVICTABLE != 0 && !errors.Is(raw, unix.EEXIST) {
+		t.Fatalf("evictable ignore mark on a marked inode: %v, want EEXIST", raw)
+	}
+	if err := f.l.Ignore(f.path("i"), OpenPerm); err != nil {
+		t.Fatalf("Ignore on a marked inode: %v", err)
+	}
+	if _, _, err := client(t, "cat", f.path("i")); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.count("i", OpenPerm); n != 1 {
+		t.Fatalf("%d events, want 1 (before the ignore mark only)", n)
+	}
+}

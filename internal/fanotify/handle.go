@@ -112,8 +112,8 @@ func (l *Listener) dispatch(evs []Event, h Handler, opts *HandleOptions, resp []
 				opts.Overflow()
 			}
 			continue
-		case fd < 0 || e.Pid == l.pid && perm:
-			continue // nothing to answer, or answered above
+		case fd < 0 || e.Pid == l.pid:
+			continue // nothing to answer, or our own (answered above)
 		}
 		v := opts.FailVerdict
 		if e.Err == nil && perr == nil {
