@@ -111,9 +111,9 @@ func diskKind(name, vendor, model string) string {
 		return DiskGoogleLocalSSD
 	case vendor == "Msft" && strings.HasPrefix(model, "Virtual Disk"):
 		return DiskHyperV
-	case strings.HasPrefix(vendor, "VMware") || strings.HasPrefix(model, "VMware Virtual") || strings.HasPrefix(model, "VMware NVME"):
+	case strings.HasPrefix(vendor, "VMware") || vendor == "NECVMWar" || strings.HasPrefix(model, "VMware Virtual") || strings.HasPrefix(model, "VMware NVME"):
 		return DiskVMware
-	case strings.HasPrefix(model, "VBOX"):
+	case strings.HasPrefix(model, "VBOX") || vendor == "VBOX":
 		return DiskVirtualBox
 	case vendor == "QEMU" || strings.HasPrefix(model, "QEMU"):
 		return DiskQEMU

@@ -191,12 +191,24 @@ func dmiVM(d DMI) (string, string) {
 			continue
 		}
 		for _, e := range dmiVMTable {
+			if e.prefix == "Oracle Corporation" && oracleHardware(d) {
+				// Oracle's own servers (OCI bare metal) say so too;
+				// systemd would call them VirtualBox.
+				continue
+			}
 			if strings.HasPrefix(f.val, e.prefix) {
 				return e.name, "dmi " + f.name + "=" + strconv.Quote(f.val)
 			}
 		}
 	}
 	return HVNone, ""
+}
+
+// oracleHardware tells an Oracle or Sun server from VirtualBox, which both
+// write "Oracle Corporation" into DMI.
+func oracleHardware(d DMI) bool {
+	p := strings.ToUpper(d.ProductName)
+	return d.ChassisAssetTag == "OracleCloud.com" || strings.HasPrefix(p, "ORACLE SERVER") || strings.HasPrefix(p, "SUN ")
 }
 
 // smbiosVMBit reads the "virtual machine" bit of the SMBIOS BIOS
@@ -510,7 +522,7 @@ func detectHypervisor(r *sysReader, cpu CPUInfo, arch string, dmi DMI, ci cpuinf
 		} else {
 			add("dmi sys_vendor=" + strconv.Quote(dmi.SysVendor))
 		}
-	case strings.HasPrefix(dmi.ProductName, "KubeVirt"):
+	case strings.HasPrefix(dmi.ProductName, "KubeVirt") || strings.HasPrefix(dmi.SysVendor, "KubeVirt"):
 		d.VMM = VMMKubeVirt
 	case name == HVAmazon:
 		d.VMM = VMMNitro
