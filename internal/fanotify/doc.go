@@ -23,6 +23,18 @@
 // descriptor, also when the handler panics. Callers that need their own
 // worker pool use ReadEvents, RespondAll and Event.Close directly.
 //
+// # Waiting and stopping
+//
+// The group descriptor is opened with FAN_NONBLOCK and handed to the Go
+// runtime poller (epoll, woken through an eventfd), rather than to a
+// private poll(2) loop with its own wake pipe: a waiting ReadEvents parks a
+// goroutine instead of a thread, Close wakes it with ErrClosed, a done
+// context wakes it through a past read deadline, and the poller's
+// reference counting guarantees the descriptor number is not closed (and
+// reused) while a read, write or mark on it is still in flight. Raw
+// system calls are made through syscall.RawConn so that EAGAIN, EINTR and
+// short writes are handled here, not by os.File.
+//
 // # Kernel behaviour this package relies on (checked on Linux 6.18)
 //
 //   - FAN_REPORT_PIDFD (5.15) is requested by default; Open falls back

@@ -791,3 +791,48 @@ func TestIgnoreOnMarkedInode(t *testing.T) {
 		t.Fatalf("%d events, want 1 (before the ignore mark only)", n)
 	}
 }
+
+// TestQueueOverflow overflows the queue with notification events (FAN_OPEN
+// of distinct files by one child, which the kernel does not merge and the
+// child does not wait on) and checks that Handle reports the overflow.
+func TestQueueOverflow(t *testing.T) {
+	testutil.CheckFDLeaks(t)
+	b, err := os.ReadFile("/proc/sys/fs/fanotify/max_queued_events")
+	if err != nil {
+		t.Skipf("queue limit unknown: %v", err)
+	}
+	limit, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || limit > 20000 {
+		t.Skipf("queue limit %q too large to overflow quickly", b)
+	}
+	f := setup(t, Options{}, 0, nil)
+	files := filepath.Join(f.dir, "many")
+	if err := os.Mkdir(files, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range limit + 100 {
+		if err := os.WriteFile(filepath.Join(files, strconv.Itoa(i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.l.MarkMount(f.dir, unix.FAN_OPEN); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := client(t, "sh", "-c", `for f in "$1"/*; do : < "$f"; done`, "sh", files); err != nil {
+		t.Fatalf("opener: %v %s", err, stderr)
+	}
+
+	var overflows, events atomic.Int32
+	serve(t, f.l, func(e *Event) Verdict {
+		events.Add(1)
+		return Allow
+	}, HandleOptions{Overflow: func() { overflows.Add(1) }})
+	deadline := time.Now().Add(clientTimeout)
+	for overflows.Load() == 0 || events.Load() < int32(limit) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d events, %d overflows; want %d events and an overflow", events.Load(), overflows.Load(), limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("%d events then %d overflow event(s)", events.Load(), overflows.Load())
+}

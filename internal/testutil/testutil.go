@@ -14,7 +14,9 @@
 package testutil
 
 import (
+	"fmt"
 	"os"
+	"slices"
 	"testing"
 )
 
@@ -38,4 +40,17 @@ func RequireRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		unavailable(t, "test needs root (effective uid 0)")
 	}
+}
+
+// leaked describes descriptors open in after but not in before, or open at
+// the same number to something else.
+func leaked(before, after map[int]string) []string {
+	var out []string
+	for fd, target := range after {
+		if was, ok := before[fd]; !ok || was != target {
+			out = append(out, fmt.Sprintf("fd %d -> %s", fd, target))
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -85,19 +84,6 @@ func OpenFDs() (map[int]string, error) {
 		fds[fd] = target
 	}
 	return fds, nil
-}
-
-// leaked describes descriptors open in after but not in before, or open at
-// the same number to something else.
-func leaked(before, after map[int]string) []string {
-	var out []string
-	for fd, target := range after {
-		if was, ok := before[fd]; !ok || was != target {
-			out = append(out, fmt.Sprintf("fd %d -> %s", fd, target))
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // warmUp makes the Go runtime open the descriptors it opens once per
