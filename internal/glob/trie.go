@@ -1,7 +1,5 @@
 package glob
 
-import "path"
-
 // Trie indexes many patterns by their segments. Literal segments are map
 // lookups, so a path that shares no literal prefix with any pattern is
 // rejected after one lookup; only wildcard edges are tested one by one.
@@ -21,8 +19,8 @@ type node struct {
 }
 
 type wildEdge struct {
-	pattern string
-	next    *node
+	wild wildSeg
+	next *node
 }
 
 // Insert adds p under id. The same id may be inserted for several patterns.
@@ -43,14 +41,14 @@ func (t *Trie) Insert(p *Pattern, id int32) {
 		case segWild:
 			var c *node
 			for _, w := range n.wild {
-				if w.pattern == s.text {
+				if w.wild.pattern == s.text {
 					c = w.next
 					break
 				}
 			}
 			if c == nil {
 				c = &node{}
-				n.wild = append(n.wild, wildEdge{pattern: s.text, next: c})
+				n.wild = append(n.wild, wildEdge{wild: s.wild, next: c})
 			}
 			n = c
 		case segDoubleStar:
@@ -103,7 +101,7 @@ func (n *node) match(dst []int32, name string, pos int) []int32 {
 		dst = c.match(dst, name, next)
 	}
 	for i := range n.wild {
-		if m, _ := path.Match(n.wild[i].pattern, seg); m {
+		if n.wild[i].wild.match(seg) {
 			dst = n.wild[i].next.match(dst, name, next)
 		}
 	}

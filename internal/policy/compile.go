@@ -44,12 +44,14 @@ type cpolicy struct {
 	audit bool // audit mode: may only record, never change a verdict
 	src   *Policy
 
-	hasPaths bool
-	exts     map[string]struct{} // nil: any extension
-	fsTypes  []string            // empty: any
-	classes  []string            // empty: any
-	exclude  glob.Trie
-	rules    []crule
+	hasPaths    bool
+	pathPats    []*glob.Pattern     // for Explain
+	excludePats []*glob.Pattern     // for Explain
+	exts        map[string]struct{} // nil: any extension
+	fsTypes     []string            // empty: any
+	classes     []string            // empty: any
+	exclude     glob.Trie
+	rules       []crule
 }
 
 type crule struct {
@@ -95,12 +97,15 @@ func Compile(set *Set, opts CompileOptions) *Matcher {
 			}
 		}
 		for _, ex := range files.ExcludePaths {
-			cp.exclude.Insert(glob.MustCompile(ex), 0)
+			pat := glob.MustCompile(ex)
+			cp.exclude.Insert(pat, 0)
+			cp.excludePats = append(cp.excludePats, pat)
 		}
 		switch {
 		case cp.hasPaths:
 			for _, g := range files.Paths {
 				pat := glob.MustCompile(g)
+				cp.pathPats = append(cp.pathPats, pat)
 				m.paths.Insert(pat, int32(len(m.pathTargets)))
 				m.pathTargets = append(m.pathTargets, pathTarget{policy: cp.idx, spec: int32(pat.Specificity())})
 			}

@@ -244,6 +244,14 @@ func parseDocuments(file string, data []byte) ([]*Policy, ErrorList) {
 			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 				e.Line, _ = strconv.Atoi(m[1])
 				e.Msg = "YAML syntax: " + m[2]
+				// The YAML library reports a parser error ("did not find
+				// expected ...") at the 0-based line where the enclosing
+				// mapping or list starts, while scanner errors carry the
+				// 1-based line of the fault itself. Report both 1-based.
+				if strings.HasPrefix(m[2], "did not find expected") {
+					e.Line++
+					e.Msg += " (in the mapping or list that starts on this line)"
+				}
 			}
 			d.errs = append(d.errs, e)
 			break

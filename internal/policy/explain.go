@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/drmfilter/drmfilter/internal/glob"
 )
 
 // Explanation is Decide's answer with the reasons behind it, for `policy
@@ -120,10 +118,9 @@ func (m *Matcher) fileReason(p *cpolicy, in *Input) (int32, string, bool) {
 	spec := int32(-1)
 	if p.hasPaths {
 		best := ""
-		for _, g := range files.Paths {
-			pat := glob.MustCompile(g)
+		for _, pat := range p.pathPats {
 			if pat.Match(in.Path) && int32(pat.Specificity()) > spec {
-				spec, best = int32(pat.Specificity()), g
+				spec, best = int32(pat.Specificity()), pat.String()
 			}
 		}
 		if spec < 0 {
@@ -151,8 +148,8 @@ func (m *Matcher) fileReason(p *cpolicy, in *Input) (int32, string, bool) {
 	if len(files.StorageClasses) > 0 {
 		why = append(why, fmt.Sprintf("storage class %q", in.StorageClass))
 	}
-	for _, ex := range files.ExcludePaths {
-		if glob.MustCompile(ex).Match(in.Path) {
+	for _, ex := range p.excludePats {
+		if ex.Match(in.Path) {
 			return 0, fmt.Sprintf("excluded by %q", ex), false
 		}
 	}
