@@ -73,6 +73,7 @@ const (
 	ProviderAWSFSxOpenZFS   Provider = "aws-fsx-openzfs"
 	ProviderAWSFSxWindows   Provider = "aws-fsx-windows"
 	ProviderAWSS3           Provider = "aws-s3"
+	ProviderS3              Provider = "s3" // an S3-API client not tied to AWS
 	ProviderGCS             Provider = "gcs"
 	ProviderGoogleDrive     Provider = "google-drive"
 	ProviderRclone          Provider = "rclone"

@@ -53,13 +53,14 @@ var networkTypes = map[string]Provider{
 // fuseCloud maps a FUSE subtype, or the source of a plain "fuse" mount
 // (daemons that set fsname but no subtype), to a cloud provider.
 var fuseCloud = map[string]Provider{
-	"blobfuse":               ProviderAzureBlob, // blobfuse v1: "blobfuse on /mnt type fuse"
-	"blobfuse2":              ProviderAzureBlob, // blobfuse2: "blobfuse2 on /mnt type fuse"
-	"azure-storage-fuse":     ProviderAzureBlob,
-	"mountpoint-s3":          ProviderAWSS3, // Mountpoint for S3: fstype fuse, source mountpoint-s3
-	"s3fs":                   ProviderAWSS3, // s3fs-fuse: fuse.s3fs, source s3fs
-	"goofys":                 ProviderAWSS3,
-	"geesefs":                ProviderAWSS3,
+	"blobfuse":           ProviderAzureBlob, // blobfuse v1: "blobfuse on /mnt type fuse"
+	"blobfuse2":          ProviderAzureBlob, // blobfuse2: "blobfuse2 on /mnt type fuse"
+	"azure-storage-fuse": ProviderAzureBlob,
+	"mountpoint-s3":      ProviderAWSS3, // Mountpoint for S3: fstype fuse, source mountpoint-s3
+	"s3fs":               ProviderAWSS3, // s3fs-fuse: fuse.s3fs, source s3fs
+	// goofys is absent on purpose: it sets only fsname (the bucket name),
+	// no subtype, so its mounts look like any other "fuse" mount.
+	"geesefs":                ProviderS3,  // geesefs: fuse.geesefs, any S3-API endpoint
 	"gcsfuse":                ProviderGCS, // Cloud Storage FUSE: fuse.gcsfuse, source bucket
 	"rclone":                 ProviderRclone,
 	"onedriver":              ProviderOneDrive,
@@ -181,7 +182,9 @@ func classifyNFS(m *mountinfo.Mount) Info {
 			// amazon-efs-utils mounts through a TLS tunnel (stunnel, or
 			// efs-proxy since 2.0) listening on a loopback port; the
 			// kernel shows port= only when it is not 2049. Its own
-			// watchdog recognises its mounts the same way.
+			// watchdog recognises its mounts the same way. Another
+			// loopback NFSv4 tunnel would look identical; efs-utils is
+			// the only documented producer, so the reason names it.
 			return Info{Class: ClassCloud, Provider: ProviderAWSEFS, Reason: "fstype " + fstype + " to " + host + ":" + export + " with port=" + port + ": an amazon-efs-utils TLS tunnel (stunnel/efs-proxy)"}
 		}
 	}
@@ -239,6 +242,9 @@ func classifyFUSE(m *mountinfo.Mount, sub string) Info {
 	if !ok {
 		if strings.HasPrefix(m.Source, "http://") || strings.HasPrefix(m.Source, "https://") {
 			return Info{Class: ClassNetwork, Provider: ProviderWebDAV, Reason: "FUSE mount of URL source " + m.Source + " (davfs2)"}
+		}
+		if remoteLookingSource(m.Source) {
+			return Info{Class: ClassNetwork, Provider: ProviderFUSE, Reason: "FUSE " + by + " " + strconvQuote(key) + " with a network-style source " + strconvQuote(m.Source)}
 		}
 		return Info{Class: ClassLocal, Provider: ProviderFUSE, Reason: "FUSE " + by + " " + strconvQuote(key) + " is not a recognised remote filesystem; assumed local"}
 	}

@@ -218,6 +218,8 @@ func TestClassifyHostMatching(t *testing.T) {
 		{"nfs", "127.0.0.1:/", ClassNetwork, ProviderNFS}, // no port, no v4: not efs-utils
 		{"lustre", "10.0.0.5@tcp:/fsxdata", ClassNetwork, ProviderLustre},
 		{"fuse", "unknown-daemon", ClassLocal, ProviderFUSE},
+		{"fuse.newsshclient", "me@host:/srv", ClassNetwork, ProviderFUSE},
+		{"fuse", "//nas/share", ClassNetwork, ProviderFUSE},
 		{"fuse.rclone", "OneDrive-Work:Docs", ClassCloud, ProviderOneDrive},
 		{"fuse.rclone", "s3:bucket", ClassCloud, ProviderRclone},
 		{"9p", "share", ClassNetwork, Provider9P},

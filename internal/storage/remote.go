@@ -47,8 +47,10 @@ const (
 //
 //  1. On SMB mounts (cifs, smb3) the user.cifs.dosattrib pseudo xattr
 //     (fs/smb/client/xattr.c), and on NTFS (ntfs3, ntfs-3g via fuseblk) the
-//     system.ntfs_attrib xattr, carry the Windows attributes: OFFLINE or
-//     RECALL_ON_OPEN / RECALL_ON_DATA_ACCESS set means remote.
+//     system.ntfs_attrib_be xattr, carry the Windows attributes: OFFLINE or
+//     RECALL_ON_OPEN / RECALL_ON_DATA_ACCESS set means remote. Reading them
+//     may make the SMB client revalidate the inode's attributes with the
+//     server; it never reads file data.
 //  2. A size > 0 with st_blocks == 0 on a cloud-class, network-class or
 //     FUSE mount: nothing is stored behind the file here (rclone, blobfuse
 //     and s3fs report 0 blocks for objects not in their cache).
@@ -94,13 +96,20 @@ func decideRemote(path string, size, blocks int64, haveBlocks bool, info Info) (
 }
 
 // attributeXattr names the extended attribute holding a file's Windows
-// attributes on fstype, or "" when the filesystem has none.
-func attributeXattr(fstype string) string {
+// attributes on fstype, or "" when the filesystem has none, and whether its
+// value is big-endian (otherwise host order).
+//
+//   - SMB client (cifs, smb3): user.cifs.dosattrib, the inode's cifsAttrs
+//     as a host-order __u32 after revalidating the inode's attributes
+//     (cifs_attrib_get in fs/smb/client/xattr.c).
+//   - ntfs3 and ntfs-3g (which shows as fuseblk): system.ntfs_attrib_be,
+//     which both define as the attributes in big-endian order.
+func attributeXattr(fstype string) (name string, bigEndian bool) {
 	switch fstype {
 	case "cifs", "smb3", "smb2":
-		return "user.cifs.dosattrib"
+		return "user.cifs.dosattrib", false
 	case "ntfs3", "ntfs", "fuseblk":
-		return "system.ntfs_attrib"
+		return "system.ntfs_attrib_be", true
 	}
-	return ""
+	return "", false
 }

@@ -30,12 +30,11 @@ func RemoteDataStat(path string, st *unix.Stat_t, info Info) (remote bool, reaso
 	return decideRemote(path, st.Size, st.Blocks, true, info)
 }
 
-// windowsAttributes reads the 32-bit Windows attribute word the SMB client
-// (user.cifs.dosattrib, returned in host byte order from the inode's
-// cifsAttrs) or an NTFS driver (system.ntfs_attrib) exposes. Neither reads
-// file data; the SMB client answers from cached inode metadata.
+// windowsAttributes reads the 32-bit Windows attribute word that the SMB
+// client or an NTFS driver exposes as an extended attribute (see
+// attributeXattr).
 func windowsAttributes(path, fstype string) (uint32, bool) {
-	name := attributeXattr(fstype)
+	name, bigEndian := attributeXattr(fstype)
 	if name == "" {
 		return 0, false
 	}
@@ -43,6 +42,9 @@ func windowsAttributes(path, fstype string) (uint32, bool) {
 	n, err := getxattr(path, name, buf[:])
 	if err != nil || n != 4 {
 		return 0, false
+	}
+	if bigEndian {
+		return binary.BigEndian.Uint32(buf[:4]), true
 	}
 	return binary.NativeEndian.Uint32(buf[:4]), true
 }

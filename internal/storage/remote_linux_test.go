@@ -125,6 +125,14 @@ func TestRemoteDataWindowsAttributes(t *testing.T) {
 			t.Errorf("attrs %#x: %v %q, want %v %q", tt.attrs, remote, reason, tt.remote, tt.reason)
 		}
 	}
+	// NTFS drivers: system.ntfs_attrib_be is big-endian. A user xattr of
+	// that name cannot be set, so only the selection is checked here.
+	if name, be := attributeXattr("ntfs3"); name != "system.ntfs_attrib_be" || !be {
+		t.Errorf("ntfs3 attribute xattr %q big-endian %v", name, be)
+	}
+	if name, _ := attributeXattr("fuseblk"); name != "system.ntfs_attrib_be" {
+		t.Errorf("ntfs-3g attribute xattr %q", name)
+	}
 	// The attribute is only consulted where the filesystem defines it.
 	set(fileAttributeOffline)
 	if remote, _ := RemoteData(path, fi, tmpfsInfo); remote {
