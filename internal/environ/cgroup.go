@@ -109,8 +109,10 @@ func ParseCgroup(rd io.Reader) (CgroupContainer, error) {
 
 var errMalformed = errors.New("malformed")
 
+// isHexID accepts the 64-hex-digit IDs of OCI engines (docker, containerd,
+// cri-o, podman, kata all use them); anything shorter is a truncated line.
 func isHexID(s string) bool {
-	if len(s) < 12 || len(s) > 128 {
+	if len(s) != 64 {
 		return false
 	}
 	for _, c := range s {

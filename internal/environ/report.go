@@ -131,6 +131,9 @@ func Detect(ctx context.Context, opts Options) Report {
 		}
 	}
 	r := &sysReader{fsys: fsys}
+	if _, err := fs.Stat(fsys, "."); err != nil {
+		r.problems = append(r.problems, Problem{Path: root, Error: fmt.Sprintf("root: %v", err)})
+	}
 	cpu, err := cpuSrc.Info()
 	if err != nil {
 		r.problems = append(r.problems, Problem{Path: "cpuid", Error: err.Error()})
