@@ -73,7 +73,7 @@ func TestGarbageAndTruncatedFiles(t *testing.T) {
 		// Truncated SMBIOS entry.
 		"sys/firmware/dmi/entries/0-0/raw": "\x00\x18",
 		// Xen features that are not hex, and no capabilities.
-		"proc/xen/capabilities":             "",
+		"proc/xen/capabilities":              "",
 		"sys/hypervisor/properties/features": "zz-top\n",
 		"proc/cpuinfo":                       "vendor_id : \nflags\n\x00\x00",
 		"proc/self/cgroup":                   "garbage\n0::/docker/short\n",
