@@ -836,3 +836,36 @@ func TestQueueOverflow(t *testing.T) {
 	}
 	t.Logf("%d events then %d overflow event(s)", events.Load(), overflows.Load())
 }
+
+func TestAuditVerdict(t *testing.T) {
+	testutil.CheckFDLeaks(t)
+	f := setup(t, Options{EnableAudit: true}, OpenPerm, map[string]string{"audited": "a\n"})
+	if !f.l.Features().Audit {
+		t.Fatal("Features().Audit false with EnableAudit")
+	}
+	serve(t, f.l, func(e *Event) Verdict { return Deny | Audit }, HandleOptions{})
+	_, stderr, err := client(t, "cat", f.path("audited"))
+	wantDenied(t, stderr, err)
+}
+
+// TestHandlerMistakes: a handler that closes the event itself, or returns
+// no verdict, still gets its event answered once and closed once.
+func TestHandlerMistakes(t *testing.T) {
+	testutil.CheckFDLeaks(t)
+	f := setup(t, Options{}, OpenPerm, map[string]string{"closed": "c\n", "zero": "z\n"})
+	serve(t, f.l, func(e *Event) Verdict {
+		var buf [unix.PathMax]byte
+		p, _ := PathOf(e.Fd, buf[:])
+		if filepath.Base(string(p)) == "closed" {
+			if err := e.Close(); err != nil {
+				t.Errorf("Close in handler: %v", err)
+			}
+			return Deny
+		}
+		return 0 // not a verdict: FailVerdict applies
+	}, HandleOptions{FailVerdict: Deny})
+	_, stderr, err := client(t, "cat", f.path("closed"))
+	wantDenied(t, stderr, err)
+	_, stderr, err = client(t, "cat", f.path("zero"))
+	wantDenied(t, stderr, err)
+}

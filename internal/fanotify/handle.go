@@ -71,7 +71,7 @@ func (l *Listener) Handle(ctx context.Context, h Handler, opts HandleOptions) er
 		case ctx.Err() != nil && rerr == ctx.Err():
 			return rerr
 		default:
-			return fmt.Errorf("fanotify: handle: %w", rerr)
+			return fmt.Errorf("handle: %w", rerr)
 		}
 	}
 }
@@ -135,7 +135,7 @@ func (l *Listener) dispatch(evs []Event, h Handler, opts *HandleOptions, resp []
 		return perr
 	}
 	if werr != nil {
-		return fmt.Errorf("fanotify: handle: %w", werr)
+		return fmt.Errorf("handle: %w", werr)
 	}
 	return nil
 }
