@@ -111,10 +111,7 @@ func Open(opts Options) (*Listener, error) {
 		l.f.Close()
 		return nil, fmt.Errorf("fanotify: open: %w", err)
 	}
-	if l.features.IgnoreFlags, err = l.probeIgnoreFlags(); err != nil {
-		l.f.Close()
-		return nil, err
-	}
+	l.features.IgnoreFlags = l.probeIgnoreFlags()
 	return l, nil
 }
 
@@ -128,25 +125,22 @@ func fanotifyInit(flags uint, pidfd bool) (int, error) {
 // probeIgnoreFlags finds the newest ignore-mark flavour the kernel accepts.
 // fanotify_mark(2) rejects unknown flags with EINVAL before it looks at the
 // object, so a mark on the invalid dirfd -1 fails with EBADF when the flags
-// are known and EINVAL when they are not; nothing is marked either way.
-func (l *Listener) probeIgnoreFlags() (uint, error) {
+// are known and EINVAL when they are not; nothing is marked either way. Any
+// other answer falls back to the oldest flavour, which every kernel with
+// fanotify accepts.
+func (l *Listener) probeIgnoreFlags() uint {
 	for _, fl := range ignoreFlavours {
 		err := l.control(func(fd int) error {
 			return unix.FanotifyMark(fd, unix.FAN_MARK_ADD|fl, OpenPerm, -1, "")
 		})
-		var fe *Error
-		if errors.As(err, &fe) && fe.Errno == unix.EINVAL {
-			continue
+		if errors.Is(err, unix.EBADF) {
+			return fl
 		}
-		if errors.As(err, &fe) && fe.Errno == unix.EBADF {
-			return fl, nil
+		if !errors.Is(err, unix.EINVAL) {
+			break
 		}
-		if err == nil {
-			return 0, errors.New("fanotify: ignore-mark probe unexpectedly succeeded")
-		}
-		return 0, fmt.Errorf("fanotify: probe ignore marks: %w", err)
 	}
-	return 0, &Error{Op: "fanotify_mark", Errno: unix.EINVAL, unsupported: true}
+	return ignoreFlavours[len(ignoreFlavours)-1]
 }
 
 // Features reports the optional kernel features this Listener uses.
