@@ -168,7 +168,7 @@ func Detect(ctx context.Context, opts Options) Report {
 
 	rep.Disks = readDisks(r)
 	if !opts.NoMounts {
-		rep.Mounts = readMounts(r, opts.PID)
+		rep.Mounts = readMounts(r, root, opts.PID)
 	}
 	rep.Problems = r.problems
 	if rep.Problems == nil {
