@@ -393,8 +393,12 @@ func trim(s string) string {
 }
 
 // Path returns the mountinfo file of pid under root:
-// <root>/proc/<pid>/mountinfo, with pid 0 meaning "self".
+// <root>/proc/<pid>/mountinfo, with pid 0 meaning "self" and an empty root
+// meaning "/".
 func Path(root string, pid int) string {
+	if root == "" {
+		root = "/"
+	}
 	p := "self"
 	if pid != 0 {
 		p = strconv.Itoa(pid)

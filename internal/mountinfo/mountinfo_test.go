@@ -570,3 +570,20 @@ func BenchmarkNewTable500(b *testing.B) {
 		NewTable(ms)
 	}
 }
+
+func TestPath(t *testing.T) {
+	for _, tt := range []struct {
+		root string
+		pid  int
+		want string
+	}{
+		{"/", 0, "/proc/self/mountinfo"},
+		{"", 0, "/proc/self/mountinfo"},
+		{"/host", 1, "/host/proc/1/mountinfo"},
+		{"/tmp/fixture/", 42, "/tmp/fixture/proc/42/mountinfo"},
+	} {
+		if got := Path(tt.root, tt.pid); got != tt.want {
+			t.Errorf("Path(%q, %d) = %q, want %q", tt.root, tt.pid, got, tt.want)
+		}
+	}
+}

@@ -138,15 +138,16 @@ func sharedFolder(m *mountinfo.Mount) (Info, bool) {
 	switch fstype {
 	case "virtiofs":
 		return Info{Class: ClassSharedFolder, Provider: ProviderVirtioFS, Reason: "fstype virtiofs (host directory shared over virtio)"}, true
-	case "9p", "9p2000", "9p2000.L", "9p2000.u":
+	case "9p":
 		// WSL2 mounts Windows drives as 9p with aname=drvfs;path=C:\;...
 		if aname, _ := m.SuperOption("aname"); strings.HasPrefix(aname, "drvfs") || m.Source == "drvfs" {
 			return Info{Class: ClassSharedFolder, Provider: ProviderWSLDrvFS, Reason: "fstype 9p with aname=drvfs (WSL2 Windows drive)"}, true
 		}
-		if trans, _ := m.SuperOption("trans"); trans == "virtio" {
+		trans, _ := m.SuperOption("trans")
+		if trans == "virtio" {
 			return Info{Class: ClassSharedFolder, Provider: Provider9P, Reason: "fstype 9p with trans=virtio (host directory shared over virtio)"}, true
 		}
-		trans, _ := m.SuperOption("trans")
+		// trans=tcp, unix, fd, rdma, xen: a 9p server reached otherwise.
 		return Info{Class: ClassNetwork, Provider: Provider9P, Reason: "fstype 9p with trans=" + trans + " (not virtio)"}, true
 	case "drvfs":
 		return Info{Class: ClassSharedFolder, Provider: ProviderWSLDrvFS, Reason: "fstype drvfs (WSL1 Windows drive)"}, true

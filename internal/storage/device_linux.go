@@ -16,6 +16,9 @@ func blockDeviceOf(root, source string) (major, minor uint32, ok bool) {
 	if !strings.HasPrefix(source, "/dev/") {
 		return 0, 0, false
 	}
+	if root == "" {
+		root = "/"
+	}
 	var st unix.Stat_t
 	if err := unix.Stat(filepath.Join(root, source), &st); err != nil {
 		return 0, 0, false

@@ -26,10 +26,14 @@ const maxSlaveDepth = 4
 //
 // provider is ProviderUSB, ProviderSDCard or ProviderRemovableDevice, and
 // reason names the sysfs evidence. Major 0 (no block device) answers false.
-// A missing sysfs entry is an error: the caller cannot tell.
+// A missing sysfs entry is an error: the caller cannot tell. An empty root
+// means "/".
 func Removable(root string, major, minor uint32) (removable bool, provider Provider, reason string, err error) {
 	if major == 0 {
 		return false, "", "", nil
+	}
+	if root == "" {
+		root = "/"
 	}
 	name := fmt.Sprintf("%d:%d", major, minor)
 	dir, err := resolveLink(root, filepath.Join(root, "sys", "dev", "block", name))
