@@ -124,8 +124,12 @@ func writeEnvTable(out io.Writer, rep environ.Report) error {
 		fmt.Fprintf(w, "  dmi:\t%s / %s\n", dash(d.SysVendor), dash(d.ProductName))
 	}
 	n := rep.Nested
-	fmt.Fprintf(w, "Nested virtualization:\t%s (vmx %s, svm %s, hyper-v enlightened vmcs %s)\n",
-		yesNo(n.Available), yesNo(n.VMX), yesNo(n.SVM), yesNo(n.HyperVEnlightenedVMCS))
+	if rep.Hypervisor == environ.HVNone {
+		fmt.Fprintf(w, "Nested virtualization:\tnot a guest (this CPU: vmx %s, svm %s)\n", yesNo(n.VMX), yesNo(n.SVM))
+	} else {
+		fmt.Fprintf(w, "Nested virtualization:\t%s (vmx %s, svm %s, hyper-v enlightened vmcs %s)\n",
+			yesNo(n.Available), yesNo(n.VMX), yesNo(n.SVM), yesNo(n.HyperVEnlightenedVMCS))
+	}
 	cl := rep.Cloud
 	cd := rep.CloudDetail
 	if cd.BareMetal {
@@ -185,12 +189,20 @@ func writeEnvTable(out io.Writer, rep environ.Report) error {
 			return err
 		}
 	}
-	if rep.Mounts != nil {
+	switch {
+	case rep.Mounts == nil:
+	case len(rep.Mounts) == 0:
+		fmt.Fprintln(out, "\nMounts:\n  (no mount table)")
+	default:
 		fmt.Fprintln(out, "\nMounts:")
 		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "  MOUNT POINT\tFSTYPE\tSOURCE\tCLASS\tPROVIDER")
 		for _, m := range rep.Mounts {
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", m.MountPoint, m.FSType, dash(m.Source), m.Class, dash(m.Provider))
+			mp := m.MountPoint
+			if m.Hidden {
+				mp += " (covered)"
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", mp, m.FSType, dash(m.Source), m.Class, dash(m.Provider))
 		}
 		if err := w.Flush(); err != nil {
 			return err

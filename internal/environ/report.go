@@ -87,8 +87,8 @@ type Report struct {
 	// Disks lists /sys/block.
 	Disks []Disk `json:"disks"`
 	// Mounts lists the mount table of Options.PID with storage classes;
-	// absent when not read.
-	Mounts []Mount `json:"mounts,omitempty"`
+	// null when not read (Options.NoMounts), [] when there was none.
+	Mounts []Mount `json:"mounts"`
 	// Problems lists everything that could not be read or parsed.
 	Problems []Problem `json:"problems"`
 }
