@@ -7,6 +7,9 @@ import (
 	"github.com/drmfilter/drmfilter/internal/mountinfo"
 )
 
+// The lookup tables below are read-only: nothing writes to them after
+// package initialisation.
+
 // pseudoTypes are kernel filesystems that hold no user data.
 var pseudoTypes = map[string]bool{
 	"proc": true, "sysfs": true, "cgroup": true, "cgroup2": true, "cpuset": true,
@@ -350,8 +353,10 @@ func ClassifyAt(root string, m mountinfo.Mount) Info {
 	return classifyAt(root, &m, nil)
 }
 
+// devKey identifies a block device in the per-snapshot cache of NewMounts.
 type devKey struct{ major, minor uint32 }
 
+// devResult is the cached answer of Removable for one device.
 type devResult struct {
 	removable bool
 	provider  Provider
@@ -390,6 +395,8 @@ func classifyAt(root string, m *mountinfo.Mount, cache map[devKey]devResult) Inf
 		info.Class = ClassRemovable
 		info.Provider = res.provider
 		info.Reason = "fstype " + m.FSType + " on " + res.reason
+	default:
+		info.Reason += fmt.Sprintf("; block device %d:%d is not removable", major, minor)
 	}
 	return info
 }

@@ -287,6 +287,9 @@ func TestRemovable(t *testing.T) {
 	if _, _, _, err := Removable(root, 8, 99); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("unknown device: %v", err)
 	}
+	if info := ClassifyAt(root, mountinfo.Mount{Major: 8, Minor: 1, FSType: "ext4", Source: "/dev/sda1"}); info.Class != ClassLocal || !strings.Contains(info.Reason, "8:1 is not removable") {
+		t.Errorf("internal disk: %+v", info)
+	}
 	info := ClassifyAt(t.TempDir(), mountinfo.Mount{Major: 8, Minor: 33, FSType: "vfat", Source: "/dev/sdc1"})
 	if info.Class != ClassLocal || !strings.Contains(info.Reason, "not checked") {
 		t.Errorf("no sysfs: %+v", info)
