@@ -309,7 +309,55 @@ def main():
         with open(os.path.join(OUT, name, "expected.json"), "w") as f:
             json.dump(want, f, indent=2, sort_keys=True)
             f.write("\n")
+    write_readme()
     print(len(CASES), "cases")
+
+
+README_HEAD = """# environ test data
+
+Written by `mkfixtures.py` (rerun it after editing a sample; it rewrites
+`fixtures/` and this file). `TestFixtures` walks every case.
+
+## Layout
+
+- `fixtures/<case>/root/` - the machine's files, only those the detectors
+  read: `/sys/class/dmi/id/*`, `/sys/block/*`, `/sys/hypervisor/*`,
+  `/sys/firmware/acpi/tables/DSDT` (36-byte header only), `/proc/cpuinfo`,
+  `/proc/xen`, `/proc/device-tree`, `/proc/sysinfo`, `/proc/self/cgroup`,
+  `/proc/self/mountinfo`, `/proc/1/environ`, marker files (`/.dockerenv`,
+  `/run/.containerenv`, `/run/host/container-manager`, ...).
+- `fixtures/<case>/case.json` - what is not a file: the CPUID leaf
+  0x40000000 signature (`cpuid_vendor`, empty = hypervisor bit clear), VMX/SVM,
+  the architecture, the PID to inspect (0 = `/proc/self`) and the source.
+- `fixtures/<case>/expected.json` - the answer: systemd-style hypervisor
+  name, VMM, physical, Xen role/mode, nested, cloud, bare metal, container
+  name, runtime, container ID, pod UID and QoS, isolation, sandbox, the kind
+  of every disk, and the number of problems (0 for every clean sample).
+- `cgroup-corpus.json` - one cgroup line per runtime and driver shape with
+  the expected runtime, ID, pod and QoS; `TestCgroupCorpus` walks it.
+
+## Where the samples come from
+
+The strings are those published in the references named below (systemd's
+`src/basic/virt.c` tables, cloud-init's `tools/ds-identify` and datasource
+docs, the cloud providers' documentation, the kernel's sysfs ABI documents,
+public bug reports and hardware probes). They were typed into the trees from
+those references rather than captured byte for byte, except `firecracker`,
+which was captured on the drmfilter CI machine (its ACPI header, osrelease and
+disk list are real). Serial numbers, UUIDs, instance and container IDs are
+made up in the published formats. Replacing a case by a real capture made with
+a snapshot script is welcome: keep the answer in expected.json.
+
+| case | source of the sample |
+| --- | --- |
+"""
+
+
+def write_readme():
+    with open(os.path.join(HERE, "README.md"), "w") as f:
+        f.write(README_HEAD)
+        for name, (source, _, _, _) in sorted(CASES.items()):
+            f.write(f"| `{name}` | {source} |\n")
 
 
 main()
