@@ -351,3 +351,27 @@ func TestHostProcessSandboxes(t *testing.T) {
 		t.Errorf("kata shim: %+v", info)
 	}
 }
+
+func TestRootConfinesSymlinks(t *testing.T) {
+	root := writeTree(t, map[string]string{"sys/class/dmi/id/product_name": "Droplet\n"})
+	secret := filepath.Join(t.TempDir(), "outside")
+	os.WriteFile(secret, []byte("DigitalOcean\n"), 0o644)
+	// An absolute link, as a careless capture of a live tree may hold.
+	if err := os.Symlink(secret, filepath.Join(root, "sys/class/dmi/id/sys_vendor")); err != nil {
+		t.Fatal(err)
+	}
+	rep := Detect(context.Background(), Options{Root: root, NoMounts: true})
+	if rep.HypervisorDetail.DMI.SysVendor != "" || rep.Cloud != CloudNone {
+		t.Errorf("read through a link leaving the root: vendor %q cloud %q", rep.HypervisorDetail.DMI.SysVendor, rep.Cloud)
+	}
+	if !hasProblem(rep, "sys_vendor") {
+		t.Errorf("escape not recorded: %v", rep.Problems)
+	}
+	// A relative link inside the root is followed.
+	os.Remove(filepath.Join(root, "sys/class/dmi/id/sys_vendor"))
+	os.WriteFile(filepath.Join(root, "vendor"), []byte("DigitalOcean\n"), 0o644)
+	os.Symlink("../../../../vendor", filepath.Join(root, "sys/class/dmi/id/sys_vendor"))
+	if rep := Detect(context.Background(), Options{Root: root, NoMounts: true}); rep.Cloud != CloudDigitalOcean {
+		t.Errorf("relative link not followed: %q %v", rep.Cloud, rep.Problems)
+	}
+}

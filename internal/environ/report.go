@@ -29,8 +29,10 @@ type Options struct {
 	// Root is the directory the machine's / is found at: "/" (the
 	// default) for the live machine, "/host" in a pod, or a captured tree.
 	Root string
-	// FS, when set, is used instead of os.DirFS(Root); Root is then only
-	// reported.
+	// FS, when set, is read instead of Root, which is then only reported
+	// (and handed to internal/storage for its removable-media check).
+	// Otherwise the live machine is read through os.DirFS("/") and any
+	// other root through os.OpenRoot, which keeps every read inside it.
 	FS fs.FS
 	// CPU supplies CPUID. Nil means LiveCPU() when inspecting the live
 	// machine ("/"), and no hypervisor bit otherwise.
@@ -112,11 +114,26 @@ func Detect(ctx context.Context, opts Options) Report {
 	if root == "" {
 		root = "/"
 	}
-	fsys := opts.FS
-	if fsys == nil {
-		fsys = os.DirFS(root)
-	}
 	live := opts.live()
+	var rootProblem *Problem
+	fsys := opts.FS
+	switch {
+	case fsys != nil:
+	case live:
+		fsys = os.DirFS("/")
+	default:
+		// Another machine's tree: confine every read to it, so that an
+		// absolute symbolic link in a captured tree cannot reach the live
+		// machine (os.Root refuses to leave the directory).
+		rt, err := os.OpenRoot(root)
+		if err != nil {
+			rootProblem = &Problem{Path: root, Error: fmt.Sprintf("root: %v", err)}
+			fsys = emptyFS{}
+		} else {
+			defer rt.Close()
+			fsys = rt.FS()
+		}
+	}
 	arch := opts.Arch
 	if arch == "" && live {
 		arch = runtime.GOARCH
@@ -131,7 +148,9 @@ func Detect(ctx context.Context, opts Options) Report {
 		}
 	}
 	r := &sysReader{fsys: fsys}
-	if _, err := fs.Stat(fsys, "."); err != nil {
+	if rootProblem != nil {
+		r.problems = append(r.problems, *rootProblem)
+	} else if _, err := fs.Stat(fsys, "."); err != nil {
 		r.problems = append(r.problems, Problem{Path: root, Error: fmt.Sprintf("root: %v", err)})
 	}
 	cpu, err := cpuSrc.Info()
@@ -175,6 +194,13 @@ func Detect(ctx context.Context, opts Options) Report {
 		rep.Problems = []Problem{}
 	}
 	return rep
+}
+
+// emptyFS has no files; it stands in for a root that cannot be opened.
+type emptyFS struct{}
+
+func (emptyFS) Open(name string) (fs.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 }
 
 // normalizeArch accepts uname spellings too.
