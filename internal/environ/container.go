@@ -126,6 +126,7 @@ func detectContainer(r *sysReader, pid int, self bool) ContainerInfo {
 	}
 	add := func(s string) { ci.Signals = append(ci.Signals, s) }
 	name := ""
+	wsl := false
 	setName := func(n, sig string) {
 		if name == "" {
 			name = n
@@ -138,7 +139,11 @@ func detectContainer(r *sysReader, pid int, self bool) ContainerInfo {
 			setName(RTOpenVZ, "/proc/vz without /proc/bc")
 		}
 		if o := r.line("/proc/sys/kernel/osrelease"); strings.Contains(o, "Microsoft") || strings.Contains(o, "microsoft") || strings.Contains(o, "WSL") {
-			setName(RTWSL, "osrelease="+strconv.Quote(o))
+			// systemd stops here; we let a container engine's own marker
+			// win, since Docker Desktop runs its containers on the WSL
+			// kernel too.
+			wsl = true
+			add("osrelease=" + strconv.Quote(o))
 		}
 		for _, f := range []string{"/run/host/container-manager", "/run/systemd/container"} {
 			if m := r.line(f); m != "" {
@@ -251,6 +256,9 @@ func detectContainer(r *sysReader, pid int, self bool) ContainerInfo {
 		}
 	}
 
+	if wsl && name == "" {
+		name = RTWSL
+	}
 	if ci.Kubernetes {
 		if ci.Runtime == "" && name != "" && name != RTContainerOther {
 			ci.Runtime = name

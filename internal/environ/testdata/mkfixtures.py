@@ -157,6 +157,9 @@ case("hyperv-nested", "on-premises Hyper-V Gen1 VM with nested virtualization on
 case("wsl2", "WSL 2: osrelease '5.15.153.1-microsoft-standard-WSL2' (Microsoft WSL issue 423, the documented test), Hyper-V CPUID, no DMI, virtual disks sd[a-c] 'Msft Virtual Disk'",
      merge(base("5.15.153.1-microsoft-standard-WSL2"), cpuinfo(flags=GUEST_FLAGS), block("sda", 794624, "Msft", "Virtual Disk"), block("sdc", 2147483648, "Msft", "Virtual Disk")),
      E(hypervisor="microsoft", container="wsl", runtime="wsl", isolation="namespace", disks={"sda": "hyperv", "sdc": "hyperv"}), cpuid="Microsoft Hv")
+case("docker-desktop-wsl2", "Docker Desktop container on the WSL 2 kernel: osrelease '-microsoft-standard-WSL2' plus /.dockerenv and a docker cgroup; the engine's marker wins over WSL (systemd would say wsl)",
+     merge(base("5.15.153.1-microsoft-standard-WSL2"), cpuinfo(flags=GUEST_FLAGS), {".dockerenv": ""}, self_cgroup(f"0::/docker/{DOCKER_ID}")),
+     E(hypervisor="microsoft", container="docker", runtime="docker", container_id=DOCKER_ID, isolation="namespace"), cpuid="Microsoft Hv")
 case("wsl1", "WSL 1: osrelease '4.4.0-19041-Microsoft' (Microsoft WSL issue 423); no Linux kernel, no /sys/block",
      merge(base("4.4.0-19041-Microsoft")),
      E(container="wsl", runtime="wsl", isolation="namespace", physical=True))
