@@ -39,11 +39,13 @@ type ContainerInfo struct {
 	Runtime string `json:"runtime,omitempty"`
 	// ID is the container ID.
 	ID string `json:"id,omitempty"`
-	// Kubernetes is true for a pod; PodUID and QoSClass come from the
-	// cgroup path.
-	Kubernetes bool   `json:"kubernetes"`
-	PodUID     string `json:"pod_uid,omitempty"`
-	QoSClass   string `json:"qos_class,omitempty"`
+	// Kubernetes is true for a pod.
+	Kubernetes bool `json:"kubernetes"`
+	// PodUID is the pod's UID, from the cgroup path.
+	PodUID string `json:"pod_uid,omitempty"`
+	// QoSClass is guaranteed, burstable or besteffort, from the cgroup
+	// path.
+	QoSClass string `json:"qos_class,omitempty"`
 	// Isolation is "namespace" for ordinary containers, "vm" for
 	// VM-isolated ones (Kata, gVisor), "none" outside a container.
 	Isolation string `json:"isolation"`

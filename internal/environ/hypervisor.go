@@ -44,18 +44,30 @@ const (
 // Serial numbers and UUIDs are read (AWS Xen instances are recognised by
 // them) but never reported.
 type DMI struct {
-	SysVendor       string `json:"sys_vendor,omitempty"`
-	ProductName     string `json:"product_name,omitempty"`
-	ProductVersion  string `json:"product_version,omitempty"`
-	BoardVendor     string `json:"board_vendor,omitempty"`
-	BoardName       string `json:"board_name,omitempty"`
-	BoardAssetTag   string `json:"board_asset_tag,omitempty"`
-	BIOSVendor      string `json:"bios_vendor,omitempty"`
-	BIOSVersion     string `json:"bios_version,omitempty"`
-	ChassisVendor   string `json:"chassis_vendor,omitempty"`
+	// SysVendor is the system manufacturer ("QEMU", "Amazon EC2").
+	SysVendor string `json:"sys_vendor,omitempty"`
+	// ProductName is the system product ("Virtual Machine", "m5.large").
+	ProductName string `json:"product_name,omitempty"`
+	// ProductVersion is the system version (Hyper-V puts its name here).
+	ProductVersion string `json:"product_version,omitempty"`
+	// BoardVendor is the baseboard manufacturer.
+	BoardVendor string `json:"board_vendor,omitempty"`
+	// BoardName is the baseboard product.
+	BoardName string `json:"board_name,omitempty"`
+	// BoardAssetTag is the baseboard asset tag (the instance id on EC2).
+	BoardAssetTag string `json:"board_asset_tag,omitempty"`
+	// BIOSVendor is the firmware vendor ("SeaBIOS", "Amazon EC2").
+	BIOSVendor string `json:"bios_vendor,omitempty"`
+	// BIOSVersion is the firmware version ("4.11.amazon" on EC2 Xen).
+	BIOSVersion string `json:"bios_version,omitempty"`
+	// ChassisVendor is the chassis manufacturer.
+	ChassisVendor string `json:"chassis_vendor,omitempty"`
+	// ChassisAssetTag is the chassis asset tag (Azure's fixed tag,
+	// "OracleCloud.com", "ibmcloud").
 	ChassisAssetTag string `json:"chassis_asset_tag,omitempty"`
-	productSerial   string
-	productUUID     string
+
+	productSerial string // "GoogleCloud-...", "ec2..." on EC2 Xen
+	productUUID   string // "ec2..." on EC2 Xen
 }
 
 func (d DMI) empty() bool { return d == DMI{} }
@@ -400,9 +412,8 @@ func detectHypervisor(r *sysReader, cpu CPUInfo, arch string, dmi DMI, ci cpuinf
 			default:
 				add(dmiSig)
 			}
-			if dmiName == HVNone {
-				return HVNone
-			}
+			// A bare-metal instance goes on through the other checks,
+			// as in systemd.
 		}
 		switch dmiName {
 		case HVOracle, HVXen, HVAmazon, HVParallels, HVGoogle:

@@ -24,11 +24,12 @@ const DefaultMetadataTimeout = 500 * time.Millisecond
 type MetadataResult struct {
 	// Endpoint is the base URL asked.
 	Endpoint string `json:"endpoint"`
-	// InstanceID, InstanceType and Region (or zone) as the service names
-	// them.
-	InstanceID   string `json:"instance_id,omitempty"`
+	// InstanceID is the instance (VM) id as the service names it.
+	InstanceID string `json:"instance_id,omitempty"`
+	// InstanceType is the instance type, VM size or machine type.
 	InstanceType string `json:"instance_type,omitempty"`
-	Region       string `json:"region,omitempty"`
+	// Region is the region (AWS, Azure) or zone (Google Cloud).
+	Region string `json:"region,omitempty"`
 	// Error says why the query failed; the other fields may be partial.
 	Error string `json:"error,omitempty"`
 }
