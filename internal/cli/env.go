@@ -127,8 +127,12 @@ func writeEnvTable(out io.Writer, rep environ.Report) error {
 	if rep.Hypervisor == environ.HVNone {
 		fmt.Fprintf(w, "Nested virtualization:\tnot a guest (this CPU: vmx %s, svm %s)\n", yesNo(n.VMX), yesNo(n.SVM))
 	} else {
-		fmt.Fprintf(w, "Nested virtualization:\t%s (vmx %s, svm %s, hyper-v enlightened vmcs %s)\n",
-			yesNo(n.Available), yesNo(n.VMX), yesNo(n.SVM), yesNo(n.HyperVEnlightenedVMCS))
+		avail := yesNo(n.Available)
+		if n.Available && n.Mechanism != "" {
+			avail += " via " + n.Mechanism
+		}
+		fmt.Fprintf(w, "Nested virtualization:\t%s (vmx %s, svm %s, /dev/kvm %s, hyper-v enlightened vmcs %s)\n",
+			avail, yesNo(n.VMX), yesNo(n.SVM), yesNo(n.KVMDevice), yesNo(n.HyperVEnlightenedVMCS))
 	}
 	cl := rep.Cloud
 	cd := rep.CloudDetail

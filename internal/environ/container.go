@@ -85,10 +85,27 @@ func environValue(b []byte, key string) (string, bool) {
 // gVisor's sentry reports this fixed kernel version (pkg/sentry/fsimpl/proc).
 const gvisorVersion = "#1 SMP Sun Jan 10 15:06:54 PST 2016"
 
+// mountHints is what a mount table says about the container it belongs to.
+type mountHints struct {
+	runtime string // docker or podman (containers/storage, also CRI-O's)
+	id      string // container whose /etc/hostname is bind-mounted
+	podUID  string // from kubelet's /var/lib/kubelet/pods/<uid>/ bind mounts
+	kata    bool   // root on Kata's "kataShared" virtiofs share
+}
+
 // mountinfoHints scans a mountinfo for the bind mounts engines make of
-// /etc/hostname and friends, whose source path names the container, and
-// for Kata's shared virtiofs root.
-func mountinfoHints(b []byte) (rt, id string, kata bool) {
+// /etc/hostname, /etc/hosts and friends, whose source path names the
+// container or the pod, and for Kata's shared virtiofs root.
+func mountinfoHints(b []byte) mountHints {
+	var h mountHints
+	after := func(root, marker string) string {
+		i := strings.Index(root, marker)
+		if i < 0 {
+			return ""
+		}
+		c, _, _ := strings.Cut(root[i+len(marker):], "/")
+		return c
+	}
 	for _, ln := range strings.Split(string(b), "\n") {
 		f := strings.Fields(ln)
 		if len(f) < 5 {
@@ -96,24 +113,23 @@ func mountinfoHints(b []byte) (rt, id string, kata bool) {
 		}
 		root := f[3]
 		if strings.Contains(ln, " kataShared ") {
-			kata = true
+			h.kata = true
 		}
-		if rt != "" {
+		if h.podUID == "" {
+			if u := after(root, "/kubelet/pods/"); len(u) == 36 {
+				h.podUID = u
+			}
+		}
+		if h.runtime != "" {
 			continue
 		}
-		if i := strings.Index(root, "/docker/containers/"); i >= 0 {
-			rest := root[i+len("/docker/containers/"):]
-			if c, _, _ := strings.Cut(rest, "/"); isHexID(c) {
-				rt, id = RTDocker, c
-			}
-		} else if i := strings.Index(root, "/overlay-containers/"); i >= 0 {
-			rest := root[i+len("/overlay-containers/"):]
-			if c, _, _ := strings.Cut(rest, "/"); isHexID(c) {
-				rt, id = RTPodman, c
-			}
+		if c := after(root, "/docker/containers/"); isHexID(c) {
+			h.runtime, h.id = RTDocker, c
+		} else if c := after(root, "/overlay-containers/"); isHexID(c) {
+			h.runtime, h.id = RTPodman, c
 		}
 	}
-	return rt, id, kata
+	return h
 }
 
 // detectContainer inspects one process. self selects the whole-system
@@ -212,19 +228,41 @@ func detectContainer(r *sysReader, pid int, self bool) ContainerInfo {
 		add(rootDir + "/var/run/secrets/kubernetes.io exists")
 	}
 
-	// Mount table hints: container ID from bind-mount sources, Kata root.
+	// Mount table hints: container ID from bind-mount sources, pod UID,
+	// Kata root.
 	kata := false
 	if mi, err := r.read(proc+"/mountinfo", largeFile); err == nil {
-		var rt, id string
-		rt, id, kata = mountinfoHints(mi)
-		if rt != "" {
-			if ci.ID == "" {
-				ci.ID = id
+		h := mountinfoHints(mi)
+		kata = h.kata
+		if h.podUID != "" {
+			ci.Kubernetes = true
+			if ci.PodUID == "" {
+				ci.PodUID = h.podUID
+			}
+			add(proc + "/mountinfo has kubelet pod " + h.podUID)
+		}
+		switch {
+		case h.runtime == "":
+		case ci.Kubernetes:
+			// In a pod the hostname file belongs to the sandbox (pause)
+			// container, so the ID is not this container's; and
+			// containers/storage under Kubernetes is CRI-O's.
+			rt := h.runtime
+			if rt == RTPodman {
+				rt = RTCRIO
 			}
 			if ci.Runtime == "" {
 				ci.Runtime = rt
 			}
-			setName(rt, proc+"/mountinfo bind mount from "+rt+" container "+id[:min(12, len(id))])
+			add(proc + "/mountinfo bind mounts from " + rt)
+		default:
+			if ci.ID == "" {
+				ci.ID = h.id
+			}
+			if ci.Runtime == "" {
+				ci.Runtime = h.runtime
+			}
+			setName(h.runtime, proc+"/mountinfo bind mount from "+h.runtime+" container "+h.id[:12])
 		}
 	}
 

@@ -122,8 +122,9 @@ type HypervisorDetail struct {
 // Nested describes whether this machine may itself run virtual machines
 // while being one.
 type Nested struct {
-	// Available is true when this is a guest and the hypervisor offers it
-	// hardware virtualization (VMX or SVM).
+	// Available is true when this is a guest that can run guests of its
+	// own: the hypervisor offers it VMX or SVM, or KVM runs here in PVM
+	// mode.
 	Available bool `json:"available"`
 	// VMX is Intel VT-x as seen by this machine (CPUID or cpuinfo flags).
 	VMX bool `json:"vmx"`
@@ -136,6 +137,12 @@ type Nested struct {
 	// KVMNestedParam is KVM's own "nested" module parameter: this machine
 	// lets its guests nest in turn.
 	KVMNestedParam bool `json:"kvm_nested_param"`
+	// KVMDevice is true when /dev/kvm exists: a KVM module (kvm_intel,
+	// kvm_amd, or kvm_pvm without hardware support) is loaded here.
+	KVMDevice bool `json:"kvm_device"`
+	// Mechanism is how a guest here would be run: "vmx", "svm", or "pvm"
+	// (KVM's paravirtualized mode, /sys/module/kvm_pvm); empty when none.
+	Mechanism string `json:"mechanism,omitempty"`
 	// Signals lists the evidence used.
 	Signals []string `json:"signals"`
 }
@@ -571,7 +578,20 @@ func detectNested(r *sysReader, cpu CPUInfo, hv string, ci cpuinfo) Nested {
 			n.Signals = append(n.Signals, m+" nested=Y")
 		}
 	}
-	n.Available = hv != HVNone && (n.VMX || n.SVM)
+	if r.exists("/dev/kvm") {
+		n.KVMDevice = true
+		n.Signals = append(n.Signals, "/dev/kvm exists")
+	}
+	switch {
+	case n.VMX:
+		n.Mechanism = "vmx"
+	case n.SVM:
+		n.Mechanism = "svm"
+	case r.exists("/sys/module/kvm_pvm"):
+		n.Mechanism = "pvm"
+		n.Signals = append(n.Signals, "kvm_pvm module loaded")
+	}
+	n.Available = hv != HVNone && (n.VMX || n.SVM || (n.KVMDevice && n.Mechanism != ""))
 	return n
 }
 

@@ -105,9 +105,10 @@ case("qemu-tcg", "QEMU without KVM (TCG): CPUID signature TCGTCGTCGTCG (systemd 
 case("kvm-hyperv-enlightened", "QEMU/KVM guest with Hyper-V enlightenments: CPUID 'Linux KVM Hv' (systemd virt.c), nested VMX offered and KVM nested enabled",
      merge(base(), cpuinfo(flags=GUEST_VMX), dmi(sys_vendor="QEMU", product_name="Standard PC (Q35 + ICH9, 2009)"), {"sys/module/kvm_intel/parameters/nested": "Y\n"}, block("vda", 41943040, "0x1af4")),
      E(hypervisor="kvm", vmm="qemu", nested=True, disks={"vda": "virtio"}), cpuid="Linux KVM Hv", vmx=True)
-case("firecracker", "captured on the drmfilter CI machine: no DMI, CPUID KVMKVMKVM, ACPI tables with OEM id FIRECK, virtio disk vda (vendor 0x1af4), kernel 6.18 -fc",
-     merge(base("6.18.44-fc-v657"), cpuinfo(flags=GUEST_FLAGS), acpi("FIRECK"), block("vda", 536870912, "0x1af4"), block("zram0", 0), block("loop0", 0)),
-     E(hypervisor="kvm", vmm="firecracker", disks={"vda": "virtio", "zram0": "zram", "loop0": "loop"}), cpuid="KVMKVMKVM")
+case("firecracker", "captured on the drmfilter CI machine: no DMI, CPUID KVMKVMKVM, ACPI tables with OEM id FIRECK, virtio disk vda (vendor 0x1af4), kernel 6.18 -fc; no VMX, but /dev/kvm from the kvm_pvm module (nested through PVM)",
+     merge(base("6.18.44-fc-v657"), cpuinfo(flags=GUEST_FLAGS), acpi("FIRECK"), block("vda", 536870912, "0x1af4"), block("zram0", 0), block("loop0", 0),
+           {"dev/kvm": "", "sys/module/kvm_pvm/parameters/pvm_native": "N\n"}),
+     E(hypervisor="kvm", vmm="firecracker", nested=True, disks={"vda": "virtio", "zram0": "zram", "loop0": "loop"}), cpuid="KVMKVMKVM")
 case("cloud-hypervisor", "cloud-hypervisor guest: SMBIOS manufacturer 'Cloud Hypervisor', product 'cloud-hypervisor', ACPI OEM id CLOUDH (cloud-hypervisor source, vmm/src/acpi.rs and arch smbios)",
      merge(base(), cpuinfo(flags=GUEST_FLAGS), dmi(sys_vendor="Cloud Hypervisor", product_name="cloud-hypervisor"), acpi("CLOUDH"), block("vda", 4194304, "0x1af4")),
      E(hypervisor="kvm", vmm="cloud-hypervisor", disks={"vda": "virtio"}), cpuid="KVMKVMKVM")
@@ -257,6 +258,12 @@ case("crio-k8s-pod", "OpenShift/CRI-O pod, systemd driver, burstable QoS: kubepo
      merge(base(), self_cgroup(f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{POD_UID.replace('-', '_')}.slice/crio-{CRIO_ID}.scope"),
            environ("self", KUBERNETES_SERVICE_HOST="10.96.0.1", HOSTNAME="web-0"), {"var/run/secrets/kubernetes.io/serviceaccount/token": "x"}),
      E(container="kubernetes", runtime="cri-o", container_id=CRIO_ID, pod_uid=POD_UID, qos="burstable", isolation="namespace"))
+case("crio-pod-cgroupns", "CRI-O pod on a cgroup v2 node with private cgroup namespaces ('0::/'): kubelet's /var/lib/kubelet/pods/<uid>/etc-hosts and containers/storage hostname bind mounts (the sandbox's ID, so no container ID is claimed)",
+     merge(base(), self_cgroup("0::/"), environ("self", KUBERNETES_SERVICE_HOST="10.96.0.1"),
+           {"proc/self/mountinfo": f"900 800 0:80 / / rw,relatime - overlay overlay rw,lowerdir=/var/lib/containers/storage/overlay/l/AB\n"
+                                   f"910 900 254:1 /var/lib/kubelet/pods/{POD_UID}/etc-hosts /etc/hosts rw,relatime - ext4 /dev/vda1 rw\n"
+                                   f"911 900 0:25 /containers/storage/overlay-containers/{PODMAN_ID}/userdata/hostname /etc/hostname rw,nosuid,nodev - tmpfs tmpfs rw\n"}),
+     E(container="kubernetes", runtime="cri-o", pod_uid=POD_UID, isolation="namespace"))
 case("eks-pod-cgroupfs", "EKS pod on a cgroup v1 node with the cgroupfs driver, best-effort QoS: '/kubepods/besteffort/pod<uid>/<id>' on an EC2 Nitro m6i.large",
      merge(base("5.10.219-208.866.amzn2.x86_64"), cpuinfo(flags=GUEST_FLAGS), dmi(sys_vendor="Amazon EC2", product_name="m6i.large", bios_vendor="Amazon EC2"),
            self_cgroup(f"11:memory:/kubepods/besteffort/pod{POD_UID}/{CTRD_ID}", f"1:name=systemd:/kubepods/besteffort/pod{POD_UID}/{CTRD_ID}"),
