@@ -99,3 +99,38 @@ func BenchmarkLookupCached(b *testing.B) {
 		}
 	}
 }
+
+// TestSnapshotRoundTrip captures this machine with testdata/snapshot.sh and
+// checks that the captured tree, inspected with --root, tells the same as
+// the live machine.
+func TestSnapshotRoundTrip(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	cpu, err := LiveCPU().Info()
+	if err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "testdata/snapshot.sh", dir, cpu.HypervisorVendor)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("snapshot.sh: %v\n%s", err, out)
+	}
+	live := Detect(context.Background(), Options{})
+	snap := Detect(context.Background(), Options{Root: dir + "/root", CPU: FixedCPU(cpu)})
+	got, want := summarize(snap), summarize(live)
+	// Problems differ by nature (the live machine may deny /proc/1/environ).
+	got.Problems, want.Problems = 0, 0
+	if got.Hypervisor != want.Hypervisor || got.VMM != want.VMM || got.Nested != want.Nested || got.Cloud != want.Cloud ||
+		got.Container != want.Container || got.ContainerID != want.ContainerID || len(got.Disks) != len(want.Disks) {
+		t.Errorf("snapshot %+v\nlive     %+v", got, want)
+	}
+	for name, kind := range want.Disks {
+		if got.Disks[name] != kind {
+			t.Errorf("disk %s: snapshot %q, live %q", name, got.Disks[name], kind)
+		}
+	}
+	if len(snap.Mounts) != len(live.Mounts) {
+		t.Errorf("mounts: snapshot %d, live %d", len(snap.Mounts), len(live.Mounts))
+	}
+}

@@ -308,9 +308,9 @@ def write(name, files):
 
 
 def main():
-    if os.path.isdir(OUT):
-        shutil.rmtree(OUT)
     for name, (source, files, want, cpu) in CASES.items():
+        # Only the cases defined here are rewritten; captured ones stay.
+        shutil.rmtree(os.path.join(OUT, name), ignore_errors=True)
         write(name, files)
         meta = dict(cpu, source=source)
         with open(os.path.join(OUT, name, "case.json"), "w") as f:
@@ -326,7 +326,14 @@ def main():
 README_HEAD = """# environ test data
 
 Written by `mkfixtures.py` (rerun it after editing a sample; it rewrites
-`fixtures/` and this file). `TestFixtures` walks every case.
+its own cases under `fixtures/` and this file). `TestFixtures` walks every
+case.
+
+To add a real machine, run `sh snapshot.sh fixtures/<name> [CPUID_SIGNATURE]`
+on it (as root), copy the directory back, and write its `expected.json` by
+hand from what the machine is known to be; `TestSnapshotRoundTrip` runs the
+same script on the test machine and checks that the capture answers like the
+live machine.
 
 ## Layout
 
