@@ -138,6 +138,9 @@ case("aws-xen-t2", "EC2 t2.micro on Xen HVM: DMI 'Xen'/'HVM domU', bios_version 
 case("xen-pv-domu", "Xen PV guest: no CPUID hypervisor bit, /proc/xen, /sys/hypervisor/type xen, guest_type PV (Documentation/ABI/stable/sysfs-hypervisor-xen)",
      merge(base(), {"proc/xen/capabilities": "", "sys/hypervisor/type": "xen\n", "sys/hypervisor/guest_type": "PV\n"}, block("xvda", 20971520)),
      E(hypervisor="xen", xen="domU/pv", disks={"xvda": "xen"}))
+case("xen-pvh-domu", "Xen PVH guest: CPUID XenVMMXenVMM, /sys/hypervisor/guest_type PVH (Documentation/ABI/stable/sysfs-hypervisor-xen), no DMI",
+     merge(base(), cpuinfo(flags=GUEST_FLAGS), {"proc/xen/capabilities": "", "sys/hypervisor/type": "xen\n", "sys/hypervisor/guest_type": "PVH\n"}, block("xvda", 20971520)),
+     E(hypervisor="xen", xen="domU/pvh", disks={"xvda": "xen"}), cpuid="XenVMMXenVMM")
 case("xen-dom0", "Xen dom0 on a Supermicro server: /proc/xen/capabilities 'control_d' (systemd virt.c detect_vm_xen_dom0) - systemd reports none",
      merge(base(), cpuinfo(flags=PHYS_FLAGS), dmi(sys_vendor="Supermicro", product_name="SYS-1029P-WTR", board_vendor="Supermicro", bios_vendor="American Megatrends Inc."),
            {"proc/xen/capabilities": "control_d\n", "sys/hypervisor/type": "xen\n", "sys/hypervisor/guest_type": "PV\n"}, block("sda", 468862128, "ATA", "INTEL SSDSC2KB48")),
