@@ -27,7 +27,7 @@ func TestPolicyCheckAcceptsExamples(t *testing.T) {
 	if code != exitcode.OK {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
-	for _, want := range []string{"ok  finance-docs", "ok  acme-source", "ok  hr-records-audit", "mode=audit", "ok  payments-secrets", "5 policies, 13 rules, hash sha256:"} {
+	for _, want := range []string{"ok  finance-docs", "ok  acme-source", "ok  hr-records-audit", "mode=audit", "ok  payments-secrets", "6 policies, 16 rules, hash sha256:", "ok  demo-secret"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -1,0 +1,201 @@
+// Package config is the agent's configuration: its types, defaults, the
+// YAML file form, validation, and the settings tuned to the environment the
+// agent runs in.
+//
+// Files:
+//   - config.go: Config, Load, Validate.
+//   - tune.go: Tune, which fills unset settings from the environment.
+//
+// Precedence is: flags (applied by the caller after Load) over the config
+// file over environment-tuned defaults over fixed defaults.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// FailureMode says what the agent answers when it cannot decide in time or
+// hits an internal error.
+type FailureMode string
+
+const (
+	FailOpen   FailureMode = "open"   // allow (the default: never hang or break the host)
+	FailClosed FailureMode = "closed" // deny
+)
+
+// Config is the agent's configuration. Zero durations and sizes mean
+// "tuned to the environment" (see Tune).
+type Config struct {
+	// Policies are the policy files and directories to load.
+	Policies []string `yaml:"policies"`
+	// Mode is enforce or audit; audit puts every policy in audit mode.
+	Mode string `yaml:"mode"`
+	// FailureMode is open or closed.
+	FailureMode FailureMode `yaml:"failureMode"`
+	// Deadline bounds the decision of one event; past it the event is
+	// answered by FailureMode.
+	Deadline time.Duration `yaml:"deadline"`
+	// Workers is the number of goroutines deciding covered events.
+	Workers int `yaml:"workers"`
+	// QueueSize bounds covered events waiting for a worker; when it is
+	// full an event is answered by FailureMode at once.
+	QueueSize int `yaml:"queueSize"`
+	// CacheIgnoreMarks lets the agent tell the kernel to stop reporting
+	// files no policy covers (fanotify ignore marks), until policies change.
+	CacheIgnoreMarks *bool `yaml:"cacheIgnoreMarks"`
+	// HostRoot is where the host's / is seen: "/" normally, "/host" in a pod.
+	HostRoot string `yaml:"hostRoot"`
+	// Audit configures the audit log.
+	Audit AuditConfig `yaml:"audit"`
+	// MetricsAddress serves /metrics, /healthz and /readyz; "" disables.
+	// Only loopback addresses are accepted.
+	MetricsAddress string `yaml:"metricsAddress"`
+	// StatusSocket is the root-only unix socket `drmfilter status` asks.
+	StatusSocket string `yaml:"statusSocket"`
+	// HypervisorExemption lets hypervisor processes open disk images
+	// without a decision or an audit record.
+	HypervisorExemption ExemptionConfig `yaml:"hypervisorExemption"`
+}
+
+// AuditConfig configures the audit log.
+type AuditConfig struct {
+	// File is the JSON-lines audit file; "" disables the file. It must not
+	// be on a filesystem the agent protects.
+	File string `yaml:"file"`
+	// MaxSizeMB rotates the file at this size.
+	MaxSizeMB int `yaml:"maxSizeMB"`
+	// Backups is how many rotated files are kept.
+	Backups int `yaml:"backups"`
+	// Stdout also writes records to standard output.
+	Stdout bool `yaml:"stdout"`
+	// QueueSize bounds records waiting to be written; beyond it records
+	// are dropped and counted, never waited for.
+	QueueSize int `yaml:"queueSize"`
+}
+
+// ExemptionConfig configures the hypervisor storage exemption.
+type ExemptionConfig struct {
+	// Enabled turns the exemption on (default true).
+	Enabled *bool `yaml:"enabled"`
+	// Executables adds hypervisor executables (absolute paths) to the
+	// built-in list.
+	Executables []string `yaml:"executables"`
+	// Extensions replaces the built-in list of disk image extensions.
+	Extensions []string `yaml:"extensions"`
+}
+
+// Default returns the fixed defaults. Environment-dependent settings stay
+// zero until Tune.
+func Default() Config {
+	return Config{
+		Policies:       []string{"/etc/drmfilter/policies"},
+		Mode:           "enforce",
+		FailureMode:    FailOpen,
+		HostRoot:       "/",
+		MetricsAddress: "127.0.0.1:9477",
+		StatusSocket:   "/run/drmfilter/status.sock",
+		Audit: AuditConfig{
+			File:      "/var/log/drmfilter/audit.jsonl",
+			MaxSizeMB: 100,
+			Backups:   5,
+			QueueSize: 8192,
+		},
+	}
+}
+
+// Load reads a YAML config over the defaults. Unknown fields are errors.
+func Load(r io.Reader, name string) (Config, error) {
+	cfg := Default()
+	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return cfg, fmt.Errorf("read config %s: %w", name, err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return cfg, nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", name, err)
+	}
+	return cfg, nil
+}
+
+// LoadFile is Load on a file.
+func LoadFile(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Default(), fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	return Load(f, path)
+}
+
+// Validate checks the configuration after flags and tuning are applied,
+// and returns every problem.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if len(c.Policies) == 0 {
+		bad("policies: give at least one policy file or directory")
+	}
+	if c.Mode != "enforce" && c.Mode != "audit" {
+		bad("mode: %q is not enforce or audit", c.Mode)
+	}
+	if c.FailureMode != FailOpen && c.FailureMode != FailClosed {
+		bad("failureMode: %q is not open or closed", c.FailureMode)
+	}
+	if c.Deadline < time.Millisecond || c.Deadline > time.Minute {
+		bad("deadline: %s is outside 1ms..1m", c.Deadline)
+	}
+	if c.Workers < 1 || c.Workers > 1024 {
+		bad("workers: %d is outside 1..1024", c.Workers)
+	}
+	if c.QueueSize < 1 {
+		bad("queueSize: %d must be positive", c.QueueSize)
+	}
+	if !filepath.IsAbs(c.HostRoot) {
+		bad("hostRoot: %q must be an absolute path", c.HostRoot)
+	}
+	if c.Audit.File != "" && !filepath.IsAbs(c.Audit.File) {
+		bad("audit.file: %q must be an absolute path", c.Audit.File)
+	}
+	if c.Audit.MaxSizeMB < 1 || c.Audit.Backups < 0 || c.Audit.QueueSize < 1 {
+		bad("audit: maxSizeMB (%d) and queueSize (%d) must be positive and backups (%d) not negative", c.Audit.MaxSizeMB, c.Audit.QueueSize, c.Audit.Backups)
+	}
+	if c.MetricsAddress != "" {
+		host, _, err := net.SplitHostPort(c.MetricsAddress)
+		ip := net.ParseIP(host)
+		if err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			bad("metricsAddress: %q must be a loopback host:port (127.0.0.1:9477) or empty", c.MetricsAddress)
+		}
+	}
+	if c.StatusSocket != "" && !filepath.IsAbs(c.StatusSocket) {
+		bad("statusSocket: %q must be an absolute path", c.StatusSocket)
+	}
+	for _, e := range c.HypervisorExemption.Executables {
+		if !filepath.IsAbs(e) {
+			bad("hypervisorExemption.executables: %q must be an absolute path", e)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ExemptionEnabled reports whether the hypervisor exemption is on.
+func (c *Config) ExemptionEnabled() bool {
+	return c.HypervisorExemption.Enabled == nil || *c.HypervisorExemption.Enabled
+}
+
+// IgnoreMarksEnabled reports whether ignore marks may be used.
+func (c *Config) IgnoreMarksEnabled() bool {
+	return c.CacheIgnoreMarks == nil || *c.CacheIgnoreMarks
+}
