@@ -22,6 +22,22 @@ const (
 
 	// PermEvents is every permission event this package answers.
 	PermEvents = OpenPerm | AccessPerm | OpenExecPerm
+
+	// MovedFrom reports that a name was moved out of a directory
+	// (FAN_MOVED_FROM, Linux 5.1 with FID reporting).
+	MovedFrom uint64 = 0x0000_0040
+	// MovedTo reports that a name was moved into a directory
+	// (FAN_MOVED_TO).
+	MovedTo uint64 = 0x0000_0080
+	// Create reports that a name was created in a directory: a new file,
+	// directory, symlink, device node, or a hard link (FAN_CREATE).
+	Create uint64 = 0x0000_0100
+	// Delete reports that a name was removed from a directory
+	// (FAN_DELETE).
+	Delete uint64 = 0x0000_0200
+
+	// NameChanges is every directory-entry event a Watcher asks for.
+	NameChanges = Create | Delete | MovedFrom | MovedTo
 )
 
 // Values of Event.Fd and Event.PidFd that are not descriptors.
@@ -52,6 +68,24 @@ const (
 	offMask        = 8  // __aligned_u64 mask
 	offFd          = 16 // __s32 fd
 	offPid         = 20 // __s32 pid
+
+	// Info record types (struct fanotify_event_info_header.info_type)
+	// that carry a file identifier, struct fanotify_event_info_fid.
+	infoTypeFid         = 1  // FAN_EVENT_INFO_TYPE_FID: the object (child)
+	infoTypeDfidName    = 2  // FAN_EVENT_INFO_TYPE_DFID_NAME: directory and name
+	infoTypeDfid        = 3  // FAN_EVENT_INFO_TYPE_DFID: directory only
+	infoTypeOldDfidName = 10 // FAN_EVENT_INFO_TYPE_OLD_DFID_NAME (FAN_RENAME)
+	infoTypeNewDfidName = 12 // FAN_EVENT_INFO_TYPE_NEW_DFID_NAME (FAN_RENAME)
+
+	// Layout of struct fanotify_event_info_fid: the info header, a
+	// __kernel_fsid_t (two s32), then a struct file_handle (u32
+	// handle_bytes, s32 handle_type, handle_bytes of f_handle), then, for
+	// the *DFID_NAME types, a NUL-terminated name and padding.
+	offFidFsid        = 4  // __kernel_fsid_t fsid
+	offFidHandleBytes = 12 // __u32 handle_bytes
+	offFidHandleType  = 16 // int handle_type
+	fidHeaderLen      = 20 // bytes before f_handle
+	fileHandleLen     = 8  // sizeof(struct file_handle) without f_handle
 
 	// Response bits of struct fanotify_response.
 	respAllow = 0x01 // FAN_ALLOW
