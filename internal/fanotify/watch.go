@@ -1,6 +1,15 @@
 package fanotify
 
-import "path/filepath"
+import (
+	"errors"
+	"path/filepath"
+)
+
+// ErrUnreachable is set in NameEvent.Err when the directory of an event
+// exists but has no path through the mount its filesystem is watched by
+// (a bind mount of a subdirectory shows only part of the filesystem), or
+// moved while it was being resolved.
+var ErrUnreachable = errors.New("fanotify: directory not reachable through the watched mount")
 
 // WatchOptions select fanotify_init(2) flags of a Watcher beyond the fixed
 // ones. The zero value is a sensible default.
@@ -64,7 +73,8 @@ type NameEvent struct {
 	// Err is non-nil when the event could not be fully resolved: a
 	// malformed record (matching ErrMalformedEvent), a directory removed
 	// before the event was read (matching unix.ESTALE), a filesystem no
-	// longer watched. Mask and Name are still set; a careful caller
+	// longer watched, a directory outside the watched mount
+	// (ErrUnreachable). Mask and Name are still set; a careful caller
 	// rescans as after QueueOverflow.
 	Err error
 }

@@ -153,10 +153,10 @@ func (w *Watcher) Features() WatchFeatures { return w.features }
 // Create, Delete, MovedFrom, MovedTo and OnDir).
 //
 // NameEvent.Dir paths are resolved through the mount path is on: pass the
-// mount point of a mount that shows the whole filesystem (not a bind mount
-// of a subdirectory), or directories outside it get paths that do not
-// exist. Watching a second path of an already watched filesystem does
-// nothing. The filesystem must report an fsid and support file handles
+// mount point of a mount that shows the whole filesystem (in mountinfo, a
+// mount whose root is "/"). Through a bind mount of a subdirectory, events
+// in directories outside it carry ErrUnreachable instead of a Dir. Watching
+// a second path of an already watched filesystem does nothing. The filesystem must report an fsid and support file handles
 // (tmpfs, ext4, xfs, btrfs do); the kernel refuses others (ENODEV,
 // EOPNOTSUPP, EXDEV).
 func (w *Watcher) WatchFilesystem(path string) error {
@@ -361,8 +361,8 @@ func (w *Watcher) wait(ctx context.Context) (int, error) {
 
 // resolve turns a decoded record into a NameEvent: the directory's path
 // through its handle, the child's identity through its handle or its name.
-// It closes any descriptor the record carried. Called with readMu and
-// mu (read) held.
+// The child is resolved even when the directory is not. It closes any
+// descriptor the record carried. Called with readMu and mu (read) held.
 func (w *Watcher) resolve(e *FIDEvent) NameEvent {
 	if e.Fd >= 0 {
 		closeFd(e.Fd)
@@ -379,34 +379,33 @@ func (w *Watcher) resolve(e *FIDEvent) NameEvent {
 			ne.Err = err
 		}
 	}
-	if !e.Dir.Valid() {
+	fsid := e.Dir.Fsid
+	switch {
+	case e.Dir.Valid():
+	case e.Child.Valid():
+		fsid = e.Child.Fsid
 		setErr(fmt.Errorf("%w: no directory record in event %#x", ErrMalformedEvent, e.Mask))
+	default:
+		setErr(fmt.Errorf("%w: no file identifier in event %#x", ErrMalformedEvent, e.Mask))
 		return ne
 	}
-	root, ok := w.roots[e.Dir.Fsid]
+	root, ok := w.roots[fsid]
 	if !ok {
 		setErr(fmt.Errorf("fanotify: event %#x for %q on filesystem %x:%x, which is not watched",
-			e.Mask, ne.Name, uint32(e.Dir.Fsid[0]), uint32(e.Dir.Fsid[1])))
+			e.Mask, ne.Name, uint32(fsid[0]), uint32(fsid[1])))
 		return ne
 	}
-	dirfd, err := w.openByHandle(root.fd, &e.Dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
-	if err != nil {
-		setErr(watchErr("open_by_handle_at", "directory of "+ne.Name, err))
-		return ne
+	dirfd := -1
+	if e.Dir.Valid() {
+		var err error
+		dirfd, ne.Dir, err = w.resolveDir(root.fd, &e.Dir, ne.Name)
+		if err != nil {
+			setErr(err)
+		}
+		if dirfd >= 0 {
+			defer unix.Close(dirfd)
+		}
 	}
-	defer unix.Close(dirfd)
-	p, err := PathOf(int32(dirfd), w.pbuf)
-	if err != nil {
-		setErr(withPath(err, "directory of "+ne.Name))
-		return ne
-	}
-	if dir, gone := strings.CutSuffix(string(p), " (deleted)"); gone {
-		// Opened by handle while it was being removed: the path
-		// is no longer a directory of the filesystem.
-		setErr(&Error{Op: "resolve directory", Path: dir, Errno: unix.ESTALE})
-		return ne
-	}
-	ne.Dir = string(p)
 
 	var st unix.Stat_t
 	switch {
@@ -416,23 +415,25 @@ func (w *Watcher) resolve(e *FIDEvent) NameEvent {
 			// ESTALE: the child's last link is gone (or the
 			// inode was evicted): unknown, not an error.
 			if !errors.Is(err, unix.ESTALE) && !errors.Is(err, unix.ENOENT) {
-				setErr(watchErr("open_by_handle_at", ne.Path(), err))
+				setErr(watchErr("open_by_handle_at", "child "+ne.Name, err))
 			}
 			return ne
 		}
 		err = ignoringEINTR(func() error { return unix.Fstat(cfd, &st) })
 		unix.Close(cfd)
 		if err != nil {
-			setErr(watchErr("fstat", ne.Path(), err))
+			setErr(watchErr("fstat", "child "+ne.Name, err))
 			return ne
 		}
-	case e.Mask&(Create|MovedTo) != 0 && ne.Name != "":
+	case dirfd >= 0 && e.Mask&(Create|MovedTo) != 0 && ne.Name != "":
+		// Without the child's handle (before Linux 5.17): whatever
+		// holds the name now.
 		err := ignoringEINTR(func() error {
 			return unix.Fstatat(dirfd, ne.Name, &st, unix.AT_SYMLINK_NOFOLLOW)
 		})
 		if err != nil {
 			if !errors.Is(err, unix.ENOENT) {
-				setErr(watchErr("fstatat", ne.Path(), err))
+				setErr(watchErr("fstatat", "child "+ne.Name, err))
 			}
 			return ne
 		}
@@ -441,6 +442,39 @@ func (w *Watcher) resolve(e *FIDEvent) NameEvent {
 	}
 	ne.Dev, ne.Ino, ne.Nlink = uint64(st.Dev), uint64(st.Ino), uint64(st.Nlink)
 	return ne
+}
+
+// resolveDir opens the directory of an event by its handle (O_PATH) and
+// finds its path. It returns the descriptor whenever the open worked, for
+// the caller to close, also when the path is not usable (err set).
+func (w *Watcher) resolveDir(mountFd int, dir *FID, name string) (int, string, error) {
+	fd, err := w.openByHandle(mountFd, dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err != nil {
+		// ESTALE: the directory was removed before the event was read.
+		return -1, "", watchErr("open_by_handle_at", "directory of "+name, err)
+	}
+	p, err := PathOf(int32(fd), w.pbuf)
+	if err != nil {
+		return fd, "", withPath(err, "directory of "+name)
+	}
+	if gone, ok := strings.CutSuffix(string(p), " (deleted)"); ok {
+		// Opened by handle while it was being removed: the path
+		// is no longer a directory of the filesystem.
+		return fd, "", &Error{Op: "resolve directory", Path: gone, Errno: unix.ESTALE}
+	}
+	// d_path of a directory outside the subtree the watched mount
+	// shows (a bind mount of a subdirectory) is not a path to it: the
+	// kernel answers "/" or a path relative to the filesystem's root.
+	// Take the path only if it leads back to the same directory.
+	var dst, pst unix.Stat_t
+	err = ignoringEINTR(func() error { return unix.Fstat(fd, &dst) })
+	if err == nil {
+		err = ignoringEINTR(func() error { return unix.Lstat(string(p), &pst) })
+	}
+	if err != nil || dst.Dev != pst.Dev || dst.Ino != pst.Ino {
+		return fd, "", fmt.Errorf("%w: directory of %q resolved to %q", ErrUnreachable, name, p)
+	}
+	return fd, string(p), nil
 }
 
 // openByHandle calls open_by_handle_at(2) on fid's handle relative to the

@@ -233,7 +233,7 @@ func TestWatchNameEvents(t *testing.T) {
 	must(t, os.Remove(f.path("sub", "d", "x")))
 	must(t, os.Remove(f.path("sub", "d")))
 	f.expect(t,
-		want{mask: Delete, name: "x", err: unix.ESTALE},
+		want{mask: Delete, name: "x", err: unix.ESTALE}, // and x's last link is gone
 		want{mask: Delete | OnDir, dir: sub, name: "d"})
 }
 
@@ -466,4 +466,37 @@ func TestWatchOverflow(t *testing.T) {
 	// The queue works again after the overflow.
 	must(t, os.WriteFile(f.path("later"), nil, 0o644))
 	f.expect(t, want{mask: Create, dir: f.dir, name: "later", ino: ino(t, f.path("later"))})
+}
+
+// TestWatchSubtreeBind watches a filesystem through a bind mount of one of
+// its subdirectories: events inside it are named through the bind mount,
+// events outside carry ErrUnreachable rather than a wrong path (the kernel
+// would name the directory "/").
+func TestWatchSubtreeBind(t *testing.T) {
+	testutil.RequireFanotify(t)
+	testutil.CheckFDLeaks(t)
+	dir := testutil.MountTmpfs(t)
+	must(t, os.MkdirAll(filepath.Join(dir, "sub", "in"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(dir, "out"), 0o755))
+	bind, err := filepath.EvalSymlinks(t.TempDir())
+	must(t, err)
+	must(t, unix.Mount(filepath.Join(dir, "sub"), bind, "", unix.MS_BIND, ""))
+	t.Cleanup(func() {
+		if err := unix.Unmount(bind, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", bind, err)
+		}
+	})
+	w, err := OpenWatcher(WatchOptions{})
+	must(t, err)
+	t.Cleanup(func() { w.Close() })
+	must(t, w.WatchFilesystem(bind))
+	f := &watchFixture{w: w, dir: bind, pid: int32(os.Getpid())}
+
+	must(t, os.WriteFile(filepath.Join(dir, "out", "x"), nil, 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "y"), nil, 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "sub", "in", "z"), nil, 0o644))
+	f.expect(t,
+		want{mask: Create, name: "x", err: ErrUnreachable, ino: ino(t, filepath.Join(dir, "out", "x"))},
+		want{mask: Create, name: "y", err: ErrUnreachable, ino: ino(t, filepath.Join(dir, "y"))},
+		want{mask: Create, dir: filepath.Join(bind, "in"), name: "z", ino: ino(t, filepath.Join(bind, "in", "z"))})
 }
