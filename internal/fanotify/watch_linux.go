@@ -1,6 +1,7 @@
 package fanotify
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -22,21 +23,8 @@ import (
 //   - FAN_CLOEXEC, FAN_NONBLOCK: as for Listener (no leak into children;
 //     the descriptor is handed to the Go runtime poller).
 //
-// One of watchReportFlags is added.
+// One of the FID reporting modes is added; see OpenWatcher.
 const watchInitFlags = unix.FAN_CLASS_NOTIF | unix.FAN_CLOEXEC | unix.FAN_NONBLOCK
-
-// watchReportFlags are the FID reporting modes, best first. OpenWatcher
-// keeps the first one fanotify_init accepts.
-//
-//   - FAN_REPORT_DFID_NAME_TARGET (Linux 5.17) = FAN_REPORT_DIR_FID |
-//     FAN_REPORT_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID: every
-//     directory-entry event carries the directory's handle, the name and
-//     the child's handle (checked on 6.18).
-//   - FAN_REPORT_DFID_NAME (Linux 5.9): directory handle and name only.
-var watchReportFlags = [...]uint{
-	unix.FAN_REPORT_DFID_NAME_TARGET,
-	unix.FAN_REPORT_DFID_NAME,
-}
 
 // watchEventFlags is fanotify_init's event_f_flags. FID groups open no
 // descriptors per event; the value only has to be valid.
@@ -81,6 +69,20 @@ type Watcher struct {
 	raw    []FIDEvent
 	hbuf   []byte // struct file_handle for open_by_handle_at
 	pbuf   []byte // readlink result
+	last   lastDir
+}
+
+// lastDir is the directory resolved for the previous event of a batch:
+// events of one read often share their directory, which is then opened and
+// named once. Paths are resolved when the batch is read either way.
+type lastDir struct {
+	ok     bool
+	fsid   [2]int32
+	htype  int32
+	handle []byte // a copy
+	fd     int    // O_PATH descriptor, or -1
+	path   string
+	err    error
 }
 
 // watchRoot is a watched filesystem.
@@ -107,7 +109,13 @@ func OpenWatcher(opts WatchOptions) (*Watcher, error) {
 	if opts.UnlimitedQueue {
 		base |= unix.FAN_UNLIMITED_QUEUE
 	}
-	report := watchReportFlags[:]
+	// The FID reporting modes, best first:
+	//   - FAN_REPORT_DFID_NAME_TARGET (Linux 5.17) = FAN_REPORT_DIR_FID |
+	//     FAN_REPORT_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID: every
+	//     directory-entry event carries the directory's handle, the name
+	//     and the child's handle (checked on 6.18).
+	//   - FAN_REPORT_DFID_NAME (Linux 5.9): directory handle and name.
+	report := []uint{unix.FAN_REPORT_DFID_NAME_TARGET, unix.FAN_REPORT_DFID_NAME}
 	if opts.noTargetFID {
 		report = report[1:]
 	}
@@ -137,6 +145,7 @@ func OpenWatcher(opts WatchOptions) (*Watcher, error) {
 		buf:   make([]byte, size),
 		hbuf:  make([]byte, fileHandleLen+maxHandleSize),
 		pbuf:  make([]byte, unix.PathMax),
+		last:  lastDir{fd: -1},
 	}
 	if w.rc, err = w.f.SyscallConn(); err != nil {
 		w.f.Close()
@@ -305,6 +314,7 @@ func (w *Watcher) Read(ctx context.Context, dst []NameEvent) ([]NameEvent, error
 	for i := range raw {
 		dst = append(dst, w.resolve(&raw[i]))
 	}
+	w.forgetDir()
 	w.mu.RUnlock()
 	clear(raw) // drop references into buf
 	return dst, derr
@@ -398,12 +408,9 @@ func (w *Watcher) resolve(e *FIDEvent) NameEvent {
 	dirfd := -1
 	if e.Dir.Valid() {
 		var err error
-		dirfd, ne.Dir, err = w.resolveDir(root.fd, &e.Dir, ne.Name)
+		dirfd, ne.Dir, err = w.dir(root.fd, &e.Dir)
 		if err != nil {
-			setErr(err)
-		}
-		if dirfd >= 0 {
-			defer unix.Close(dirfd)
+			setErr(fmt.Errorf("%w (directory of %q)", err, ne.Name))
 		}
 	}
 
@@ -444,18 +451,42 @@ func (w *Watcher) resolve(e *FIDEvent) NameEvent {
 	return ne
 }
 
-// resolveDir opens the directory of an event by its handle (O_PATH) and
-// finds its path. It returns the descriptor whenever the open worked, for
-// the caller to close, also when the path is not usable (err set).
-func (w *Watcher) resolveDir(mountFd int, dir *FID, name string) (int, string, error) {
+// dir resolves a directory handle, or reuses the previous event's
+// resolution when the handle is the same. The descriptor (or -1) belongs to
+// w.last: the caller must not close it.
+func (w *Watcher) dir(mountFd int, dir *FID) (int, string, error) {
+	l := &w.last
+	if l.ok && l.fsid == dir.Fsid && l.htype == dir.HandleType && bytes.Equal(l.handle, dir.Handle) {
+		return l.fd, l.path, l.err
+	}
+	w.forgetDir()
+	l.fd, l.path, l.err = w.resolveDir(mountFd, dir)
+	l.ok, l.fsid, l.htype = true, dir.Fsid, dir.HandleType
+	l.handle = append(l.handle[:0], dir.Handle...)
+	return l.fd, l.path, l.err
+}
+
+// forgetDir closes the remembered directory.
+func (w *Watcher) forgetDir() {
+	l := &w.last
+	if l.ok && l.fd >= 0 {
+		unix.Close(l.fd)
+	}
+	l.ok, l.fd, l.path, l.err = false, -1, "", nil
+}
+
+// resolveDir opens a directory by its handle (O_PATH) and finds its path.
+// It returns the descriptor whenever the open worked, also when the path
+// is not usable (err set).
+func (w *Watcher) resolveDir(mountFd int, dir *FID) (int, string, error) {
 	fd, err := w.openByHandle(mountFd, dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
 	if err != nil {
 		// ESTALE: the directory was removed before the event was read.
-		return -1, "", watchErr("open_by_handle_at", "directory of "+name, err)
+		return -1, "", watchErr("open_by_handle_at", "", err)
 	}
 	p, err := PathOf(int32(fd), w.pbuf)
 	if err != nil {
-		return fd, "", withPath(err, "directory of "+name)
+		return fd, "", err
 	}
 	if gone, ok := strings.CutSuffix(string(p), " (deleted)"); ok {
 		// Opened by handle while it was being removed: the path
@@ -472,7 +503,7 @@ func (w *Watcher) resolveDir(mountFd int, dir *FID, name string) (int, string, e
 		err = ignoringEINTR(func() error { return unix.Lstat(string(p), &pst) })
 	}
 	if err != nil || dst.Dev != pst.Dev || dst.Ino != pst.Ino {
-		return fd, "", fmt.Errorf("%w: directory of %q resolved to %q", ErrUnreachable, name, p)
+		return fd, "", fmt.Errorf("%w: resolved to %q", ErrUnreachable, p)
 	}
 	return fd, string(p), nil
 }

@@ -500,3 +500,26 @@ func TestWatchSubtreeBind(t *testing.T) {
 		want{mask: Create, name: "y", err: ErrUnreachable, ino: ino(t, filepath.Join(dir, "y"))},
 		want{mask: Create, dir: filepath.Join(bind, "in"), name: "z", ino: ino(t, filepath.Join(bind, "in", "z"))})
 }
+
+// TestWatchTwoFilesystems tells events of two watched filesystems apart by
+// fsid, and events still queued for a filesystem that is then unwatched
+// carry an error instead of a path.
+func TestWatchTwoFilesystems(t *testing.T) {
+	f := setupWatch(t, WatchOptions{}, nil)
+	other, err := filepath.EvalSymlinks(testutil.MountTmpfs(t))
+	must(t, err)
+	must(t, f.w.WatchFilesystem(other))
+
+	must(t, os.WriteFile(f.path("a"), nil, 0o644))
+	must(t, os.WriteFile(filepath.Join(other, "b"), nil, 0o644))
+	f.expect(t,
+		want{mask: Create, dir: f.dir, name: "a", ino: ino(t, f.path("a"))},
+		want{mask: Create, dir: other, name: "b", ino: ino(t, filepath.Join(other, "b"))})
+
+	must(t, os.WriteFile(filepath.Join(other, "queued"), nil, 0o644))
+	must(t, f.w.Unwatch(other))
+	got := f.read(t, 1)
+	if len(got) != 1 || got[0].Name != "queued" || got[0].Err == nil || got[0].Dir != "" {
+		t.Errorf("event queued before Unwatch: %s", describe(got))
+	}
+}
