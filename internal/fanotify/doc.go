@@ -1,8 +1,9 @@
 // Package fanotify is drmfilter's thin binding to Linux fanotify permission
-// events. It owns the lifetime and correctness of every descriptor fanotify
-// hands out: the group descriptor (Open, Close), and the one or two
-// descriptors each event carries (Event.Close), which must be answered and
-// closed on every path. It holds no policy: what to allow is the caller's
+// events, and to name-change notifications (Watcher). It owns the lifetime
+// and correctness of every descriptor fanotify hands out: the group
+// descriptor (Open, Close), and the one or two descriptors each event
+// carries (Event.Close), which must be answered and closed on every path.
+// It holds no policy: what to allow is the caller's
 // business.
 //
 // References: fanotify(7), fanotify_init(2), fanotify_mark(2), and
@@ -49,10 +50,59 @@
 //   - Closing the group descriptor allows every pending permission event;
 //     a queue overflow allows the events that did not fit.
 //
+// # Name changes: Watcher
+//
+// Permission events say nothing about names appearing and disappearing, and
+// there are no permission events for link, rename or unlink. A Watcher is a
+// second group, of the notification class with FID reporting, that reports
+// every directory-entry change on whole filesystems, so that a caller
+// indexing files by identity learns that a name was created, hard-linked
+// or moved into a directory, or deleted or moved out of one:
+//
+//	w, err := fanotify.OpenWatcher(fanotify.WatchOptions{})
+//	defer w.Close()
+//	err = w.WatchFilesystem("/srv")       // FAN_MARK_FILESYSTEM
+//	evs, err := w.Read(ctx, evs)          // []NameEvent, batched
+//	// evs[i]: Mask (Create, Delete, MovedFrom, MovedTo, OnDir, or
+//	// QueueOverflow: rescan), Dir, Name, Dev and Ino of the child, Err
+//
+// fanotify_init gets FAN_CLASS_NOTIF|FAN_CLOEXEC|FAN_NONBLOCK with
+// FAN_REPORT_DFID_NAME_TARGET (5.17; accepted by 6.18), which gives each
+// event the directory's file handle, the name, and the child's file handle;
+// on older kernels FAN_REPORT_DFID_NAME (5.9), without the child's handle.
+// The events carry handles, not descriptors: nothing is owned per event.
+// Read resolves the directory with open_by_handle_at(2) (O_PATH) relative
+// to a descriptor of the watched mount kept by WatchFilesystem, and names it
+// by readlink of /proc/self/fd/N, checked by stat to lead back to the same
+// directory (through a bind mount of a subdirectory, the kernel names
+// directories outside it "/"); the child by its handle and fstat, or, without
+// one, by fstatat of the name. Paths are those at read time, not at event
+// time. Read waits, wakes and stops as ReadEvents does.
+//
+// Facts checked on Linux 6.18 that callers must know:
+//
+//   - The kernel merges a still-queued event with a later one about the
+//     same directory, name and child from the same process, or-ing masks:
+//     a create and unlink of "m" arrive as one Create|Delete event. A
+//     NameEvent means "look at this name now", not a replayable history.
+//     Events about different names keep their order.
+//   - link(2) is reported as Create of the new name (with the existing
+//     inode as child); FAN_ATTRIB would add only a nameless event, so the
+//     Watcher does not ask for it.
+//   - Once a child's last link is gone its handle is stale: the child of a
+//     final Delete is usually unknown (Ino 0). A directory removed before
+//     its events are read cannot be named: those events carry Err
+//     (unix.ESTALE).
+//   - fanotify_mark and open_by_handle_at refuse O_PATH descriptors, so
+//     WatchFilesystem keeps a real directory descriptor, which keeps the
+//     filesystem busy until Unwatch or Close.
+//   - On queue overflow (16384 events by default) a single event with Mask
+//     QueueOverflow follows the events that fit.
+//
 // # Files
 //
 //   - doc.go: this overview.
-//   - abi.go: kernel ABI constants (mask bits, record layout), platform neutral.
+//   - abi.go: kernel ABI constants (mask bits, record layouts), platform neutral.
 //   - errors.go: ErrNotSupported, ErrClosed, ErrMalformedEvent, *Error, *PanicError.
 //   - options.go: Options, Features, FileStat.
 //   - event.go: Event, Verdict, Response.
@@ -61,4 +111,10 @@
 //   - listener_linux.go: Open, marks, ReadEvents, RespondAll, Close.
 //   - fd_linux.go: PathOf, Stat and closing of event descriptors.
 //   - listener_other.go: stubs returning ErrNotSupported elsewhere.
+//   - watch.go: WatchOptions, WatchFeatures, NameEvent, ErrUnreachable.
+//   - watch_decode.go: DecodeFID, FIDEvent, FID: the pure decoder of FID
+//     info records (fuzzed).
+//   - watch_linux.go: Watcher: OpenWatcher, WatchFilesystem, Unwatch,
+//     Read (handle resolution), Close.
+//   - watch_other.go: Watcher stubs returning ErrNotSupported elsewhere.
 package fanotify
