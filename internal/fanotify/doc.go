@@ -3,8 +3,7 @@
 // and correctness of every descriptor fanotify hands out: the group
 // descriptor (Open, Close), and the one or two descriptors each event
 // carries (Event.Close), which must be answered and closed on every path.
-// It holds no policy: what to allow is the caller's
-// business.
+// It holds no policy: what to allow is the caller's business.
 //
 // References: fanotify(7), fanotify_init(2), fanotify_mark(2), and
 // include/uapi/linux/fanotify.h for the record layouts.
