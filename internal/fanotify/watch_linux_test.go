@@ -34,7 +34,7 @@ type watchFixture struct {
 // setupWatch checks for descriptor leaks, mounts a tmpfs, runs prepare on
 // it before anything is watched, and watches it with a Watcher closed in
 // t.Cleanup.
-func setupWatch(t *testing.T, opts WatchOptions, prepare func(dir string)) *watchFixture {
+func setupWatch(t testing.TB, opts WatchOptions, prepare func(dir string)) *watchFixture {
 	t.Helper()
 	testutil.RequireFanotify(t)
 	testutil.CheckFDLeaks(t)
@@ -82,7 +82,7 @@ func (w want) String() string {
 }
 
 // read collects at least n events within watchTimeout.
-func (f *watchFixture) read(t *testing.T, n int) []NameEvent {
+func (f *watchFixture) read(t testing.TB, n int) []NameEvent {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), watchTimeout)
 	defer cancel()
@@ -138,7 +138,7 @@ func describe(evs []NameEvent) string {
 	return b.String()
 }
 
-func ino(t *testing.T, path string) uint64 {
+func ino(t testing.TB, path string) uint64 {
 	t.Helper()
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
@@ -156,7 +156,7 @@ func dev(t *testing.T, path string) uint64 {
 	return uint64(st.Dev)
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -522,4 +522,32 @@ func TestWatchTwoFilesystems(t *testing.T) {
 	if len(got) != 1 || got[0].Name != "queued" || got[0].Err == nil || got[0].Dir != "" {
 		t.Errorf("event queued before Unwatch: %s", describe(got))
 	}
+}
+
+// BenchmarkWatchRead measures Read's cost per event (read, decode, resolve
+// directory and child) for batches of creates in one directory.
+func BenchmarkWatchRead(b *testing.B) {
+	const batch = 256
+	f := setupWatch(b, WatchOptions{}, nil)
+	var (
+		n   int
+		evs []NameEvent
+	)
+	for b.Loop() {
+		b.StopTimer()
+		for range batch {
+			fd, err := unix.Open(f.path(strconv.Itoa(n)), unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+			must(b, err)
+			unix.Close(fd)
+			n++
+		}
+		b.StartTimer()
+		for got := 0; got < batch; {
+			var err error
+			evs, err = f.w.Read(context.Background(), evs)
+			must(b, err)
+			got += len(evs)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
 }
