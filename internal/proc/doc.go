@@ -1,0 +1,74 @@
+// Package proc tells who the process behind a fanotify event is: its
+// executable (path, identity, and on demand SHA-256), its real uid, gid and
+// supplementary groups, its name, and its container. It owns the process
+// cache and the executable-hash cache; it holds no policy.
+//
+// Everything is read through a root directory: "/" in production, "/host"
+// when the agent runs in a pod with the host's /proc mounted there, and a
+// fixture tree in tests. Sources: proc(5) for /proc/PID/{exe,stat,status},
+// pidfd_open(2), and for pidfs include/uapi/linux/pidfd.h (PIDFD_GET_INFO,
+// Linux 6.13) and fs/pidfs.c (one inode per process, Linux 6.9).
+//
+// # Identity of a process
+//
+// A PID is reused once its process is reaped, so the cache never keys by
+// PID alone:
+//
+//   - With a pidfd on pidfs (Linux 6.9 and later; fanotify hands one out
+//     with FAN_REPORT_PIDFD), the key is the pidfd's inode number, which
+//     is unique per process for the life of the system (on 64-bit). Getting
+//     it is one fstat(2). The pidfd also proves that /proc/PID was still
+//     this process when it was read: the process held the PID from its
+//     start until the liveness check that follows the reads.
+//   - Otherwise the key is the PID with its start time (field 22 of
+//     /proc/PID/stat), read before and after the other reads.
+//
+// # What a cache hit costs, and why it is not free
+//
+// A process keeps its identity across execve(2) and setuid(2): a cached
+// answer could name the program a process ran before it exec'd another, or
+// the uid it had before it dropped or raised privileges. A policy engine
+// that trusted such an answer could be walked around (an allowed program
+// that execs /bin/cat). So every hit is revalidated against the kernel:
+//
+//   - pidfd on pidfs: fstat(pidfd) for the key, one stat(2) of
+//     /proc/PID/exe (a path walk into procfs, no file contents read) to see
+//     that the executable (device, inode, change time, size) is unchanged,
+//     and one PIDFD_GET_INFO ioctl to see that the real uid and gid are
+//     unchanged and that the process is alive. Three system calls, no
+//     allocation; see BenchmarkLookupHit. Kernels with pidfs but without
+//     PIDFD_GET_INFO (6.9 to 6.12) read /proc/PID/status instead.
+//   - without a pidfd: /proc/PID/stat is read for the key, /proc/PID/exe is
+//     stat'ed, /proc/PID/status is read and compared (uid, gid, groups),
+//     and /proc/PID/stat is read again. Correct, several times slower;
+//     FAN_REPORT_PIDFD exists since Linux 5.15.
+//
+// A hit that finds a change reloads the process. What is not noticed: a
+// change of supplementary groups alone (setgroups(2) without a uid or gid
+// change) on the pidfd path, and a move to another cgroup (the container
+// is read once per process).
+//
+// # Executable hashes
+//
+// SHA256 reads the executable through /proc/PID/exe, which works across
+// mount namespaces and for deleted files, checks that the opened file is
+// the one the Process names (device, inode, change time, size) before and
+// after reading it, and caches the sum by that identity. Concurrent
+// requests for one identity read the file once. Files larger than
+// Options.MaxHashSize are refused with ErrTooLarge. The agent opening the
+// executable raises its own fanotify event when the file is on a marked
+// filesystem; the fanotify package answers its own process's events at
+// once, so this cannot deadlock.
+//
+// # Files
+//
+//	doc.go            this comment
+//	process.go        Process, ExeID, Container, Pod, Options, Stats, errors, NewResolver
+//	parse.go          ParseStatus and ParseStatStart: parsers over bytes and readers
+//	lru.go            the bounded LRU used by both caches
+//	lookup_linux.go   Lookup: keys, revalidation, loading
+//	sys_linux.go      allocation-free system calls: stat, read, pidfd
+//	hash.go           SHA256, the hash cache and its single flight
+//	hash_linux.go     opening the executable through /proc/PID/exe
+//	proc_other.go     stubs returning ErrNotSupported off Linux
+package proc
