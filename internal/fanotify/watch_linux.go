@@ -50,8 +50,9 @@ const (
 //
 // A Watcher keeps a descriptor of each watched filesystem open (the mount_fd
 // of open_by_handle_at(2)), so the filesystem cannot be unmounted, except
-// lazily, until Unwatch or Close. It needs CAP_SYS_ADMIN (filesystem marks)
-// and CAP_DAC_READ_SEARCH (open_by_handle_at).
+// lazily, until Unwatch or Close; the garbage collector closes only the
+// group descriptor, so always Close a Watcher. It needs CAP_SYS_ADMIN
+// (filesystem marks) and CAP_DAC_READ_SEARCH (open_by_handle_at).
 type Watcher struct {
 	f        *os.File
 	rc       syscall.RawConn

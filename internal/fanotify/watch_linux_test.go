@@ -398,9 +398,12 @@ func TestWatchErrors(t *testing.T) {
 	if _, err := OpenWatcher(WatchOptions{BufferSize: 100}); err == nil {
 		t.Error("OpenWatcher accepted a 100-byte buffer")
 	}
-	w, err := OpenWatcher(WatchOptions{})
+	w, err := OpenWatcher(WatchOptions{UnlimitedQueue: true, BufferSize: 4096})
 	must(t, err)
 	defer w.Close()
+	if fl := w.Features().InitFlags; fl&unix.FAN_UNLIMITED_QUEUE == 0 {
+		t.Errorf("init flags %#x lack FAN_UNLIMITED_QUEUE", fl)
+	}
 	if err := w.WatchFilesystem(""); !errors.Is(err, unix.ENOENT) {
 		t.Errorf("empty path: %v", err)
 	}
