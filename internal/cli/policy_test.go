@@ -20,10 +20,10 @@ func run(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
-const examples = "../../examples"
+const examplesDir = "../../examples"
 
 func TestPolicyCheckAcceptsExamples(t *testing.T) {
-	code, out, errOut := run(t, "policy", "check", examples)
+	code, out, errOut := run(t, "policy", "check", examplesDir)
 	if code != exitcode.OK {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
@@ -52,7 +52,7 @@ spec:
 	if err := os.WriteFile(bad, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := run(t, "policy", "check", filepath.Join(examples, "finance-docs.yaml"), bad)
+	code, out, errOut := run(t, "policy", "check", filepath.Join(examplesDir, "finance-docs.yaml"), bad)
 	if code != exitcode.Failure {
 		t.Fatalf("exit %d, want %d", code, exitcode.Failure)
 	}
@@ -98,7 +98,7 @@ func TestPolicyCheckMissingFile(t *testing.T) {
 }
 
 func TestPolicyExplainDocumentedAnswers(t *testing.T) {
-	fin := filepath.Join(examples, "finance-docs.yaml")
+	fin := filepath.Join(examplesDir, "finance-docs.yaml")
 	cases := []struct {
 		args []string
 		want []string
@@ -130,7 +130,7 @@ func TestPolicyExplainDocumentedAnswers(t *testing.T) {
 }
 
 func TestPolicyExplainJSONAndPods(t *testing.T) {
-	code, out, errOut := run(t, "policy", "explain", "-o", "json", "--policy", examples,
+	code, out, errOut := run(t, "policy", "explain", "-o", "json", "--policy", examplesDir,
 		"--path", "/var/lib/kubelet/pods/7f1c/volumes/kubernetes.io~secret/db/password",
 		"--exe", "/app/server", "--container", "3f4e5d6c7b8a9f00", "--runtime", "containerd",
 		"--pod", "payments/api-0", "--pod-label", "app=payments-api", "--pod-label", "tier=backend")
@@ -152,7 +152,7 @@ func TestPolicyExplainJSONAndPods(t *testing.T) {
 		t.Fatalf("precedence order: %v", r.Order)
 	}
 	// The same pod with the wrong tier label is denied.
-	code, out, _ = run(t, "policy", "explain", "-o", "json", "--policy", examples,
+	code, out, _ = run(t, "policy", "explain", "-o", "json", "--policy", examplesDir,
 		"--path", "/var/lib/kubelet/pods/7f1c/volumes/kubernetes.io~secret/db/password",
 		"--exe", "/app/server", "--container", "3f4e5d6c7b8a9f00", "--runtime", "containerd",
 		"--pod", "payments/api-0", "--pod-label", "app=payments-api", "--pod-label", "tier=frontend")
@@ -167,9 +167,9 @@ func TestPolicyExplainUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"policy", "explain", "--path", "/a", "--exe", "/b"}, `required flag(s) "policy" not set`},
-		{[]string{"policy", "explain", "--policy", examples, "--path", "/a", "--exe", "/b", "--op", "write"}, `unknown operation "write"`},
-		{[]string{"policy", "explain", "--policy", examples, "--path", "/a", "--exe", "/b", "--pod", "nopod"}, "expected NAMESPACE/NAME"},
-		{[]string{"policy", "explain", "--policy", examples, "--path", "/a", "--exe", "/b", "-o", "yaml"}, `unknown output format "yaml"`},
+		{[]string{"policy", "explain", "--policy", examplesDir, "--path", "/a", "--exe", "/b", "--op", "write"}, `unknown operation "write"`},
+		{[]string{"policy", "explain", "--policy", examplesDir, "--path", "/a", "--exe", "/b", "--pod", "nopod"}, "expected NAMESPACE/NAME"},
+		{[]string{"policy", "explain", "--policy", examplesDir, "--path", "/a", "--exe", "/b", "-o", "yaml"}, `unknown output format "yaml"`},
 	} {
 		code, _, errOut := run(t, c.args...)
 		if code == 0 || !strings.Contains(errOut, c.want) {

@@ -87,6 +87,8 @@ Start with:
 		newVersionCommand(s),
 		newPolicyCommand(s),
 		newEnvCommand(s),
+		newRunCommand(s),
+		newStatusCommand(s),
 	)
 	return root
 }

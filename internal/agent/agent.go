@@ -1,0 +1,304 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/drmfilter/drmfilter/internal/audit"
+	"github.com/drmfilter/drmfilter/internal/config"
+	"github.com/drmfilter/drmfilter/internal/environ"
+	"github.com/drmfilter/drmfilter/internal/fanotify"
+	"github.com/drmfilter/drmfilter/internal/policy"
+	"github.com/drmfilter/drmfilter/internal/proc"
+	"github.com/drmfilter/drmfilter/internal/storage"
+	"github.com/drmfilter/drmfilter/internal/version"
+)
+
+// ErrPolicy is matched by errors that mean the policies could not be
+// loaded (as opposed to a kernel or I/O failure).
+var ErrPolicy = errors.New("policy could not be loaded")
+
+// Options are what New needs besides the configuration.
+type Options struct {
+	Config config.Config
+	Logger *slog.Logger
+	// Env is the detected environment; nil means detect it now.
+	Env *environ.Report
+	// AuditSinks replace the sinks built from Config.Audit (tests).
+	AuditSinks []audit.Sink
+
+	// decideHook, when set, runs at the start of every covered decision
+	// (tests stall decisions with it).
+	decideHook func()
+}
+
+// Agent is one running drmfilter agent. Create it with New, start it with
+// Run.
+type Agent struct {
+	cfg     config.Config
+	tuning  config.Tuning
+	log     *slog.Logger
+	env     environ.Report
+	penv    policy.Env
+	envTag  string
+	selfPID int32
+	failV   fanotify.Verdict
+
+	state  atomic.Pointer[policyState]
+	mounts atomic.Pointer[storage.Mounts]
+	index  *identityIndex
+	procs  *proc.Resolver
+	audit  *audit.Writer
+	exempt *exemption
+	stats  *stats
+	hook   func()
+
+	fan      *fanotify.Listener
+	reloadMu sync.Mutex // serialises Reload and mark changes
+	marked   map[string]uint64
+	started  time.Time
+	ready    atomic.Bool
+}
+
+// policyState is one loaded policy generation. It is replaced whole.
+type policyState struct {
+	m        *policy.Matcher
+	gen      uint64
+	hash     string
+	loadedAt time.Time
+	files    []string
+	mask     uint64
+	roots    []string
+	anywhere bool
+}
+
+// New loads the policies and prepares the agent; nothing is marked until
+// Run. A policy that does not load is an error matching ErrPolicy.
+func New(opts Options) (*Agent, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	a := &Agent{cfg: opts.Config, log: log, selfPID: int32(os.Getpid()), stats: newStats(), marked: map[string]uint64{}, started: time.Now(), hook: opts.decideHook}
+	if opts.Env != nil {
+		a.env = *opts.Env
+	} else {
+		a.env = environ.Detect(context.Background(), environ.Options{Root: a.cfg.HostRoot, NoMounts: true})
+	}
+	a.penv = policy.Env{
+		Virtual:     a.env.Hypervisor != "" && a.env.Hypervisor != "none",
+		Hypervisor:  noneToEmpty(a.env.Hypervisor),
+		Cloud:       noneToEmpty(a.env.Cloud),
+		InContainer: a.env.Container != "" && a.env.Container != "none",
+	}
+	a.envTag = strings.Join([]string{orNone(a.env.Hypervisor), orNone(a.env.Cloud), orNone(a.env.Container)}, "/")
+	a.tuning = a.cfg.Tune(config.Facts{Hypervisor: a.env.Hypervisor, Cloud: a.env.Cloud, Nested: a.env.Nested.Available, CPUs: runtime.NumCPU()})
+	if err := a.cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	a.failV = fanotify.Allow
+	if a.cfg.FailureMode == config.FailClosed {
+		a.failV = fanotify.Deny
+	}
+	st, err := a.load(1)
+	if err != nil {
+		return nil, err
+	}
+	a.state.Store(st)
+	if err := a.refreshMounts(); err != nil {
+		return nil, err
+	}
+	a.index = newIdentityIndex(maxIndexed)
+	a.procs = proc.NewResolver(a.cfg.HostRoot, proc.Options{})
+	a.exempt = newExemption(a.cfg)
+
+	sinks := opts.AuditSinks
+	if sinks == nil {
+		if a.cfg.Audit.File != "" {
+			fs, err := audit.NewFileSink(a.cfg.Audit.File, int64(a.cfg.Audit.MaxSizeMB)<<20, a.cfg.Audit.Backups)
+			if err != nil {
+				return nil, fmt.Errorf("audit log: %w", err)
+			}
+			sinks = append(sinks, fs)
+		}
+		if a.cfg.Audit.Stdout {
+			sinks = append(sinks, audit.NewStreamSink(os.Stdout))
+		}
+	}
+	a.audit = audit.New(audit.Options{QueueSize: a.cfg.Audit.QueueSize}, sinks...)
+	return a, nil
+}
+
+// load reads and compiles the configured policies.
+func (a *Agent) load(gen uint64) (*policyState, error) {
+	set, err := policy.LoadPaths(a.cfg.Policies, policy.LoadOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
+	}
+	m := policy.Compile(set, policy.CompileOptions{ForceAudit: a.cfg.Mode == "audit"})
+	st := &policyState{m: m, gen: gen, hash: set.Hash, loadedAt: time.Now(), files: set.Files, mask: maskFor(m.Operations())}
+	st.roots, st.anywhere = m.Roots()
+	return st, nil
+}
+
+func maskFor(ops policy.Operation) uint64 {
+	var mask uint64
+	if ops&policy.OpOpen != 0 {
+		mask |= fanotify.OpenPerm
+	}
+	if ops&policy.OpExec != 0 {
+		mask |= fanotify.OpenExecPerm
+	}
+	if ops&policy.OpRead != 0 {
+		mask |= fanotify.AccessPerm
+	}
+	return mask
+}
+
+func (a *Agent) refreshMounts() error {
+	ms, err := storage.LoadMounts(a.cfg.HostRoot, 0)
+	if ms == nil {
+		return fmt.Errorf("mount table: %w", err)
+	}
+	if err != nil {
+		a.log.Warn("some mount table lines could not be read", "error", err)
+	}
+	a.mounts.Store(ms)
+	return nil
+}
+
+// Settings returns the effective settings, for the start-up log and status.
+func (a *Agent) Settings() map[string]string {
+	return map[string]string{
+		"mode":        a.cfg.Mode,
+		"failureMode": string(a.cfg.FailureMode),
+		"deadline":    a.cfg.Deadline.String(),
+		"workers":     fmt.Sprint(a.cfg.Workers),
+		"queueSize":   fmt.Sprint(a.cfg.QueueSize),
+		"tuning":      a.tuning.Reason,
+		"environment": a.envTag,
+		"ignoreMarks": fmt.Sprint(a.cfg.IgnoreMarksEnabled()),
+		"exemption":   fmt.Sprint(a.cfg.ExemptionEnabled()),
+	}
+}
+
+// Run opens fanotify, marks what the policies need, and answers events
+// until ctx is done. On return every event read has been answered and the
+// fanotify descriptor is closed, which allows whatever was still queued.
+func (a *Agent) Run(ctx context.Context) error {
+	fan, err := fanotify.Open(fanotify.Options{UnlimitedMarks: true})
+	if err != nil {
+		return fmt.Errorf("fanotify: %w", err)
+	}
+	a.fan = fan
+	defer fan.Close()
+	defer a.audit.Close(context.Background())
+
+	st := a.state.Load()
+	a.index.rebuild(st, a.mounts.Load(), a.penv)
+	if err := a.applyMarks(st); err != nil {
+		return err
+	}
+	a.log.Info("drmfilter agent started", "version", version.Get().Version, "policyGeneration", st.gen, "policyHash", st.hash,
+		"rules", st.m.Rules(), "marked", a.markedList(), "settings", a.Settings())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	jobs := make(chan *job, a.cfg.QueueSize)
+	for range a.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.worker(jobs)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.watchMounts(ctx)
+	}()
+	a.ready.Store(true)
+	err = a.readLoop(ctx, jobs)
+	a.ready.Store(false)
+	cancel()
+	close(jobs) // workers answer what is queued, then stop
+	wg.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	a.log.Info("drmfilter agent stopped", "events", a.stats.total.Load())
+	return err
+}
+
+// Reload loads the policies again and, if they are valid, swaps them in
+// atomically and updates the marks. A bad policy leaves the previous one in
+// force and is returned as an error.
+func (a *Agent) Reload() error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	old := a.state.Load()
+	st, err := a.load(old.gen + 1)
+	if err != nil {
+		a.stats.reloadFailures.Add(1)
+		a.log.Error("policy reload rejected; the previous policy stays in force", "error", err, "generation", old.gen)
+		return err
+	}
+	if st.hash == old.hash {
+		return nil
+	}
+	a.index.rebuild(st, a.mounts.Load(), a.penv)
+	a.state.Store(st)
+	if a.fan != nil {
+		if err := a.applyMarksLocked(st); err != nil {
+			a.log.Error("updating marks after reload", "error", err)
+		}
+		// Ignore marks cached verdicts of the old policy.
+		if err := a.fan.Flush(0); err != nil {
+			a.log.Warn("flushing ignore marks", "error", err)
+		}
+	}
+	a.log.Info("policies reloaded", "generation", st.gen, "hash", st.hash, "rules", st.m.Rules())
+	return nil
+}
+
+// WatchPolicies reloads when a policy file or directory changes, including
+// the symlink swap of a Kubernetes ConfigMap volume, until ctx is done.
+func (a *Agent) WatchPolicies(ctx context.Context) error {
+	return watchPaths(ctx, a.cfg.Policies, 200*time.Millisecond, func() {
+		_ = a.Reload()
+	})
+}
+
+func noneToEmpty(s string) string {
+	if s == "none" {
+		return ""
+	}
+	return s
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// cleanDir returns the nearest existing directory at or above p.
+func nearestExisting(root, p string) string {
+	for {
+		if _, err := os.Stat(filepath.Join(root, p)); err == nil || p == "/" {
+			return p
+		}
+		p = filepath.Dir(p)
+	}
+}

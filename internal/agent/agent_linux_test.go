@@ -1,0 +1,436 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drmfilter/drmfilter/internal/audit"
+	"github.com/drmfilter/drmfilter/internal/config"
+	"github.com/drmfilter/drmfilter/internal/environ"
+	"github.com/drmfilter/drmfilter/internal/testutil"
+)
+
+// syncBuffer collects audit lines from the writer goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) records(t *testing.T) []audit.Record {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []audit.Record
+	for _, line := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var r audit.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+type harness struct {
+	t      *testing.T
+	fs     string // the tmpfs the test mounted: the only thing marked
+	policy string // policy file (not on the tmpfs)
+	a      *Agent
+	audit  *syncBuffer
+	stop   func()
+}
+
+// policyFor writes a policy protecting <fs>/secret/** in which only head
+// may open, nobody may execute, and cat may not read (if read is set).
+func policyFor(fs string, extra string) string {
+	return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: secrets}
+spec:
+  files:
+    paths: ["%s/secret/**"]
+  rules:
+    - name: head-may-open
+      operations: [open]
+      subjects: {executables: [%q]}
+      effect: allow
+    - name: no-exec
+      operations: [exec]
+      effect: deny
+    - name: others-may-not-open
+      operations: [open]
+      effect: deny
+%s`, fs, realPath("head"), extra)
+}
+
+func realPath(name string) string {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "/usr/bin/" + name
+	}
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
+}
+
+// startAgent mounts a tmpfs, writes a policy and runs an agent on it until
+// the test ends.
+func startAgent(t *testing.T, policyText func(fs string) string, mutate func(*config.Config), opts ...func(*Options)) *harness {
+	t.Helper()
+	testutil.RequireFanotify(t)
+	h := &harness{t: t, fs: testutil.MountTmpfs(t), audit: &syncBuffer{}}
+	for _, d := range []string{"secret", "public"} {
+		if err := os.Mkdir(filepath.Join(h.fs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(h.fs, "secret", "plan.txt"), []byte("the plan\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h.fs, "public", "readme.txt"), []byte("public\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.policy = filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(h.policy, []byte(policyText(h.fs)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Policies = []string{h.policy}
+	cfg.Audit.File = ""
+	cfg.MetricsAddress = ""
+	cfg.StatusSocket = ""
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	env := environ.Report{Hypervisor: "kvm", Cloud: "none", Container: "none"}
+	o := Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Env: &env, AuditSinks: []audit.Sink{audit.NewStreamSink(h.audit)}}
+	for _, f := range opts {
+		f(&o)
+	}
+	a, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.a = a
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	h.stop = func() { once.Do(func() { stopAgent(t, cancel, done) }) }
+	t.Cleanup(h.stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for !a.ready.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("agent not ready after 10s")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("agent stopped: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return h
+}
+
+func stopAgent(t *testing.T, cancel func(), done chan error) {
+	{
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("agent: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("agent did not stop within 10s")
+		}
+	}
+}
+
+func (h *harness) path(p string) string { return filepath.Join(h.fs, p) }
+
+// run runs a client program with a timeout; the process is killed by the
+// context if it hangs.
+func run(t *testing.T, dir string, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %v hung: %s", name, args, out)
+	}
+	return string(out), err
+}
+
+func mustDeny(t *testing.T, out string, err error, what string) {
+	t.Helper()
+	if err == nil || !strings.Contains(out, "Operation not permitted") {
+		t.Errorf("%s: want EPERM, got err=%v out=%q", what, err, out)
+	}
+}
+
+func mustAllow(t *testing.T, out string, err error, what string) {
+	t.Helper()
+	if err != nil {
+		t.Errorf("%s: want success, got err=%v out=%q", what, err, out)
+	}
+}
+
+func TestOpenDecidedByPolicy(t *testing.T) {
+	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, nil)
+	out, err := run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustDeny(t, out, err, "cat of a protected file")
+	out, err = run(t, "/", "head", h.path("secret/plan.txt"))
+	mustAllow(t, out, err, "head of a protected file")
+	if out != "the plan\n" {
+		t.Errorf("head printed %q", out)
+	}
+	out, err = run(t, "/", "cat", h.path("public/readme.txt"))
+	mustAllow(t, out, err, "cat of an unprotected file")
+
+	h.stop() // flush the audit log
+	var deny *audit.Record
+	for _, r := range h.audit.records(t) {
+		if r.Decision == "deny" {
+			deny = &r
+		}
+	}
+	if deny == nil {
+		t.Fatalf("no deny record in %+v", h.audit.records(t))
+	}
+	if deny.Policy != "secrets" || deny.Rule != "others-may-not-open" || deny.Path != h.path("secret/plan.txt") ||
+		deny.Exe != realPath("cat") || deny.Operation != "open" || deny.Ino == 0 || deny.PID == 0 || deny.Env != "kvm/none/none" {
+		t.Errorf("deny record: %+v", *deny)
+	}
+}
+
+func TestExecDenied(t *testing.T) {
+	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, nil)
+	data, err := os.ReadFile(realPath("true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"secret/true", "public/true"} {
+		if err := os.WriteFile(h.path(p), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := run(t, "/", h.path("secret/true"))
+	if err == nil {
+		t.Errorf("executing a protected binary succeeded: %q", out)
+	}
+	out, err = run(t, "/", h.path("public/true"))
+	mustAllow(t, out, err, "executing an unprotected copy")
+}
+
+func TestReadAccessDenied(t *testing.T) {
+	h := startAgent(t, func(fs string) string {
+		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: no-reading}
+spec:
+  files: {paths: ["%s/secret/**"]}
+  rules:
+    - {name: cat-may-not-read, operations: [read], subjects: {executables: [%q]}, effect: deny}
+`, fs, realPath("cat"))
+	}, nil)
+	out, err := run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustDeny(t, out, err, "cat reading a protected file")
+	out, err = run(t, "/", "head", h.path("secret/plan.txt"))
+	mustAllow(t, out, err, "head reading a protected file")
+}
+
+func TestAuditModeDeniesNothingAndRecordsEverything(t *testing.T) {
+	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, func(c *config.Config) { c.Mode = "audit" })
+	out, err := run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustAllow(t, out, err, "cat in audit mode")
+	h.stop()
+	found := false
+	for _, r := range h.audit.records(t) {
+		if r.Decision == "would-deny" && r.Rule == "others-may-not-open" && r.Mode == "audit" && r.Exe == realPath("cat") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no would-deny record: %+v", h.audit.records(t))
+	}
+}
+
+// TestOtherNamesOfAProtectedFile tries every way of reaching a protected
+// file by another name.
+func TestOtherNamesOfAProtectedFile(t *testing.T) {
+	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, nil)
+	secret := h.path("secret/plan.txt")
+
+	if err := os.Link(secret, h.path("public/hardlink.txt")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "/", "cat", h.path("public/hardlink.txt"))
+	mustDeny(t, out, err, "hard link")
+
+	if err := os.Symlink(secret, h.path("public/symlink.txt")); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, "/", "cat", h.path("public/symlink.txt"))
+	mustDeny(t, out, err, "symlink")
+
+	out, err = run(t, h.path("secret"), "cat", "plan.txt")
+	mustDeny(t, out, err, "relative path from the working directory")
+
+	out, err = run(t, "/", "cat", "/proc/self/root"+secret)
+	mustDeny(t, out, err, "/proc/self/root path")
+
+	out, err = run(t, "/", "sh", "-c", "cd "+h.path("secret")+" && cat /proc/self/cwd/plan.txt")
+	mustDeny(t, out, err, "/proc/self/cwd path")
+
+	bind := h.path("public/bind")
+	if err := os.Mkdir(bind, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, "/", "mount", "--bind", h.path("secret"), bind); err != nil {
+		t.Fatalf("mount --bind: %v %s", err, out)
+	}
+	t.Cleanup(func() { run(t, "/", "umount", "-l", bind) })
+	out, err = run(t, "/", "cat", filepath.Join(bind, "plan.txt"))
+	mustDeny(t, out, err, "bind mount")
+
+	if _, err := exec.LookPath("unshare"); err == nil {
+		out, err = run(t, "/", "unshare", "-m", "--propagation", "private", "sh", "-c",
+			"mkdir -p /tmp/drmfilter-ns && mount --bind "+h.path("secret")+" /tmp/drmfilter-ns && cat /tmp/drmfilter-ns/plan.txt")
+		mustDeny(t, out, err, "another mount namespace")
+	} else if testutil.InCI() {
+		t.Error("unshare is missing")
+	}
+
+	out, err = run(t, "/", "env", "DRMFILTER_HANDLE_FILE="+secret, os.Args[0], "-test.run=^TestHelperOpenByHandle$")
+	if err == nil || !strings.Contains(out, "operation not permitted") {
+		t.Errorf("open_by_handle_at: want EPERM, got err=%v out=%q", err, out)
+	}
+	if !strings.Contains(out, "handle-open-failed") {
+		t.Errorf("helper did not reach open_by_handle_at: %q", out)
+	}
+}
+
+// TestHelperOpenByHandle is run as a child process by
+// TestOtherNamesOfAProtectedFile: it opens the file named by
+// DRMFILTER_HANDLE_FILE through name_to_handle_at and open_by_handle_at.
+func TestHelperOpenByHandle(t *testing.T) {
+	name := os.Getenv("DRMFILTER_HANDLE_FILE")
+	if name == "" {
+		t.Skip("helper process only")
+	}
+	if err := openByHandle(name); err != nil {
+		fmt.Println("handle-open-failed:", err)
+		os.Exit(1)
+	}
+	fmt.Println("handle-open-succeeded")
+}
+
+func TestFilesCreatedAndRenamedAfterStart(t *testing.T) {
+	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, nil)
+
+	// Created in the protected place after start: protected by its path.
+	if err := os.WriteFile(h.path("secret/new.txt"), []byte("new\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "/", "cat", h.path("secret/new.txt"))
+	mustDeny(t, out, err, "file created after start")
+
+	// Renamed out of the protected place: still the protected file.
+	if err := os.Rename(h.path("secret/new.txt"), h.path("public/moved-out.txt")); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, "/", "cat", h.path("public/moved-out.txt"))
+	mustDeny(t, out, err, "file renamed out of the protected place")
+
+}
+
+// waitFor polls cond for up to 10s (a correctness bound, not a speed target).
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Errorf("timed out waiting for %s", what)
+}
+
+func TestReloadSwapsPoliciesAndKeepsTheOldOnError(t *testing.T) {
+	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, nil)
+	out, err := run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustDeny(t, out, err, "before reload")
+	gen := h.a.Status().Policy.Generation
+
+	// A new policy that lets cat open.
+	catOK := strings.Replace(policyFor(h.fs, ""), realPath("head"), realPath("cat"), 1)
+	if err := os.WriteFile(h.policy, []byte(catOK), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if g := h.a.Status().Policy.Generation; g != gen+1 {
+		t.Errorf("generation %d after reload, want %d", g, gen+1)
+	}
+	out, err = run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustAllow(t, out, err, "after reload")
+
+	// A broken policy is rejected and the last good one stays in force.
+	if err := os.WriteFile(h.policy, []byte("apiVersion: drmfilter.dev/v1\nkind: ProtectionPolicy\nmetadata: {name: x}\nspec: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.a.Reload(); err == nil || !errors.Is(err, ErrPolicy) {
+		t.Fatalf("reload of a broken policy: %v", err)
+	}
+	out, err = run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustAllow(t, out, err, "after a rejected reload")
+	out, err = run(t, "/", "tail", h.path("secret/plan.txt"))
+	mustDeny(t, out, err, "others after a rejected reload")
+	if st := h.a.Status(); st.Policy.Generation != gen+1 || st.ReloadFailure != 1 {
+		t.Errorf("status after a rejected reload: generation %d, failures %d", st.Policy.Generation, st.ReloadFailure)
+	}
+}
+
+func TestDeadlineAppliesTheFailureMode(t *testing.T) {
+	for _, mode := range []config.FailureMode{config.FailOpen, config.FailClosed} {
+		t.Run(string(mode), func(t *testing.T) {
+			stall := make(chan struct{})
+			h := startAgent(t, func(fs string) string { return policyFor(fs, "") },
+				func(c *config.Config) { c.FailureMode = mode; c.Deadline = 100 * time.Millisecond },
+				func(o *Options) { o.decideHook = func() { <-stall } })
+			defer close(stall)
+			out, err := run(t, "/", "head", h.path("secret/plan.txt"))
+			if mode == config.FailOpen {
+				mustAllow(t, out, err, "stalled decision, fail open")
+			} else {
+				mustDeny(t, out, err, "stalled decision, fail closed")
+			}
+			if n := h.a.stats.fails[0].Load(); n == 0 {
+				t.Errorf("deadline misses not counted")
+			}
+		})
+	}
+}

@@ -1,0 +1,278 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/drmfilter/drmfilter/internal/audit"
+	"github.com/drmfilter/drmfilter/internal/fanotify"
+	"github.com/drmfilter/drmfilter/internal/policy"
+	"github.com/drmfilter/drmfilter/internal/proc"
+	"github.com/drmfilter/drmfilter/internal/storage"
+)
+
+// job is a covered event handed to a worker. Exactly one of the worker and
+// the deadline timer answers it (claim), and the descriptors are closed
+// when both are done with it (refs).
+type job struct {
+	ev       fanotify.Event
+	op       policy.Operation
+	path     string
+	st       fanotify.FileStat
+	class    storage.Info
+	fsType   string
+	state    *policyState
+	start    time.Time
+	answered atomic.Bool
+	refs     atomic.Int32
+	timer    *time.Timer
+}
+
+func (j *job) claim() bool { return j.answered.CompareAndSwap(false, true) }
+
+func opOf(mask uint64) policy.Operation {
+	switch {
+	case mask&fanotify.OpenExecPerm != 0:
+		return policy.OpExec
+	case mask&fanotify.AccessPerm != 0:
+		return policy.OpRead
+	default:
+		return policy.OpOpen
+	}
+}
+
+// readLoop reads events until ctx is done or the listener fails.
+func (a *Agent) readLoop(ctx context.Context, jobs chan<- *job) error {
+	buf := make([]byte, 64<<10)
+	evs := make([]fanotify.Event, 0, len(buf)/24)
+	pathBuf := make([]byte, 4096)
+	for {
+		batch, err := a.fan.ReadEvents(ctx, buf, evs[:0])
+		for i := range batch {
+			a.dispatch(&batch[i], jobs, pathBuf)
+		}
+		if err != nil {
+			if errors.Is(err, fanotify.ErrClosed) || ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+	}
+}
+
+// respond answers one event, counting a failed write (the kernel then
+// keeps waiting until the descriptor closes, which allows the event).
+func (a *Agent) respond(fd int32, v fanotify.Verdict) {
+	if err := a.fan.RespondAll([]fanotify.Response{{Fd: fd, Verdict: v}}); err != nil {
+		a.stats.respondErrors.Add(1)
+	}
+}
+
+// dispatch takes ownership of e: it answers and closes it, or hands it to a
+// worker that will.
+func (a *Agent) dispatch(e *fanotify.Event, jobs chan<- *job, pathBuf []byte) {
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			e.Close()
+		}
+	}()
+	switch {
+	case e.IsOverflow():
+		a.stats.overflows.Add(1)
+		a.log.Warn("fanotify queue overflow: the kernel allowed events it could not queue")
+		return
+	case !e.IsPerm():
+		return
+	case e.Pid == a.selfPID:
+		a.stats.self.Add(1)
+		a.respond(e.Fd, fanotify.Allow)
+		return
+	}
+	a.stats.total.Add(1)
+	op := opOf(e.Mask)
+	if e.Err != nil {
+		a.fail(e.Fd, op, "", e.Pid, "malformed-event")
+		return
+	}
+	st, err := fanotify.Stat(e.Fd)
+	if err != nil {
+		a.fail(e.Fd, op, "", e.Pid, "internal-error")
+		return
+	}
+	p, err := fanotify.PathOf(e.Fd, pathBuf)
+	if err != nil {
+		a.fail(e.Fd, op, "", e.Pid, "internal-error")
+		return
+	}
+	path := string(p)
+	mounts := a.mounts.Load()
+	_, info := mounts.Lookup(path)
+	state := a.state.Load()
+	in := policy.Input{Op: op, Path: path, FSType: info.FSType, StorageClass: string(info.Class)}
+
+	covered := state.m.Decide(&in).Covered
+	if !covered {
+		if ip, ok := a.index.lookup(st.Dev, st.Ino); ok {
+			// Reached by another name (hard link, bind mount, another
+			// mount namespace): decide as the protected name.
+			a.stats.indexHits.Add(1)
+			path, covered = ip, true
+		}
+	}
+	if !covered {
+		a.stats.record(op, "uncovered")
+		a.respond(e.Fd, fanotify.Allow)
+		a.maybeIgnore(e.Fd, &st, state)
+		return
+	}
+	j := &job{ev: *e, op: op, path: path, st: st, class: info, fsType: info.FSType, state: state, start: time.Now()}
+	j.refs.Store(2) // the worker and the deadline timer
+	select {
+	case jobs <- j:
+		handedOff = true
+		j.timer = time.AfterFunc(a.cfg.Deadline, func() { a.deadline(j) })
+	default:
+		a.fail(e.Fd, op, path, e.Pid, "queue-full")
+	}
+}
+
+// maybeIgnore asks the kernel to stop reporting a file no policy covers,
+// when that verdict is safe to cache for every process: a regular file with
+// one name (another name might be protected) while ignore marks are on.
+func (a *Agent) maybeIgnore(fd int32, st *fanotify.FileStat, state *policyState) {
+	if !a.cfg.IgnoreMarksEnabled() || st.Nlink != 1 || st.Mode&0o170000 != 0o100000 {
+		return
+	}
+	if a.state.Load() != state {
+		return // the policy changed while deciding
+	}
+	if err := a.fan.IgnoreFd(fd, state.mask); err == nil {
+		a.stats.ignoreMarks.Add(1)
+	}
+}
+
+// fail answers an event by the failure mode and records why.
+func (a *Agent) fail(fd int32, op policy.Operation, path string, pid int32, reason string) {
+	a.respond(fd, a.failV)
+	a.stats.failures(reason).Add(1)
+	a.audit.Write(&audit.Record{Decision: "failure", Reason: reason, Mode: a.cfg.Mode, Operation: op.String(), Path: path,
+		PID: pid, Env: a.envTag})
+}
+
+// deadline answers a job by the failure mode if the worker has not.
+func (a *Agent) deadline(j *job) {
+	if j.claim() {
+		a.fail(j.ev.Fd, j.op, j.path, j.ev.Pid, "deadline")
+	}
+	a.release(j)
+}
+
+func (a *Agent) release(j *job) {
+	if j.refs.Add(-1) == 0 {
+		j.ev.Close()
+	}
+}
+
+// worker decides covered events until jobs is closed.
+func (a *Agent) worker(jobs <-chan *job) {
+	for j := range jobs {
+		a.decide(j)
+		if j.timer.Stop() {
+			a.release(j) // the timer will never run
+		}
+		a.release(j)
+	}
+}
+
+// hasher computes a process's executable hash on demand.
+type hasher struct {
+	r *proc.Resolver
+	p *proc.Process
+}
+
+func (h hasher) SHA256() ([32]byte, error) { return h.r.SHA256(h.p) }
+
+func (a *Agent) decide(j *job) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error("panic while deciding an event", "panic", r)
+			if j.claim() {
+				a.fail(j.ev.Fd, j.op, j.path, j.ev.Pid, "internal-error")
+			}
+		}
+	}()
+	if a.hook != nil {
+		a.hook()
+	}
+	if j.answered.Load() {
+		return // the deadline passed while queued
+	}
+	p, err := a.procs.Lookup(j.ev.Pid, int(j.ev.PidFd))
+	if err != nil {
+		if j.claim() {
+			a.fail(j.ev.Fd, j.op, j.path, j.ev.Pid, "process-lookup")
+		}
+		return
+	}
+	if a.exempt.applies(p, j.path) {
+		if j.claim() {
+			a.stats.exempt.Add(1)
+			a.respond(j.ev.Fd, fanotify.Allow)
+		}
+		return
+	}
+	in := policy.Input{
+		Op: j.op, Path: j.path, FSType: j.fsType, StorageClass: string(j.class.Class),
+		Subject: policy.Subject{
+			PID: j.ev.Pid, Exe: p.Exe, UID: p.UID, GID: p.GID, Groups: p.Groups,
+			Hasher:    hasher{a.procs, p},
+			Container: policy.Container{ID: p.Container.ID, Runtime: p.Container.Runtime},
+		},
+		Env: a.penv,
+	}
+	d := j.state.m.Decide(&in)
+	v := fanotify.Allow
+	if d.Verdict == policy.Deny {
+		v = fanotify.Deny
+	}
+	if !j.claim() {
+		a.stats.late.Add(1)
+		return
+	}
+	a.respond(j.ev.Fd, v)
+	a.stats.observe(time.Since(j.start))
+	a.index.learn(j.st.Dev, j.st.Ino, j.path)
+	decision := "allow"
+	switch {
+	case d.Verdict == policy.Deny:
+		decision = "deny"
+	case d.WouldDeny:
+		decision = "would-deny"
+	case d.Audit:
+		decision = "audit"
+	}
+	a.stats.record(j.op, decision)
+	if !d.Audit {
+		return
+	}
+	rec := &audit.Record{
+		Decision: decision, Mode: modeOf(a.cfg.Mode, d), Policy: d.Policy, Rule: d.Rule,
+		Operation: j.op.String(), Path: j.path, Dev: j.st.Dev, Ino: j.st.Ino,
+		PID: j.ev.Pid, Exe: p.Exe, UID: p.UID, GID: p.GID,
+		ContainerID: p.Container.ID, Runtime: p.Container.Runtime, Env: a.envTag,
+	}
+	if d.WouldDeny {
+		rec.Policy, rec.Rule = d.WouldPolicy, d.WouldRule
+	}
+	a.audit.Write(rec)
+}
+
+func modeOf(global string, d policy.Decision) string {
+	if global == "audit" || d.WouldDeny {
+		return "audit"
+	}
+	return "enforce"
+}

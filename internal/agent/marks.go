@@ -1,0 +1,167 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/drmfilter/drmfilter/internal/fanotify"
+	"github.com/drmfilter/drmfilter/internal/storage"
+)
+
+// Storage classes whose files policies without paths can cover. Pseudo
+// filesystems (proc, sysfs, cgroup...) are never marked.
+var markableClasses = []storage.Class{storage.ClassLocal, storage.ClassNetwork, storage.ClassCloud, storage.ClassSharedFolder, storage.ClassRemovable, storage.ClassOverlay}
+
+// wantedMarks maps the mount point of every filesystem to mark to the
+// mask. A filesystem mark (FAN_MARK_FILESYSTEM) covers every mount of the
+// superblock, so bind mounts of a protected tree are seen too; one mount
+// point per superblock is enough.
+func (a *Agent) wantedMarks(st *policyState) map[string]uint64 {
+	want := map[string]uint64{}
+	if st.mask == 0 {
+		return want
+	}
+	mounts := a.mounts.Load()
+	seen := map[[2]uint32]bool{}
+	add := func(mp string, major, minor uint32) {
+		key := [2]uint32{major, minor}
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		want[mp] = st.mask
+	}
+	root := a.cfg.HostRoot
+	for _, r := range st.roots {
+		p := nearestExisting(root, r)
+		m, info := mounts.Lookup(hostPath(root, p))
+		if m.MountPoint == "" || info.Class == storage.ClassPseudo {
+			continue
+		}
+		add(m.MountPoint, m.Major, m.Minor)
+	}
+	if st.anywhere {
+		t := mounts.Table()
+		for i := 0; i < t.Len(); i++ {
+			if t.Hidden(i) {
+				continue
+			}
+			m := t.At(i)
+			_, info := mounts.Lookup(m.MountPoint)
+			if slices.Contains(markableClasses, info.Class) {
+				add(m.MountPoint, m.Major, m.Minor)
+			}
+		}
+	}
+	return want
+}
+
+// hostPath is p as the agent sees it when the host's / is at root.
+func hostPath(root, p string) string {
+	if root == "/" || root == "" {
+		return p
+	}
+	return filepath.Join(root, p)
+}
+
+func (a *Agent) applyMarks(st *policyState) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	return a.applyMarksLocked(st)
+}
+
+// applyMarksLocked marks what st needs and removes marks it no longer
+// needs. Marking fails only if no filesystem could be marked at all.
+func (a *Agent) applyMarksLocked(st *policyState) error {
+	want := a.wantedMarks(st)
+	for mp, mask := range a.marked {
+		if want[mp] == mask {
+			continue
+		}
+		if err := a.fan.Unmark(unix.FAN_MARK_FILESYSTEM, mask, mp); err != nil {
+			a.log.Warn("removing a filesystem mark", "mountPoint", mp, "error", err)
+		}
+		delete(a.marked, mp)
+	}
+	var errs []string
+	for mp, mask := range want {
+		if _, ok := a.marked[mp]; ok {
+			continue
+		}
+		if err := a.fan.MarkFilesystem(mp, mask); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", mp, err))
+			continue
+		}
+		a.marked[mp] = mask
+	}
+	if len(errs) > 0 {
+		a.log.Error("some filesystems could not be marked; their files are not protected", "errors", errs)
+		if len(a.marked) == 0 && len(want) > 0 {
+			return fmt.Errorf("mark filesystems: %s", strings.Join(errs, "; "))
+		}
+	}
+	return nil
+}
+
+func (a *Agent) markedList() []string {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	out := make([]string, 0, len(a.marked))
+	for mp := range a.marked {
+		out = append(out, mp)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// watchMounts re-reads the mount table when it changes (the kernel wakes
+// pollers of /proc/self/mountinfo with POLLPRI) and marks filesystems
+// mounted where policies protect paths, so a new NFS mount or container
+// volume is protected when it appears.
+func (a *Agent) watchMounts(ctx context.Context) {
+	f, err := unix.Open(filepath.Join(a.cfg.HostRoot, "proc/self/mountinfo"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		a.log.Warn("cannot watch the mount table; new mounts are seen on reload only", "error", err)
+		return
+	}
+	defer unix.Close(f)
+	for ctx.Err() == nil {
+		fds := []unix.PollFd{{Fd: int32(f), Events: unix.POLLPRI}}
+		// Poll in slices of a second so that ctx is noticed.
+		n, err := unix.Poll(fds, 1000)
+		if err != nil && err != unix.EINTR {
+			a.log.Warn("polling the mount table", "error", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		if n == 0 || fds[0].Revents&(unix.POLLPRI|unix.POLLERR) == 0 {
+			continue
+		}
+		// Reading the file re-arms the notification.
+		buf := make([]byte, 64<<10)
+		unix.Seek(f, 0, 0)
+		for {
+			if n, _ := unix.Read(f, buf); n <= 0 {
+				break
+			}
+		}
+		if err := a.refreshMounts(); err != nil {
+			a.log.Warn("re-reading the mount table", "error", err)
+			continue
+		}
+		a.stats.mountChanges.Add(1)
+		a.reloadMu.Lock()
+		if err := a.applyMarksLocked(a.state.Load()); err != nil {
+			a.log.Warn("marking after a mount change", "error", err)
+		}
+		a.reloadMu.Unlock()
+	}
+}
+
+var _ = fanotify.OpenPerm

@@ -1,0 +1,156 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/drmfilter/drmfilter/internal/policy"
+)
+
+// Label values are fixed sets, initialised at start, so every series
+// exists from the first scrape; paths and pids are never labels.
+var (
+	opNames       = []policy.Operation{policy.OpOpen, policy.OpExec, policy.OpRead}
+	decisionNames = []string{"uncovered", "allow", "audit", "would-deny", "deny"}
+	failureNames  = []string{"deadline", "queue-full", "internal-error", "malformed-event", "process-lookup"}
+)
+
+// stats are the agent's counters: plain atomics on the event path, read by
+// the Prometheus collector and the status socket.
+type stats struct {
+	total, self, overflows, indexHits, ignoreMarks, exempt, late atomic.Uint64
+	respondErrors, reloadFailures, mountChanges                  atomic.Uint64
+	events                                                       [3][5]atomic.Uint64
+	fails                                                        [5]atomic.Uint64
+	latency                                                      prometheus.Histogram
+}
+
+func newStats() *stats {
+	return &stats{latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "drmfilter_decision_seconds",
+		Help:    "Time from reading a covered event to answering it.",
+		Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025, 0.1, 0.5, 2},
+	})}
+}
+
+func opIndex(op policy.Operation) int {
+	for i, o := range opNames {
+		if o == op {
+			return i
+		}
+	}
+	return 0
+}
+
+func (s *stats) record(op policy.Operation, decision string) {
+	for i, d := range decisionNames {
+		if d == decision {
+			s.events[opIndex(op)][i].Add(1)
+			return
+		}
+	}
+}
+
+func (s *stats) failures(reason string) *atomic.Uint64 {
+	for i, r := range failureNames {
+		if r == reason {
+			return &s.fails[i]
+		}
+	}
+	return &s.fails[2]
+}
+
+func (s *stats) observe(d time.Duration) { s.latency.Observe(d.Seconds()) }
+
+// collector exposes the agent's state to Prometheus.
+type collector struct{ a *Agent }
+
+var (
+	descEvents      = prometheus.NewDesc("drmfilter_events_total", "Permission events decided, by operation and decision (uncovered: no policy covers the file).", []string{"operation", "decision"}, nil)
+	descFailures    = prometheus.NewDesc("drmfilter_failures_total", "Events answered by the failure mode, by reason (deadline: not decided within the per-event deadline).", []string{"reason"}, nil)
+	descOverflows   = prometheus.NewDesc("drmfilter_queue_overflows_total", "Kernel queue overflows; the kernel allowed the events it could not queue.", nil, nil)
+	descCache       = prometheus.NewDesc("drmfilter_cache_total", "Cache activity: ignore marks placed in the kernel, identity-index hits, hypervisor exemptions.", []string{"kind"}, nil)
+	descDropped     = prometheus.NewDesc("drmfilter_audit_dropped_total", "Audit records dropped because the writer could not keep up.", nil, nil)
+	descGeneration  = prometheus.NewDesc("drmfilter_policy_generation", "Generation of the policy in force, with its hash as a label.", []string{"hash"}, nil)
+	descReloadFails = prometheus.NewDesc("drmfilter_policy_reload_failures_total", "Policy reloads rejected (the previous policy stayed in force).", nil, nil)
+	descIndexed     = prometheus.NewDesc("drmfilter_indexed_files", "Protected files in the identity index.", nil, nil)
+	descLate        = prometheus.NewDesc("drmfilter_late_decisions_total", "Decisions finished after the deadline had answered the event.", nil, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descEvents, descFailures, descOverflows, descCache, descDropped, descGeneration, descReloadFails, descIndexed, descLate} {
+		ch <- d
+	}
+	c.a.stats.latency.Describe(ch)
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.a.stats
+	for i, op := range opNames {
+		for j, d := range decisionNames {
+			ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(s.events[i][j].Load()), op.String(), d)
+		}
+	}
+	for i, r := range failureNames {
+		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(s.fails[i].Load()), r)
+	}
+	ch <- prometheus.MustNewConstMetric(descOverflows, prometheus.CounterValue, float64(s.overflows.Load()))
+	ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(s.ignoreMarks.Load()), "ignore-mark")
+	ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(s.indexHits.Load()), "index-hit")
+	ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(s.exempt.Load()), "exemption")
+	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(c.a.audit.Dropped()))
+	st := c.a.state.Load()
+	ch <- prometheus.MustNewConstMetric(descGeneration, prometheus.GaugeValue, float64(st.gen), st.hash)
+	ch <- prometheus.MustNewConstMetric(descReloadFails, prometheus.CounterValue, float64(s.reloadFailures.Load()))
+	ch <- prometheus.MustNewConstMetric(descIndexed, prometheus.GaugeValue, float64(c.a.index.len()))
+	ch <- prometheus.MustNewConstMetric(descLate, prometheus.CounterValue, float64(s.late.Load()))
+	c.a.stats.latency.Collect(ch)
+}
+
+// Handler serves /metrics, /healthz (the process answers) and /readyz
+// (policies loaded and filesystems marked).
+func (a *Agent) Handler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{a})
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.ready.Load() {
+			http.Error(w, "not ready: policies not enforced yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// ServeMetrics serves Handler on the configured loopback address until ctx
+// is done.
+func (a *Agent) ServeMetrics(ctx context.Context) error {
+	if a.cfg.MetricsAddress == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.cfg.MetricsAddress)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,263 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drmfilter/drmfilter/examples"
+	"github.com/drmfilter/drmfilter/internal/agent"
+	"github.com/drmfilter/drmfilter/internal/config"
+	"github.com/drmfilter/drmfilter/internal/exitcode"
+	"github.com/drmfilter/drmfilter/internal/fanotify"
+)
+
+type runFlags struct {
+	configFile  string
+	policies    []string
+	mode        string
+	failureMode string
+	auditFile   string
+	auditStdout bool
+	metrics     string
+	status      string
+	logLevel    string
+	watch       bool
+	demo        bool
+}
+
+func newRunCommand(s Streams) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run --policy PATH|DIR",
+		Short: "Run the agent: enforce policies on file opens, executions and reads",
+		Long: `Run the drmfilter agent in the foreground. It loads the policies, detects the
+environment (hypervisor, cloud, container), marks the filesystems that hold
+protected files with fanotify, and answers every open, exec and read of them
+by policy. Needs root (CAP_SYS_ADMIN) and a kernel with fanotify permission
+events.
+
+Settings come from --config (YAML), overridden by flags. Unset timing and
+worker settings are tuned to the environment and printed at start.
+
+Reload the policies with SIGHUP; with --watch (the default) the agent also
+reloads when a policy file or directory changes, including a Kubernetes
+ConfigMap update. A policy that fails to load is rejected and the previous
+one stays in force. SIGINT or SIGTERM stop the agent; anything it had not
+answered is allowed by the kernel when it exits.`,
+		Example: `  sudo drmfilter run --policy examples/finance-docs.yaml --audit-stdout
+  sudo drmfilter run --config /etc/drmfilter/config.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAgent(cmd.Context(), s, cmd, &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.configFile, "config", "c", "", "agent configuration file (YAML)")
+	fl.StringSliceVarP(&f.policies, "policy", "p", nil, "policy file or directory (repeatable; overrides the config)")
+	fl.StringVar(&f.mode, "mode", "", "enforce or audit (audit: record what would be denied, deny nothing)")
+	fl.StringVar(&f.failureMode, "failure-mode", "", "open or closed: the answer when a decision misses its deadline or fails")
+	fl.StringVar(&f.auditFile, "audit-file", "", "audit log file (JSON lines); \"-\" disables the file")
+	fl.BoolVar(&f.auditStdout, "audit-stdout", false, "also write audit records to standard output")
+	fl.StringVar(&f.metrics, "metrics-address", "", "loopback address for /metrics, /healthz, /readyz; \"-\" disables")
+	fl.StringVar(&f.status, "status-socket", "", "unix socket for `drmfilter status`")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.BoolVar(&f.watch, "watch", true, "reload when policy files change")
+	fl.BoolVar(&f.demo, "demo", false, "mount a demo directory at "+demoDir+", protect it with examples/demo.yaml and print audit records")
+	return cmd
+}
+
+func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) error {
+	cfg := config.Default()
+	if f.configFile != "" {
+		var err error
+		if cfg, err = config.LoadFile(f.configFile); err != nil {
+			return withCode(exitcode.Failure, err)
+		}
+	}
+	changed := cmd.Flags().Changed
+	if changed("policy") {
+		cfg.Policies = f.policies
+	}
+	if f.mode != "" {
+		cfg.Mode = f.mode
+	}
+	if f.failureMode != "" {
+		cfg.FailureMode = config.FailureMode(f.failureMode)
+	}
+	switch {
+	case f.auditFile == "-":
+		cfg.Audit.File = ""
+	case f.auditFile != "":
+		cfg.Audit.File = f.auditFile
+	}
+	if changed("audit-stdout") {
+		cfg.Audit.Stdout = f.auditStdout
+	}
+	if f.demo {
+		pol, cleanup, err := setupDemo(s)
+		if err != nil {
+			return withCode(exitcode.Failure, err)
+		}
+		defer cleanup()
+		cfg.Policies = []string{pol}
+		cfg.Audit.Stdout = true
+		if f.auditFile == "" {
+			cfg.Audit.File = ""
+		}
+		if f.status == "" {
+			cfg.StatusSocket = filepath.Join(os.TempDir(), "drmfilter-demo.sock")
+		}
+		if f.metrics == "" {
+			cfg.MetricsAddress = ""
+		}
+	}
+	switch {
+	case f.metrics == "-":
+		cfg.MetricsAddress = ""
+	case f.metrics != "":
+		cfg.MetricsAddress = f.metrics
+	}
+	if f.status != "" {
+		cfg.StatusSocket = f.status
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(s.Err, &slog.HandlerOptions{Level: level}))
+
+	a, err := agent.New(agent.Options{Config: cfg, Logger: log})
+	if err != nil {
+		if errors.Is(err, agent.ErrPolicy) {
+			return withCode(exitcode.PolicyInvalid, err)
+		}
+		return withCode(exitcode.Failure, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading policies")
+				_ = a.Reload()
+			}
+		}
+	}()
+	if f.watch {
+		go func() {
+			if err := a.WatchPolicies(ctx); err != nil {
+				log.Warn("not watching policy files; reload with SIGHUP", "error", err)
+			}
+		}()
+	}
+	go func() {
+		if err := a.ServeMetrics(ctx); err != nil {
+			log.Error("metrics endpoint", "error", err)
+		}
+	}()
+	go func() {
+		if err := a.ServeStatus(ctx); err != nil {
+			log.Error("status socket", "error", err)
+		}
+	}()
+	if err := a.Run(ctx); err != nil {
+		if errors.Is(err, fanotify.ErrNotSupported) || errors.Is(err, os.ErrPermission) {
+			return withCode(exitcode.Unsupported, fmt.Errorf("%w\nfanotify permission events need root (CAP_SYS_ADMIN) and a kernel built with CONFIG_FANOTIFY_ACCESS_PERMISSIONS=y; `drmfilter env` shows what this machine is", err))
+		}
+		return withCode(exitcode.Failure, err)
+	}
+	return nil
+}
+
+func newStatusCommand(s Streams) *cobra.Command {
+	var socket, output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Ask the running agent for its mode, policy, environment and counters",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			st, err := agent.QueryStatus(cmd.Context(), socket)
+			if err != nil {
+				return withCode(exitcode.Failure, err)
+			}
+			if output == "json" {
+				return writeJSON(s.Out, st)
+			}
+			w := s.Out
+			fmt.Fprintf(w, "drmfilter %s, pid %d, up %s, ready %v\n", st.Version, st.PID, st.Uptime, st.Ready)
+			fmt.Fprintf(w, "mode %s, failure mode %s\n", st.Mode, st.FailureMode)
+			fmt.Fprintf(w, "policy generation %d, %d rules, %s, loaded %s\n", st.Policy.Generation, st.Policy.Rules, st.Policy.Hash, st.Policy.LoadedAt.Format("2006-01-02 15:04:05"))
+			fmt.Fprintf(w, "environment: hypervisor %s, cloud %s, container %s, nested %v\n", st.Environment.Hypervisor, st.Environment.Cloud, st.Environment.Container, st.Environment.Nested)
+			fmt.Fprintf(w, "marked filesystems: %v; indexed files: %d\n", st.Marked, st.IndexedFiles)
+			fmt.Fprintf(w, "events %d; audit records written %d, dropped %d; reload failures %d\n", st.Counters["events"], st.AuditWritten, st.AuditDropped, st.ReloadFailure)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&socket, "socket", config.Default().StatusSocket, "the agent's status socket")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+// Where `run --demo` mounts its demo filesystem; examples/demo.yaml
+// protects its secret/ directory.
+const demoDir = "/tmp/drmfilter-demo"
+
+// setupDemo mounts a small tmpfs at demoDir (so that only it is marked),
+// fills it and writes the demo policy into it. The returned function
+// unmounts it.
+func setupDemo(s Streams) (policyPath string, cleanup func(), err error) {
+	if err := os.MkdirAll(demoDir, 0o755); err != nil {
+		return "", nil, err
+	}
+	if err := unix.Mount("tmpfs", demoDir, "tmpfs", 0, "size=8m,mode=0755"); err != nil {
+		return "", nil, fmt.Errorf("mount the demo tmpfs at %s (run as root): %w", demoDir, err)
+	}
+	cleanup = func() { _ = unix.Unmount(demoDir, unix.MNT_DETACH) }
+	pol, err := examples.FS.ReadFile("demo.yaml")
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	files := map[string]string{
+		"secret/plan.txt":   "Q3 plan: acquire the competition.\n",
+		"public/readme.txt": "Anyone may read this.\n",
+		"policy/demo.yaml":  string(pol),
+	}
+	for name, content := range files {
+		p := filepath.Join(demoDir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			cleanup()
+			return "", nil, err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			cleanup()
+			return "", nil, err
+		}
+	}
+	fmt.Fprintf(s.Err, `drmfilter demo: %s is protected by examples/demo.yaml. In another terminal try:
+  cat  %s/secret/plan.txt     # denied: Operation not permitted
+  head %s/secret/plan.txt     # allowed
+  cat  %s/public/readme.txt   # not protected
+Audit records are printed below. Stop with Ctrl-C.
+`, demoDir, demoDir, demoDir, demoDir)
+	return filepath.Join(demoDir, "policy", "demo.yaml"), cleanup, nil
+}
