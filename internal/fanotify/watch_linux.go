@@ -166,7 +166,11 @@ func (w *Watcher) Features() WatchFeatures { return w.features }
 // mount point of a mount that shows the whole filesystem (in mountinfo, a
 // mount whose root is "/"). Through a bind mount of a subdirectory, events
 // in directories outside it carry ErrUnreachable instead of a Dir. Watching
-// a second path of an already watched filesystem does nothing. The filesystem must report an fsid and support file handles
+// a second path of an already watched filesystem does nothing.
+//
+// It opens path (a directory open, O_RDONLY): do not call it from a
+// Listener's handler when that Listener marks path's filesystem for
+// open permission events on directories, or the handler waits on itself. The filesystem must report an fsid and support file handles
 // (tmpfs, ext4, xfs, btrfs do); the kernel refuses others (ENODEV,
 // EOPNOTSUPP, EXDEV).
 func (w *Watcher) WatchFilesystem(path string) error {
