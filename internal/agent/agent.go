@@ -63,7 +63,9 @@ type Agent struct {
 	hook   func()
 
 	fan      *fanotify.Listener
-	reloadMu sync.Mutex // serialises Reload and mark changes
+	names    *fanotify.Watcher // nil when the kernel cannot report name changes
+	watched  map[string]bool   // mount points the name watcher watches
+	reloadMu sync.Mutex        // serialises Reload and mark changes
 	marked   map[string]uint64
 	started  time.Time
 	ready    atomic.Bool
@@ -88,7 +90,7 @@ func New(opts Options) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a := &Agent{cfg: opts.Config, log: log, selfPID: int32(os.Getpid()), stats: newStats(), marked: map[string]uint64{}, started: time.Now(), hook: opts.decideHook}
+	a := &Agent{cfg: opts.Config, log: log, selfPID: int32(os.Getpid()), stats: newStats(), marked: map[string]uint64{}, watched: map[string]bool{}, started: time.Now(), hook: opts.decideHook}
 	if opts.Env != nil {
 		a.env = *opts.Env
 	} else {
@@ -203,11 +205,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer fan.Close()
 	defer a.audit.Close(context.Background())
 
+	if w, err := fanotify.OpenWatcher(fanotify.WatchOptions{}); err != nil {
+		a.log.Warn("cannot watch name changes; files renamed or linked into protected places are re-checked only on reload", "error", err)
+	} else {
+		a.names = w
+		defer w.Close()
+	}
 	st := a.state.Load()
-	a.index.rebuild(st, a.mounts.Load(), a.penv)
 	if err := a.applyMarks(st); err != nil {
 		return err
 	}
+	// Index after marking, so that no name change falls between the walk
+	// and the watcher.
+	a.index.rebuild(st, a.mounts.Load(), a.penv)
 	a.log.Info("drmfilter agent started", "version", version.Get().Version, "policyGeneration", st.gen, "policyHash", st.hash,
 		"rules", st.m.Rules(), "marked", a.markedList(), "settings", a.Settings())
 
@@ -227,6 +237,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.watchMounts(ctx)
 	}()
+	if a.names != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.watchNames(ctx, a.names)
+		}()
+	}
 	a.ready.Store(true)
 	err = a.readLoop(ctx, jobs)
 	a.ready.Store(false)

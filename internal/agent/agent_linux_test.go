@@ -365,6 +365,33 @@ func TestFilesCreatedAndRenamedAfterStart(t *testing.T) {
 	out, err = run(t, "/", "cat", h.path("public/moved-out.txt"))
 	mustDeny(t, out, err, "file renamed out of the protected place")
 
+	// Renamed into the protected place after an allowed open.
+	if err := os.WriteFile(h.path("public/moving-in.txt"), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(t, "/", "cat", h.path("public/moving-in.txt"))
+	mustAllow(t, out, err, "unprotected file before the move")
+	if err := os.Rename(h.path("public/moving-in.txt"), h.path("secret/moved-in.txt")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, err := run(t, "/", "cat", h.path("secret/moved-in.txt"))
+		return err != nil
+	}, "file renamed into the protected place to be denied")
+
+	// Created in the protected place and hard-linked out before anyone
+	// opened it: the link is the protected file.
+	if err := os.WriteFile(h.path("secret/fresh.txt"), []byte("fresh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(h.path("secret/fresh.txt"), h.path("public/fresh-link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, err := run(t, "/", "cat", h.path("public/fresh-link.txt"))
+		return err != nil
+	}, "a hard link made before any open to be denied")
+
 }
 
 // waitFor polls cond for up to 10s (a correctness bound, not a speed target).

@@ -23,11 +23,12 @@ type fileKey struct{ dev, ino uint64 }
 type identityIndex struct {
 	mu    sync.RWMutex
 	files map[fileKey]string
+	paths map[string]fileKey // reverse of files, to forget deleted files
 	limit int
 }
 
 func newIdentityIndex(limit int) *identityIndex {
-	return &identityIndex{files: map[fileKey]string{}, limit: limit}
+	return &identityIndex{files: map[fileKey]string{}, paths: map[string]fileKey{}, limit: limit}
 }
 
 func (x *identityIndex) lookup(dev, ino uint64) (string, bool) {
@@ -47,7 +48,24 @@ func (x *identityIndex) learn(dev, ino uint64, path string) {
 	}
 	x.mu.Lock()
 	if len(x.files) < x.limit || ok {
+		if ok {
+			delete(x.paths, cur)
+		}
 		x.files[k] = path
+		x.paths[path] = k
+	}
+	x.mu.Unlock()
+}
+
+// forgetPath drops the file last indexed under path (its last name was
+// deleted, so its inode number may be reused by an unrelated file).
+func (x *identityIndex) forgetPath(path string) {
+	x.mu.Lock()
+	if k, ok := x.paths[path]; ok {
+		delete(x.paths, path)
+		if x.files[k] == path {
+			delete(x.files, k)
+		}
 	}
 	x.mu.Unlock()
 }
@@ -88,7 +106,11 @@ func (x *identityIndex) rebuild(st *policyState, mounts *storage.Mounts, env pol
 			return nil
 		})
 	}
+	paths := make(map[string]fileKey, len(files))
+	for k, p := range files {
+		paths[p] = k
+	}
 	x.mu.Lock()
-	x.files = files
+	x.files, x.paths = files, paths
 	x.mu.Unlock()
 }

@@ -100,6 +100,7 @@ func (a *Agent) applyMarksLocked(st *policyState) error {
 		}
 		a.marked[mp] = mask
 	}
+	a.watchNamesOn(want)
 	if len(errs) > 0 {
 		a.log.Error("some filesystems could not be marked; their files are not protected", "errors", errs)
 		if len(a.marked) == 0 && len(want) > 0 {
@@ -161,6 +162,36 @@ func (a *Agent) watchMounts(ctx context.Context) {
 			a.log.Warn("marking after a mount change", "error", err)
 		}
 		a.reloadMu.Unlock()
+	}
+}
+
+// watchNamesOn makes the name watcher watch every marked filesystem,
+// through a mount of its whole filesystem (root "/"), which the watcher
+// needs to name directories.
+func (a *Agent) watchNamesOn(want map[string]uint64) {
+	if a.names == nil {
+		return
+	}
+	for mp := range a.watched {
+		if _, ok := want[mp]; !ok {
+			_ = a.names.Unwatch(mp)
+			delete(a.watched, mp)
+		}
+	}
+	mounts := a.mounts.Load()
+	for mp := range want {
+		if a.watched[mp] {
+			continue
+		}
+		if m, _ := mounts.Lookup(mp); m.Root != "/" {
+			a.log.Warn("not watching name changes on a bind mount of part of a filesystem", "mountPoint", mp)
+			continue
+		}
+		if err := a.names.WatchFilesystem(mp); err != nil {
+			a.log.Warn("watching name changes", "mountPoint", mp, "error", err)
+			continue
+		}
+		a.watched[mp] = true
 	}
 }
 
