@@ -40,7 +40,7 @@ func (r *Resolver) Lookup(pid int32, pidfd int) (*Process, error) {
 	r.mu.Lock()
 	p, ok := r.procs.get(k)
 	r.mu.Unlock()
-	if ok {
+	if ok && p.PID == pid { // a pidfd of another process is a caller bug: read afresh
 		fresh, err := r.revalidate(p, pidfd, usePidfd, k, pb[:])
 		if err != nil {
 			return nil, r.fail(pid, "revalidate", err)
