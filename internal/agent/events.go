@@ -129,14 +129,28 @@ func (a *Agent) dispatch(e *fanotify.Event, jobs chan<- *job, pathBuf []byte) {
 		return
 	}
 	j := &job{ev: *e, op: op, path: path, st: st, class: info, fsType: info.FSType, state: state, start: time.Now()}
-	j.refs.Store(2) // the worker and the deadline timer
+	// From here the job owns the descriptors: the last of the worker and
+	// the deadline timer to let go of it closes them.
+	handedOff = true
+	j.refs.Store(2)
+	j.timer = time.AfterFunc(a.cfg.Deadline, func() { a.deadline(j) })
 	select {
 	case jobs <- j:
-		handedOff = true
-		j.timer = time.AfterFunc(a.cfg.Deadline, func() { a.deadline(j) })
 	default:
-		a.fail(e.Fd, op, path, e.Pid, "queue-full")
+		if j.claim() {
+			a.fail(j.ev.Fd, op, path, e.Pid, "queue-full")
+		}
+		a.finish(j)
 	}
+}
+
+// finish is the worker's release of a job: it stops the deadline timer
+// (releasing its share if it will not run) and then its own share.
+func (a *Agent) finish(j *job) {
+	if j.timer.Stop() {
+		a.release(j)
+	}
+	a.release(j)
 }
 
 // maybeIgnore asks the kernel to stop reporting a file no policy covers,
@@ -180,10 +194,7 @@ func (a *Agent) release(j *job) {
 func (a *Agent) worker(jobs <-chan *job) {
 	for j := range jobs {
 		a.decide(j)
-		if j.timer.Stop() {
-			a.release(j) // the timer will never run
-		}
-		a.release(j)
+		a.finish(j)
 	}
 }
 
