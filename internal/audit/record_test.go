@@ -1,11 +1,13 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func sampleRecord() Record {
@@ -122,7 +124,7 @@ func TestTimeIsUTC(t *testing.T) {
 }
 
 var escapeCases = []string{
-	"", "plain", `quote " and \ backslash`, "new\nline\ttab\rcr", "\x00\x01\x1f\x7f",
+	"", "plain", `quote " and \ backslash`, "new\nline\ttab\rcr", "\x00\x01\x1f\x7f", "\b\f",
 	"<script>&amp;</script>", "ünïcödé 日本", "bad \xff\xfe utf8", "trunc \xe6\x97", "\u2028\u2029",
 	"/srv/a b/c'd", string([]byte{0xc0, 0x80}),
 }
@@ -145,6 +147,20 @@ func FuzzAppendString(f *testing.F) {
 		want, _ := json.Marshal(s)
 		if got := appendString(nil, s); string(got) != string(want) {
 			t.Errorf("%q: got %s want %s", s, got, want)
+		}
+		// A whole record holding s is one valid line that decodes back.
+		r := sampleRecord()
+		r.Path, r.Exe, r.Policy = s, s, s
+		line := AppendJSON(nil, &r)
+		if bytes.Count(line, []byte{'\n'}) != 1 {
+			t.Fatalf("record is not one line: %q", line)
+		}
+		var back Record
+		if err := json.Unmarshal(line, &back); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if utf8.ValidString(s) && (back.Path != s || back.Exe != s) {
+			t.Errorf("%q came back as %q", s, back.Path)
 		}
 	})
 }

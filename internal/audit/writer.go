@@ -22,6 +22,8 @@ var ErrClosed = errors.New("audit: closed")
 type Options struct {
 	// QueueSize is how many records may wait for the background
 	// goroutine; a Write that finds the queue full drops its record.
+	// Each slot holds a Record by value (264 bytes on 64-bit; its
+	// strings share the caller's memory), allocated once by New.
 	// DefaultQueueSize when <= 0.
 	QueueSize int
 	// BatchBytes is how many encoded bytes the goroutine gathers from the

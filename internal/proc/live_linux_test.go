@@ -409,3 +409,33 @@ func TestLiveHitReadsNothing(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// A copy of /bin/true, held stopped at its first instruction (traced, so
+// that it cannot exit), is hashed to the SHA-256 of its bytes, once.
+func TestLiveHashTrue(t *testing.T) {
+	exe, content := copyExe(t, "true")
+	cmd := exec.Command(exe)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true} // stops after execve
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := int32(cmd.Process.Pid)
+	t.Cleanup(func() {
+		syscall.Kill(int(pid), syscall.SIGKILL)
+		cmd.Wait()
+	})
+	waitExe(t, pid, exe)
+	r := NewResolver("/", Options{})
+	p, err := r.Lookup(pid, -1)
+	if err != nil || p.Exe != exe {
+		t.Fatalf("%+v %v", p, err)
+	}
+	for range 2 {
+		if sum, err := r.SHA256(p); err != nil || sum != sha256.Sum256(content) {
+			t.Fatalf("sha256 %x %v", sum, err)
+		}
+	}
+	if s := r.Stats(); s.HashReads != 1 || s.HashHits != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}

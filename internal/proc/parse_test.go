@@ -134,3 +134,23 @@ func TestParseUint(t *testing.T) {
 		t.Error("32-bit overflow not caught")
 	}
 }
+
+// FuzzParse runs both parsers on arbitrary bytes: they must not panic, and
+// a status they accept has its Uid: and Gid: values.
+func FuzzParse(f *testing.F) {
+	for _, name := range []string{"status/root-host.txt", "status/user-groups.txt", "status/zombie.txt", "self-stat.txt"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = ParseStatStart(b)
+		st, err := parseStatus(b)
+		if err == nil && !strings.Contains(string(b), "Uid:") {
+			t.Errorf("accepted without Uid: %+v", st)
+		}
+	})
+}
+
