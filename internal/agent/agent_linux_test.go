@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -459,5 +461,96 @@ func TestDeadlineAppliesTheFailureMode(t *testing.T) {
 				t.Errorf("deadline misses not counted")
 			}
 		})
+	}
+}
+
+func TestReloadUnderLoadNeverDecidesWrong(t *testing.T) {
+	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, nil)
+	withTail := policyFor(h.fs, `    - name: tail-may-open
+      operations: [open]
+      subjects: {executables: [`+realPath("tail")+`]}
+      effect: allow
+`)
+	without := policyFor(h.fs, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	reloads := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { reloads <- n }()
+		for i := 0; ctx.Err() == nil; i++ {
+			text := without
+			if i%2 == 0 {
+				text = withTail
+			}
+			if err := os.WriteFile(h.policy, []byte(text), 0o644); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := h.a.Reload(); err != nil {
+				t.Error(err)
+				return
+			}
+			n++
+		}
+	}()
+	for i := 0; i < 40; i++ {
+		out, err := run(t, "/", "cat", h.path("secret/plan.txt"))
+		mustDeny(t, out, err, fmt.Sprintf("cat during reloads (%d)", i))
+		out, err = run(t, "/", "head", h.path("secret/plan.txt"))
+		mustAllow(t, out, err, fmt.Sprintf("head during reloads (%d)", i))
+	}
+	cancel()
+	if n := <-reloads; n < 10 {
+		t.Errorf("only %d reloads happened during the load", n)
+	}
+}
+
+func TestStatusSocketAndMetrics(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "status.sock")
+	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, func(c *config.Config) { c.StatusSocket = sock })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.a.ServeStatus(ctx)
+	out, err := run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustDeny(t, out, err, "cat")
+	var st Status
+	waitFor(t, func() bool {
+		st, err = QueryStatus(ctx, sock)
+		return err == nil
+	}, "the status socket")
+	if !st.Ready || st.Mode != "enforce" || st.Policy.Generation != 1 || !strings.HasPrefix(st.Policy.Hash, "sha256:") ||
+		st.Environment.Hypervisor != "kvm" || len(st.Marked) != 1 || st.Counters["open.deny"] != 1 {
+		t.Errorf("status: %+v", st)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("status socket mode: %v %v", fi, err)
+	}
+
+	srv := httptest.NewServer(h.a.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`drmfilter_events_total{decision="deny",operation="open"} 1`,
+		`drmfilter_failures_total{reason="deadline"} 0`,
+		`drmfilter_policy_generation{hash="` + st.Policy.Hash + `"} 1`,
+		`drmfilter_decision_seconds_count`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	for path, code := range map[string]int{"/healthz": 200, "/readyz": 200} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil || resp.StatusCode != code {
+			t.Errorf("%s: %v %v", path, resp, err)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
 	}
 }
