@@ -120,7 +120,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.index = newIdentityIndex(maxIndexed)
-	a.procs = proc.NewResolver(a.cfg.HostRoot, proc.Options{})
+	a.procs = proc.NewResolver(a.cfg.HostRoot, proc.Options{Environ: environ.NewResolver(a.cfg.HostRoot, 4096)})
 	a.exempt = newExemption(a.cfg)
 
 	sinks := opts.AuditSinks

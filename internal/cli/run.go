@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -33,6 +34,9 @@ type runFlags struct {
 	logLevel    string
 	watch       bool
 	demo        bool
+	deadline    time.Duration
+	workers     int
+	queueSize   int
 }
 
 func newRunCommand(s Streams) *cobra.Command {
@@ -72,6 +76,9 @@ answered is allowed by the kernel when it exits.`,
 	fl.StringVar(&f.status, "status-socket", "", "unix socket for `drmfilter status`")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.watch, "watch", true, "reload when policy files change")
+	fl.DurationVar(&f.deadline, "deadline", 0, "per-event decision deadline (default: tuned to the environment)")
+	fl.IntVar(&f.workers, "workers", 0, "goroutines deciding covered events (default: tuned)")
+	fl.IntVar(&f.queueSize, "queue-size", 0, "covered events waiting for a worker before the failure mode answers (default: tuned)")
 	fl.BoolVar(&f.demo, "demo", false, "mount a demo directory at "+demoDir+", protect it with examples/demo.yaml and print audit records")
 	return cmd
 }
@@ -129,6 +136,15 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 	}
 	if f.status != "" {
 		cfg.StatusSocket = f.status
+	}
+	if f.deadline != 0 {
+		cfg.Deadline = f.deadline
+	}
+	if f.workers != 0 {
+		cfg.Workers = f.workers
+	}
+	if f.queueSize != 0 {
+		cfg.QueueSize = f.queueSize
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
