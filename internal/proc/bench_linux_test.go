@@ -2,6 +2,8 @@ package proc
 
 import (
 	"testing"
+
+	"github.com/drmfilter/drmfilter/internal/environ"
 )
 
 // BenchmarkLookup measures Lookup of a live `sleep` child:
@@ -12,7 +14,10 @@ import (
 //   - hit-nopidfd: cached, revalidated by reading /proc/PID/stat twice and
 //     /proc/PID/status once and stat'ing /proc/PID/exe;
 //   - miss: a cache of one entry and two processes looked up in turn, so
-//     every lookup reads /proc (readlink and stat of exe, status, stat).
+//     every lookup reads /proc (readlink and stat of exe, status, stat);
+//   - miss-environ: the same with Options.Environ set, so each miss also
+//     asks the environ package for the container (its own cache is
+//     defeated the same way).
 //
 // Run: go test -run XXX -bench Lookup -benchmem ./internal/proc
 func BenchmarkLookup(b *testing.B) {
@@ -48,9 +53,16 @@ func BenchmarkLookup(b *testing.B) {
 			b.Fatalf("stats %+v", s)
 		}
 	})
-	b.Run("miss", func(b *testing.B) {
+	b.Run("miss", func(b *testing.B) { benchMiss(b, Options{CacheSize: 1}) })
+	b.Run("miss-environ", func(b *testing.B) {
+		benchMiss(b, Options{CacheSize: 1, Environ: environ.NewResolver("/", 1)})
+	})
+}
+
+func benchMiss(b *testing.B, opts Options) {
+	{
 		c1, c2 := startB(b), startB(b)
-		r := NewResolver("/", Options{CacheSize: 1})
+		r := NewResolver("/", opts)
 		cs := [2]*child{c1, c2}
 		i := 0
 		b.ReportAllocs()
@@ -64,7 +76,7 @@ func BenchmarkLookup(b *testing.B) {
 		if s := r.Stats(); s.Hits != 0 {
 			b.Fatalf("stats %+v", s)
 		}
-	})
+	}
 }
 
 // BenchmarkSHA256Hit is a cached executable hash.

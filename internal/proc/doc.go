@@ -21,7 +21,7 @@
 //     this process when it was read: the process held the PID from its
 //     start until the liveness check that follows the reads.
 //   - Otherwise the key is the PID with its start time (field 22 of
-//     /proc/PID/stat), read before and after the other reads.
+//     /proc/PID/stat), read after the other reads (see below).
 //
 // # What a cache hit costs, and why it is not free
 //
@@ -40,16 +40,19 @@
 //     a bare getpid(2) costs 0.2 µs and the stat of /proc/PID/exe alone
 //     about 4 µs (BenchmarkLookup/hit-pidfd). Kernels with pidfs but
 //     without PIDFD_GET_INFO (6.9 to 6.12) read /proc/PID/status instead.
-//   - without a pidfd: /proc/PID/stat is read for the key, /proc/PID/exe is
-//     stat'ed, /proc/PID/status is read and compared (uid, gid, groups),
-//     and /proc/PID/stat is read again. Correct, ten times slower (about
-//     60 µs here, as much as a miss); FAN_REPORT_PIDFD exists since
-//     Linux 5.15.
+//   - without a pidfd: /proc/PID/exe is stat'ed, /proc/PID/status is read
+//     (uid, gid, groups), and /proc/PID/stat is read last for the key: if
+//     the start time matches a cached entry, that process was alive before
+//     it was cached and after the reads, so the reads were of it. Correct,
+//     but about 50 µs here, most of it the kernel formatting status;
+//     FAN_REPORT_PIDFD exists since Linux 5.15.
 //
 // A hit that finds a change reloads the process. What is not noticed: a
 // change of supplementary groups alone (setgroups(2) without a uid or gid
 // change) on the pidfd path, and a move to another cgroup (the container
-// is read once per process).
+// is read once per process). A cheaper exec and setuid signal (the proc
+// connector's exec/uid events drained before each hit, or a BPF-LSM exec
+// counter) would let the pidfd hit drop the stat of /proc/PID/exe.
 //
 // # Executable hashes
 //

@@ -33,22 +33,32 @@ func (r *Resolver) Lookup(pid int32, pidfd int) (*Process, error) {
 		return nil, fmt.Errorf("proc: lookup: invalid pid %d", pid)
 	}
 	var pb [pathBufSize]byte
-	k, usePidfd, err := r.key(pid, pidfd, pb[:])
-	if err != nil {
-		return nil, r.fail(pid, "identify", err)
-	}
-	r.mu.Lock()
-	p, ok := r.procs.get(k)
-	r.mu.Unlock()
-	if ok && p.PID == pid { // a pidfd of another process is a caller bug: read afresh
-		fresh, err := r.revalidate(p, pidfd, usePidfd, k, pb[:])
+	var (
+		p     *Process
+		fresh bool
+		k     key
+		err   error
+	)
+	usePidfd := false
+	if pidfd >= 0 {
+		k, usePidfd, err = r.pidfdKey(pidfd)
 		if err != nil {
-			return nil, r.fail(pid, "revalidate", err)
+			return nil, r.fail(pid, "identify", err)
 		}
-		if fresh {
-			r.hits.Add(1)
-			return p, nil
-		}
+	}
+	if usePidfd {
+		p, fresh, err = r.cachedByPidfd(pid, pidfd, k, pb[:])
+	} else {
+		p, fresh, k, err = r.cachedByStart(pid, pidfd, pb[:])
+	}
+	if err != nil {
+		return nil, r.fail(pid, "revalidate", err)
+	}
+	if fresh {
+		r.hits.Add(1)
+		return p, nil
+	}
+	if p != nil {
 		r.stale.Add(1)
 	}
 	r.misses.Add(1)
@@ -60,6 +70,18 @@ func (r *Resolver) Lookup(pid int32, pidfd int) (*Process, error) {
 	r.procs.put(k, p)
 	r.mu.Unlock()
 	return p, nil
+}
+
+// cached returns the cache entry for k if it is about pid (a pidfd of
+// another process is a caller bug: such an entry is read afresh).
+func (r *Resolver) cached(k key, pid int32) *Process {
+	r.mu.Lock()
+	p, ok := r.procs.get(k)
+	r.mu.Unlock()
+	if !ok || p.PID != pid {
+		return nil
+	}
+	return p
 }
 
 // Forget drops every cached entry of pid (call it when the agent learns
@@ -92,34 +114,28 @@ func (r *Resolver) fail(pid int32, step string, err error) error {
 	return fmt.Errorf("proc: pid %d: %s: %w", pid, step, err)
 }
 
-// key identifies the process: by the pidfd's pidfs inode when there is
-// one, else by pid and start time.
-func (r *Resolver) key(pid int32, pidfd int, pb []byte) (key, bool, error) {
-	if pidfd >= 0 && r.pidfs.Load() != 2 {
-		var st unix.Stat_t
-		if err := fstatFd(pidfd, &st); err != nil {
-			return key{}, false, fmt.Errorf("fstat pidfd: %w", err)
-		}
-		if r.pidfs.Load() == 0 {
-			ok, err := onPidfs(pidfd)
-			if err != nil {
-				return key{}, false, fmt.Errorf("statfs pidfd: %w", err)
-			}
-			if ok {
-				r.pidfs.Store(1)
-			} else {
-				r.pidfs.Store(2)
-			}
-		}
-		if r.pidfs.Load() == 1 {
-			return key{ino: st.Ino}, true, nil
-		}
+// pidfdKey returns the cache key of the pidfd's process, its pidfs inode,
+// and false when pidfds are not on pidfs here (before Linux 6.9).
+func (r *Resolver) pidfdKey(pidfd int) (key, bool, error) {
+	if r.pidfs.Load() == 2 {
+		return key{}, false, nil
 	}
-	start, err := r.readStart(pid, pb)
-	if err != nil {
-		return key{}, false, err
+	var st unix.Stat_t
+	if err := fstatFd(pidfd, &st); err != nil {
+		return key{}, false, fmt.Errorf("fstat pidfd: %w", err)
 	}
-	return key{pid: pid, start: start}, false, nil
+	if r.pidfs.Load() == 0 {
+		ok, err := onPidfs(pidfd)
+		if err != nil {
+			return key{}, false, fmt.Errorf("statfs pidfd: %w", err)
+		}
+		if !ok {
+			r.pidfs.Store(2)
+			return key{}, false, nil
+		}
+		r.pidfs.Store(1)
+	}
+	return key{ino: st.Ino}, true, nil
 }
 
 // readStart reads the start time from /proc/PID/stat.
@@ -136,66 +152,95 @@ func (r *Resolver) readStart(pid int32, pb []byte) (uint64, error) {
 	return start, nil
 }
 
-// revalidate reports whether the cached p still describes the process:
-// same executable, same real uid and gid (and groups, where they are
-// read), and alive.
-func (r *Resolver) revalidate(p *Process, pidfd int, usePidfd bool, k key, pb []byte) (bool, error) {
-	var st unix.Stat_t
-	err := statPath(r.procPath(pb, p.PID, "exe"), &st)
+// sameExe compares the result of a stat of /proc/PID/exe with p.
+func sameExe(p *Process, st *unix.Stat_t, err error) (bool, error) {
 	switch {
 	case err == nil:
-		if p.KernelThread || exeIDOf(&st) != p.ExeID {
-			return false, nil
-		}
+		return !p.KernelThread && exeIDOf(st) == p.ExeID, nil
 	case err == unix.ENOENT && p.KernelThread:
+		return true, nil
 	case gone(err):
 		return false, err
-	default:
-		return false, fmt.Errorf("stat exe: %w", err)
 	}
-	if usePidfd && r.pidfdGet.Load() != 2 {
+	return false, fmt.Errorf("stat exe: %w", err)
+}
+
+// cachedByPidfd finds the process keyed by its pidfs inode and
+// revalidates it: the executable is stat'ed, then the credentials are
+// read with PIDFD_GET_INFO, whose success also says the process was alive
+// after the stat, so the stat was of this process. fresh is false (with p
+// set) when the entry is stale, and p is nil when there is none.
+func (r *Resolver) cachedByPidfd(pid int32, pidfd int, k key, pb []byte) (p *Process, fresh bool, err error) {
+	if p = r.cached(k, pid); p == nil {
+		return nil, false, nil
+	}
+	var st unix.Stat_t
+	same, err := sameExe(p, &st, statPath(r.procPath(pb, pid, "exe"), &st))
+	if err != nil || !same {
+		return p, false, err
+	}
+	if r.pidfdGet.Load() != 2 {
 		uid, gid, err := pidfdCreds(pidfd)
 		switch err {
 		case nil:
 			r.pidfdGet.Store(1)
-			// Success also says the process was alive after the stat
-			// above, so the stat was of this process.
-			return uid == p.UID && gid == p.GID, nil
+			return p, uid == p.UID && gid == p.GID, nil
 		case unix.ENOTTY, unix.EINVAL:
 			r.pidfdGet.Store(2) // before Linux 6.13: read status
 		default:
-			return false, fmt.Errorf("pidfd info: %w", err)
+			return p, false, fmt.Errorf("pidfd info: %w", err)
 		}
 	}
-	st2, err := r.readStatus(p.PID)
+	s, err := r.readStatus(pid)
 	if err != nil {
-		return false, err
+		return p, false, err
 	}
-	same := st2.UID == p.UID && st2.GID == p.GID && slices.Equal(st2.Groups, p.Groups)
-	if err := r.stillThere(p.PID, pidfd, usePidfd, k, pb); err != nil {
-		return false, err
+	if err := pidfdAlive(pidfd); err != nil {
+		return p, false, fmt.Errorf("pidfd: %w", err)
 	}
-	return same, nil
+	return p, sameCreds(p, &s), nil
 }
 
-// stillThere checks, after the reads, that the process read is still the
-// one identified by k: the pidfd's process is alive, or the start time is
-// unchanged.
-func (r *Resolver) stillThere(pid int32, pidfd int, usePidfd bool, k key, pb []byte) error {
-	if usePidfd {
-		if err := pidfdAlive(pidfd); err != nil {
-			return fmt.Errorf("pidfd: %w", err)
+func sameCreds(p *Process, s *Status) bool {
+	return s.UID == p.UID && s.GID == p.GID && slices.Equal(s.Groups, p.Groups)
+}
+
+// cachedByStart reads what it compares first (stat of the executable,
+// status) and the key (the start time) last, then finds and compares the
+// entry: when the start time matches, the process it names was alive
+// before it was cached and after the reads, so the reads were of it. It
+// returns the key for load.
+func (r *Resolver) cachedByStart(pid int32, pidfd int, pb []byte) (p *Process, fresh bool, k key, err error) {
+	var st unix.Stat_t
+	exeErr := statPath(r.procPath(pb, pid, "exe"), &st)
+	if exeErr != nil && exeErr != unix.ENOENT {
+		if gone(exeErr) {
+			return nil, false, key{}, exeErr
 		}
-		return nil
+		return nil, false, key{}, fmt.Errorf("stat exe: %w", exeErr)
+	}
+	s, err := r.readStatus(pid)
+	if err != nil {
+		return nil, false, key{}, err
 	}
 	start, err := r.readStart(pid, pb)
 	if err != nil {
-		return err
+		return nil, false, key{}, err
 	}
-	if start != k.start {
-		return fmt.Errorf("start time changed (pid reused): %w", ErrGone)
+	k = key{pid: pid, start: start}
+	if p = r.cached(k, pid); p == nil {
+		return nil, false, k, nil
 	}
-	return nil
+	same, err := sameExe(p, &st, exeErr)
+	if err != nil || !same || !sameCreds(p, &s) {
+		return p, false, k, err
+	}
+	if pidfd >= 0 {
+		if err := pidfdAlive(pidfd); err != nil {
+			return p, false, k, fmt.Errorf("pidfd: %w", err)
+		}
+	}
+	return p, true, k, nil
 }
 
 func (r *Resolver) procFile(pid int32, name string) string {
