@@ -52,7 +52,7 @@ func (r *Resolver) Lookup(pid int32, pidfd int) (*Process, error) {
 		p, fresh, k, err = r.cachedByStart(pid, pidfd, pb[:])
 	}
 	if err != nil {
-		return nil, r.fail(pid, "revalidate", err)
+		return nil, r.fail(pid, "check", err)
 	}
 	if fresh {
 		r.hits.Add(1)
