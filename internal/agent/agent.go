@@ -61,6 +61,7 @@ type Agent struct {
 	exempt *exemption
 	stats  *stats
 	hook   func()
+	grants execGrants
 
 	fan      *fanotify.Listener
 	names    *fanotify.Watcher // nil when the kernel cannot report name changes

@@ -228,8 +228,18 @@ func TestOpenDecidedByPolicy(t *testing.T) {
 	}
 }
 
-func TestExecDenied(t *testing.T) {
-	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, nil)
+func TestExecDecidedByPolicy(t *testing.T) {
+	h := startAgent(t, func(fs string) string {
+		return strings.Replace(policyFor(fs, ""), `    - name: no-exec
+      operations: [exec]
+      effect: deny`, fmt.Sprintf(`    - name: sh-may-exec
+      operations: [exec]
+      subjects: {executables: [%q]}
+      effect: allow
+    - name: no-exec
+      operations: [exec]
+      effect: deny`, realPath("sh")), 1)
+	}, nil)
 	data, err := os.ReadFile(realPath("true"))
 	if err != nil {
 		t.Fatal(err)
@@ -239,12 +249,72 @@ func TestExecDenied(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err := run(t, "/", h.path("secret/true"))
-	if err == nil {
-		t.Errorf("executing a protected binary succeeded: %q", out)
-	}
-	out, err = run(t, "/", h.path("public/true"))
+	// The subject of an exec is the process calling execve: env here.
+	out, err := run(t, "/", "env", h.path("secret/true"))
+	mustDeny(t, out, err, "env executing a protected binary")
+	out, err = run(t, "/", "sh", "-c", h.path("secret/true"))
+	mustAllow(t, out, err, "sh executing a protected binary")
+	out, err = run(t, "/", "env", h.path("public/true"))
 	mustAllow(t, out, err, "executing an unprotected copy")
+}
+
+func TestPolicyFileChangesAreReloaded(t *testing.T) {
+	// The policy directory is laid out like a Kubernetes ConfigMap volume:
+	// the visible file is a symlink through ..data, which an update swaps
+	// atomically to a new timestamped directory.
+	dir := t.TempDir()
+	var fs string
+	h := startAgent(t, func(f string) string {
+		fs = f
+		writeConfigMap(t, dir, "v1", policyFor(f, ""))
+		return policyFor(f, "")
+	}, func(c *config.Config) { c.Policies = []string{dir} })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.a.WatchPolicies(ctx)
+	out, err := run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustDeny(t, out, err, "cat before the update")
+
+	catOK := strings.Replace(policyFor(fs, ""), realPath("head"), realPath("cat"), 1)
+	writeConfigMap(t, dir, "v2", catOK)
+	waitFor(t, func() bool { return h.a.Status().Policy.Generation == 2 }, "the ConfigMap update to be loaded")
+	out, err = run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustAllow(t, out, err, "cat after the update")
+
+	writeConfigMap(t, dir, "v3", "apiVersion: drmfilter.dev/v1\nkind: ProtectionPolicy\nmetadata: {name: broken}\nspec: {files: {}}\n")
+	waitFor(t, func() bool { return h.a.Status().ReloadFailure == 1 }, "the broken update to be rejected")
+	if g := h.a.Status().Policy.Generation; g != 2 {
+		t.Errorf("generation %d after a rejected update, want 2", g)
+	}
+	out, err = run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustAllow(t, out, err, "cat after a rejected update")
+}
+
+// writeConfigMap updates dir the way the kubelet updates a ConfigMap
+// volume: a new ..<version> directory, a ..data_tmp symlink renamed over
+// ..data, and policy.yaml -> ..data/policy.yaml.
+func writeConfigMap(t *testing.T, dir, version, text string) {
+	t.Helper()
+	vdir := filepath.Join(dir, ".."+version)
+	if err := os.Mkdir(vdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(vdir, "policy.yaml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "..data_tmp")
+	if err := os.Symlink(".."+version, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "policy.yaml")
+	if _, err := os.Lstat(link); os.IsNotExist(err) {
+		if err := os.Symlink("..data/policy.yaml", link); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestReadAccessDenied(t *testing.T) {

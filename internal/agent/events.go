@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -235,6 +236,15 @@ func (a *Agent) decide(j *job) {
 		}
 		return
 	}
+	if j.op == policy.OpOpen && a.grants.take(j.ev.Pid, j.st.Dev, j.st.Ino) {
+		// The open that execve makes right after the exec it was allowed:
+		// part of the same exec, already decided.
+		if j.claim() {
+			a.respond(j.ev.Fd, fanotify.Allow)
+			a.stats.record(policy.OpExec, "allow")
+		}
+		return
+	}
 	in := policy.Input{
 		Op: j.op, Path: j.path, FSType: j.fsType, StorageClass: string(j.class.Class),
 		Subject: policy.Subject{
@@ -252,6 +262,11 @@ func (a *Agent) decide(j *job) {
 	if !j.claim() {
 		a.stats.late.Add(1)
 		return
+	}
+	if j.op == policy.OpExec && v == fanotify.Allow {
+		// Record the grant before answering: the kernel raises the
+		// exec's open event only after this answer.
+		a.grants.put(j.ev.Pid, j.st.Dev, j.st.Ino)
 	}
 	a.respond(j.ev.Fd, v)
 	a.stats.observe(time.Since(j.start))
@@ -286,4 +301,51 @@ func modeOf(global string, d policy.Decision) string {
 		return "audit"
 	}
 	return "enforce"
+}
+
+// execGrants remember allowed execs for the open event that follows.
+//
+// execve raises two permission events for the file it runs:
+// FAN_OPEN_EXEC_PERM, then, once that is answered, FAN_OPEN_PERM for the
+// same open. Without this, a rule that allows a program to execute a file
+// would be overridden by the rules about opening it. A grant is taken by
+// the first open of that file by that process, and expires quickly.
+type execGrants struct {
+	mu sync.Mutex
+	m  map[grantKey]time.Time
+}
+
+type grantKey struct {
+	pid      int32
+	dev, ino uint64
+}
+
+const grantTTL = 5 * time.Second
+
+func (g *execGrants) put(pid int32, dev, ino uint64) {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = map[grantKey]time.Time{}
+	}
+	if len(g.m) > 1024 {
+		for k, t := range g.m {
+			if now.Sub(t) > grantTTL {
+				delete(g.m, k)
+			}
+		}
+	}
+	g.m[grantKey{pid, dev, ino}] = now
+}
+
+func (g *execGrants) take(pid int32, dev, ino uint64) bool {
+	k := grantKey{pid, dev, ino}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t, ok := g.m[k]
+	if ok {
+		delete(g.m, k)
+	}
+	return ok && time.Since(t) <= grantTTL
 }
