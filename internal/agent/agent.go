@@ -289,6 +289,9 @@ func (a *Agent) Reload() error {
 	return nil
 }
 
+// ReopenAudit reopens the audit file (after logrotate moved it).
+func (a *Agent) ReopenAudit() error { return a.audit.Reopen() }
+
 // WatchPolicies reloads when a policy file or directory changes, including
 // the symlink swap of a Kubernetes ConfigMap volume, until ctx is done.
 func (a *Agent) WatchPolicies(ctx context.Context) error {

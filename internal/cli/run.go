@@ -170,8 +170,11 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 			case <-ctx.Done():
 				return
 			case <-hup:
-				log.Info("SIGHUP: reloading policies")
+				log.Info("SIGHUP: reloading policies and reopening the audit log")
 				_ = a.Reload()
+				if err := a.ReopenAudit(); err != nil {
+					log.Error("reopening the audit log", "error", err)
+				}
 			}
 		}
 	}()
