@@ -81,28 +81,18 @@ var (
 func DecodeFID(buf []byte, dst []FIDEvent) ([]FIDEvent, error) {
 	dst = dst[:0]
 	for len(buf) > 0 {
-		if len(buf) < metadataLen {
-			return dst, errShortRecord
+		h, ok, info, rest, err := nextRecord(buf)
+		if !ok {
+			return dst, err
 		}
-		if buf[offVers] != metadataVersion {
-			return dst, errVersion
+		e := FIDEvent{Mask: h.mask, Fd: h.fd, Pid: h.pid, PidFd: NoPidFd}
+		if err != nil {
+			e.Err = err
+			return append(dst, e), err
 		}
-		eventLen := binary.NativeEndian.Uint32(buf[offEventLen:])
-		metaLen := uint32(binary.NativeEndian.Uint16(buf[offMetadataLen:]))
-		e := FIDEvent{
-			Mask:  binary.NativeEndian.Uint64(buf[offMask:]),
-			Fd:    int32(binary.NativeEndian.Uint32(buf[offFd:])),
-			Pid:   int32(binary.NativeEndian.Uint32(buf[offPid:])),
-			PidFd: NoPidFd,
-		}
-		if eventLen < metadataLen || uint64(eventLen) > uint64(len(buf)) ||
-			metaLen < metadataLen || metaLen > eventLen {
-			e.Err = errEventLen
-			return append(dst, e), errEventLen
-		}
-		decodeFIDInfo(buf[metaLen:eventLen], &e)
+		decodeFIDInfo(info, &e)
 		dst = append(dst, e)
-		buf = buf[eventLen:]
+		buf = rest
 	}
 	return dst, nil
 }
@@ -110,18 +100,12 @@ func DecodeFID(buf []byte, dst []FIDEvent) ([]FIDEvent, error) {
 // decodeFIDInfo walks the info records of one event.
 func decodeFIDInfo(info []byte, e *FIDEvent) {
 	for len(info) > 0 {
-		if len(info) < infoHeaderLen {
-			e.Err = errInfoRecord
+		typ, rec, next, err := nextInfo(info)
+		if err != nil {
+			e.Err = err
 			return
 		}
-		typ := info[0]
-		n := int(binary.NativeEndian.Uint16(info[2:]))
-		if n < infoHeaderLen || n > len(info) {
-			e.Err = errInfoRecord
-			return
-		}
-		rec := info[:n]
-		info = info[n:]
+		info = next
 		switch typ {
 		case infoTypeDfidName, infoTypeDfid:
 			if e.Dir.Valid() {
@@ -154,14 +138,7 @@ func decodeFIDInfo(info []byte, e *FIDEvent) {
 			}
 			e.Child = fid
 		case infoTypePidFd:
-			switch {
-			case n < infoPidFdLen:
-				e.Err = errInfoRecord
-			case e.PidFd != NoPidFd:
-				e.Err = errDuplicatePid
-			default:
-				e.PidFd = int32(binary.NativeEndian.Uint32(rec[infoHeaderLen:]))
-			}
+			decodePidFd(rec, &e.PidFd, &e.Err)
 		}
 	}
 }
