@@ -26,6 +26,8 @@ type explainFlags struct {
 	op           string
 	container    string
 	runtime      string
+	image        string
+	cpath        string
 	pod          string
 	podLabels    map[string]string
 	fsType       string
@@ -76,6 +78,8 @@ machine.`,
 	fl.StringVar(&f.op, "op", "open", "operation: open, exec or read")
 	fl.StringVar(&f.container, "container", "", "container id of the process (empty: a host process)")
 	fl.StringVar(&f.runtime, "runtime", "", "container runtime of the process (docker, podman, containerd, cri-o, ...)")
+	fl.StringVar(&f.image, "image", "", "image of the process's container (reference or sha256 digest)")
+	fl.StringVar(&f.cpath, "container-path", "", "the file's path as the containerised process sees it")
 	fl.StringVar(&f.pod, "pod", "", "Kubernetes pod of the process, as NAMESPACE/NAME")
 	fl.StringToStringVar(&f.podLabels, "pod-label", nil, "a label of the pod, KEY=VALUE (repeatable)")
 	fl.StringVar(&f.fsType, "fstype", "", "filesystem type of the file (ext4, nfs4, ...)")
@@ -137,8 +141,16 @@ func runExplain(s Streams, f *explainFlags) error {
 	in := policy.Input{
 		Op: op, Path: path, FSType: f.fsType, StorageClass: f.storageClass,
 		Subject: policy.Subject{Exe: exe, UID: f.uid, GID: f.gid, Hasher: fileHasher(exe),
-			Container: policy.Container{ID: f.container, Runtime: f.runtime}},
+			Container: policy.Container{ID: f.container, Runtime: f.runtime, Image: f.image}},
 		Env: policy.Env{Virtual: f.hypervisor != "", Hypervisor: f.hypervisor, Cloud: f.cloud, InContainer: f.inContainer},
+	}
+	if f.cpath != "" {
+		if f.container == "" && f.runtime == "" {
+			return fmt.Errorf("--container-path: the process must be in a container; give --container and/or --runtime too")
+		}
+		if in.ContainerPath, err = absPath(f.cpath); err != nil || !strings.HasPrefix(f.cpath, "/") {
+			return fmt.Errorf("--container-path: expected an absolute path, got %q", f.cpath)
+		}
 	}
 	for _, g := range f.groups {
 		in.Subject.Groups = append(in.Subject.Groups, uint32(g))
@@ -204,16 +216,18 @@ type decisionJSON struct {
 }
 
 type inputJSON struct {
-	Operation    string `json:"operation"`
-	Path         string `json:"path"`
-	Executable   string `json:"executable"`
-	UID          uint32 `json:"uid"`
-	GID          uint32 `json:"gid"`
-	Container    string `json:"container,omitempty"`
-	Runtime      string `json:"runtime,omitempty"`
-	Pod          string `json:"pod,omitempty"`
-	FSType       string `json:"fstype,omitempty"`
-	StorageClass string `json:"storageClass,omitempty"`
+	Operation     string `json:"operation"`
+	Path          string `json:"path"`
+	Executable    string `json:"executable"`
+	UID           uint32 `json:"uid"`
+	GID           uint32 `json:"gid"`
+	Container     string `json:"container,omitempty"`
+	Runtime       string `json:"runtime,omitempty"`
+	Pod           string `json:"pod,omitempty"`
+	ContainerPath string `json:"containerPath,omitempty"`
+	Image         string `json:"image,omitempty"`
+	FSType        string `json:"fstype,omitempty"`
+	StorageClass  string `json:"storageClass,omitempty"`
 }
 
 func decisionOut(d policy.Decision) decisionJSON {
@@ -224,7 +238,8 @@ func decisionOut(d policy.Decision) decisionJSON {
 func explainJSON(in *policy.Input, ex policy.Explanation) explainOut {
 	out := explainOut{Decision: decisionOut(ex.Decision), Policies: ex.Policies, Order: ex.Order,
 		Input: inputJSON{Operation: in.Op.String(), Path: in.Path, Executable: in.Subject.Exe, UID: in.Subject.UID, GID: in.Subject.GID,
-			Container: in.Subject.Container.ID, Runtime: in.Subject.Container.Runtime, FSType: in.FSType, StorageClass: in.StorageClass}}
+			Container: in.Subject.Container.ID, Runtime: in.Subject.Container.Runtime, FSType: in.FSType,
+			ContainerPath: in.ContainerPath, Image: in.Subject.Container.Image, StorageClass: in.StorageClass}}
 	if p := in.Subject.Pod; p != nil {
 		out.Input.Pod = p.Namespace + "/" + p.Name
 	}

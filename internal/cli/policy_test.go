@@ -27,7 +27,7 @@ func TestPolicyCheckAcceptsExamples(t *testing.T) {
 	if code != exitcode.OK {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
-	for _, want := range []string{"ok  finance-docs", "ok  acme-source", "ok  hr-records-audit", "mode=audit", "ok  payments-secrets", "6 policies, 16 rules, hash sha256:", "ok  demo-secret"} {
+	for _, want := range []string{"ok  finance-docs", "ok  acme-source", "ok  hr-records-audit", "mode=audit", "ok  payments-secrets", "7 policies, 18 rules, hash sha256:", "ok  demo-secret", "ok  container-secrets"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -194,5 +194,27 @@ func TestVersionAndCompletion(t *testing.T) {
 	code, _, errOut := run(t, "no-such-command")
 	if code != exitcode.Usage || !strings.Contains(errOut, `unknown command "no-such-command"`) {
 		t.Fatalf("unknown command: %d %q", code, errOut)
+	}
+}
+
+func TestPolicyExplainContainerPath(t *testing.T) {
+	pol := filepath.Join(examplesDir, "container-secrets.yaml")
+	base := []string{"policy", "explain", "--policy", pol, "--exit-code",
+		"--path", "/var/lib/kubelet/pods/7f1c/volumes/kubernetes.io~secret/app/secret.yaml",
+		"--container-path", "/etc/app/secret.yaml", "--exe", "/app/server",
+		"--container", "3f4e5d6c7b8a9f00", "--runtime", "containerd"}
+	code, out, errOut := run(t, append(base, "--image", "registry.example.com/payments/api:2.3",
+		"--pod", "payments/api-0", "--pod-label", "app=payments-api")...)
+	if code != 0 || !strings.Contains(out, "Decided by rule container-secrets/payments-api (allow)") ||
+		!strings.Contains(out, `path matches "container path /etc/app/secret.yaml"`) {
+		t.Fatalf("the payments API: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run(t, append(base, "--image", "busybox:1.36")...)
+	if code != exitcode.Denied || !strings.Contains(out, "Decided by rule container-secrets/other-containers (deny)") {
+		t.Fatalf("another container: exit %d\n%s", code, out)
+	}
+	code, _, errOut = run(t, "policy", "explain", "--policy", pol, "--path", "/x", "--exe", "/y", "--container-path", "/etc/app/secret.yaml")
+	if code == 0 || !strings.Contains(errOut, "the process must be in a container") {
+		t.Fatalf("container path without a container: exit %d, %q", code, errOut)
 	}
 }

@@ -24,6 +24,7 @@ type Matcher struct {
 	// pathTargets. Policies without paths but with extensions are found by
 	// extension, and the few with neither are checked for every file.
 	paths       glob.Trie
+	cpaths      glob.Trie // container paths; ids index pathTargets too
 	pathTargets []pathTarget
 	byExt       map[string][]int32
 	unanchored  []int32
@@ -44,8 +45,9 @@ type cpolicy struct {
 	audit bool // audit mode: may only record, never change a verdict
 	src   *Policy
 
-	hasPaths    bool
+	hasPaths    bool                // paths or containerPaths
 	pathPats    []*glob.Pattern     // for Explain
+	cpathPats   []*glob.Pattern     // for Explain
 	excludePats []*glob.Pattern     // for Explain
 	exts        map[string]struct{} // nil: any extension
 	fsTypes     []string            // empty: any
@@ -85,7 +87,7 @@ func Compile(set *Set, opts CompileOptions) *Matcher {
 			name:     p.Name,
 			audit:    opts.ForceAudit || p.Spec.Mode == ModeAudit,
 			src:      p,
-			hasPaths: len(p.Spec.Files.Paths) > 0,
+			hasPaths: len(p.Spec.Files.Paths)+len(p.Spec.Files.ContainerPaths) > 0,
 			fsTypes:  p.Spec.Files.Filesystems,
 			classes:  p.Spec.Files.StorageClasses,
 		}
@@ -107,6 +109,12 @@ func Compile(set *Set, opts CompileOptions) *Matcher {
 				pat := glob.MustCompile(g)
 				cp.pathPats = append(cp.pathPats, pat)
 				m.paths.Insert(pat, int32(len(m.pathTargets)))
+				m.pathTargets = append(m.pathTargets, pathTarget{policy: cp.idx, spec: int32(pat.Specificity())})
+			}
+			for _, g := range files.ContainerPaths {
+				pat := glob.MustCompile(g)
+				cp.cpathPats = append(cp.cpathPats, pat)
+				m.cpaths.Insert(pat, int32(len(m.pathTargets)))
 				m.pathTargets = append(m.pathTargets, pathTarget{policy: cp.idx, spec: int32(pat.Specificity())})
 			}
 		case len(files.Extensions) > 0:
@@ -185,6 +193,12 @@ func (m *Matcher) Set() *Set { return m.set }
 // only for these.
 func (m *Matcher) Operations() Operation { return m.ops }
 
+// HasContainerPaths reports whether some policy names container paths, so
+// that deciding a containerised process's operation needs the path as it
+// sees it (Input.ContainerPath), and a verdict for a file cannot be cached
+// for every process.
+func (m *Matcher) HasContainerPaths() bool { return !m.cpaths.Empty() }
+
 // NeedsHash reports whether some rule selects executables by hash.
 func (m *Matcher) NeedsHash() bool { return m.needsHash }
 
@@ -198,8 +212,12 @@ func (m *Matcher) Rules() int { return m.rules }
 // to mark only the filesystems that hold protected files.
 func (m *Matcher) Roots() (roots []string, anywhere bool) {
 	for _, p := range m.policies {
-		if !p.hasPaths {
+		if !p.hasPaths || len(p.cpathPats) > 0 {
+			// A container path can be any host path (overlay roots,
+			// volumes): such policies need every filesystem.
 			anywhere = true
+		}
+		if !p.hasPaths {
 			continue
 		}
 		for _, g := range p.src.Spec.Files.Paths {

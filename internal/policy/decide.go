@@ -1,15 +1,21 @@
 package policy
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // Input describes one file operation to decide.
 type Input struct {
-	Op           Operation
-	Path         string // absolute, clean path of the file
-	FSType       string // filesystem type as in /proc/mounts (ext4, nfs4, fuse.sshfs); "" if unknown
-	StorageClass string // local, network, cloud, shared-folder, removable, pseudo, overlay; "" if unknown
-	Subject      Subject
-	Env          Env
+	Op   Operation
+	Path string // absolute, clean path of the file
+	// ContainerPath is the file's path as the process sees it, when the
+	// process runs in a container and policies name container paths.
+	ContainerPath string
+	FSType        string // filesystem type as in /proc/mounts (ext4, nfs4, fuse.sshfs); "" if unknown
+	StorageClass  string // local, network, cloud, shared-folder, removable, pseudo, overlay; "" if unknown
+	Subject       Subject
+	Env           Env
 }
 
 // Subject is the process doing the operation.
@@ -42,6 +48,8 @@ type Hasher interface {
 type Container struct {
 	ID      string // full container id
 	Runtime string // docker, podman, containerd, cri-o, lxc, systemd-nspawn, wsl
+	Image   string // image reference (docker.io/library/nginx:1.27), if known
+	ImageID string // image digest (sha256:...), if known
 }
 
 // InContainer reports whether the process runs in a container.
@@ -163,6 +171,13 @@ func (m *Matcher) Decide(in *Input) Decision {
 			d.consider(m.policies[t.policy], t.spec)
 		}
 	}
+	if in.ContainerPath != "" && !m.cpaths.Empty() {
+		var buf [16]int32
+		for _, id := range m.cpaths.Match(buf[:0], in.ContainerPath) {
+			t := m.pathTargets[id]
+			d.consider(m.policies[t.policy], t.spec)
+		}
+	}
 	if len(m.byExt) > 0 {
 		base := baseName(in.Path)
 		var lower [maxExtLen]byte
@@ -234,8 +249,12 @@ func (d *decider) consider(p *cpolicy, fileSpec int32) {
 }
 
 // fileMatches checks the parts of the file selector that the index did not.
+// Extensions and exclusions are checked against the container path too,
+// since a file bind-mounted into a container may have another name there.
 func (p *cpolicy) fileMatches(in *Input) bool {
-	return p.extOK(in.Path) && p.fsOK(in.FSType) && p.classOK(in.StorageClass) && !p.excluded(in.Path)
+	return (p.extOK(in.Path) || (in.ContainerPath != "" && p.extOK(in.ContainerPath))) &&
+		p.fsOK(in.FSType) && p.classOK(in.StorageClass) &&
+		!p.excluded(in.Path) && (in.ContainerPath == "" || !p.excluded(in.ContainerPath))
 }
 
 func (p *cpolicy) extOK(path string) bool {
@@ -344,6 +363,9 @@ func (s *csubject) containerOK(in *Subject) bool {
 	if len(c.Runtimes) > 0 && !slices.Contains(c.Runtimes, in.Container.Runtime) {
 		return false
 	}
+	if len(c.Images) > 0 && !imageMatches(c.Images, &in.Container) {
+		return false
+	}
 	if len(c.IDs) > 0 {
 		for _, id := range c.IDs {
 			if len(in.Container.ID) >= len(id) && in.Container.ID[:len(id)] == id {
@@ -353,6 +375,40 @@ func (s *csubject) containerOK(in *Subject) bool {
 		return false
 	}
 	return true
+}
+
+// imageMatches reports whether the container's image is one of images: a
+// selector equals the image reference, or the reference without its tag
+// (nginx matches nginx:1.27, docker.io/library/nginx matches
+// docker.io/library/nginx:1.27), or the image digest (sha256:...), alone or
+// after a repository and @.
+func imageMatches(images []string, c *Container) bool {
+	ref, repo := c.Image, c.Image
+	if i := strings.LastIndexByte(repo, '@'); i >= 0 {
+		repo = repo[:i]
+	}
+	if i := strings.LastIndexByte(repo, ':'); i >= 0 && strings.LastIndexByte(repo, '/') < i {
+		repo = repo[:i]
+	}
+	digest := c.ImageID
+	if i := strings.LastIndexByte(digest, '@'); i >= 0 {
+		digest = digest[i+1:]
+	}
+	for _, s := range images {
+		if s == ref || s == repo {
+			return ref != ""
+		}
+		if digest == "" {
+			continue
+		}
+		if i := strings.LastIndexByte(s, '@'); i >= 0 {
+			s = s[i+1:]
+		}
+		if s == digest {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *csubject) kubeOK(in *Subject) bool {

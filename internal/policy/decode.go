@@ -363,13 +363,16 @@ func (d *decoder) spec(n *yaml.Node, p *Policy) {
 
 func (d *decoder) files(n *yaml.Node, fs *FileSelector) {
 	const field = "spec.files"
-	f, ok := d.mapping(n, field, "paths", "extensions", "filesystems", "storageClasses", "excludePaths")
+	f, ok := d.mapping(n, field, "paths", "containerPaths", "extensions", "filesystems", "storageClasses", "excludePaths")
 	if !ok {
 		return
 	}
 	fs.Pos = d.pos(resolve(n))
 	if v := f.get("paths"); v != nil {
 		fs.Paths = d.strList(v, field+".paths", checkGlob)
+	}
+	if v := f.get("containerPaths"); v != nil {
+		fs.ContainerPaths = d.strList(v, field+".containerPaths", checkGlob)
 	}
 	if v := f.get("extensions"); v != nil {
 		fs.Extensions = d.strList(v, field+".extensions", checkExtension)
@@ -386,8 +389,8 @@ func (d *decoder) files(n *yaml.Node, fs *FileSelector) {
 	if v := f.get("excludePaths"); v != nil {
 		fs.ExcludePaths = d.strList(v, field+".excludePaths", checkGlob)
 	}
-	if f.get("paths") == nil && f.get("extensions") == nil && f.get("filesystems") == nil && f.get("storageClasses") == nil {
-		d.errorf(resolve(n), field, "empty file selector; give at least one of paths, extensions, filesystems, storageClasses")
+	if f.get("paths") == nil && f.get("containerPaths") == nil && f.get("extensions") == nil && f.get("filesystems") == nil && f.get("storageClasses") == nil {
+		d.errorf(resolve(n), field, "empty file selector; give at least one of paths, containerPaths, extensions, filesystems, storageClasses")
 	}
 }
 
@@ -545,12 +548,15 @@ func (d *decoder) container(n *yaml.Node, field string) *ContainerSelector {
 		}
 		return c
 	}
-	f, ok := d.mapping(n, field, "runtimes", "ids")
+	f, ok := d.mapping(n, field, "runtimes", "ids", "images")
 	if !ok {
 		return c
 	}
 	if len(f.vals) == 0 {
-		d.errorf(n, field, "empty container selector; write container: any, container: none, or give runtimes or ids")
+		d.errorf(n, field, "empty container selector; write container: any, container: none, or give runtimes, ids or images")
+	}
+	if v := f.get("images"); v != nil {
+		c.Images = d.strList(v, field+".images", checkImage)
 	}
 	if v := f.get("runtimes"); v != nil {
 		c.Runtimes = d.strList(v, field+".runtimes", oneOf(containerRuntimes, "container runtime"))
@@ -564,6 +570,15 @@ func (d *decoder) container(n *yaml.Node, field string) *ContainerSelector {
 		})
 	}
 	return c
+}
+
+var imageRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$`)
+
+func checkImage(s string) error {
+	if !imageRE.MatchString(s) || len(s) > 512 {
+		return fmt.Errorf("invalid image %q; write a reference such as nginx, docker.io/library/nginx:1.27 or a digest sha256:<64 hex>", s)
+	}
+	return nil
 }
 
 func (d *decoder) kubernetes(n *yaml.Node, field string) *KubernetesSelector {

@@ -123,15 +123,21 @@ func (m *Matcher) fileReason(p *cpolicy, in *Input) (int32, string, bool) {
 				spec, best = int32(pat.Specificity()), pat.String()
 			}
 		}
+		for _, pat := range p.cpathPats {
+			if in.ContainerPath != "" && pat.Match(in.ContainerPath) && int32(pat.Specificity()) > spec {
+				spec, best = int32(pat.Specificity()), "container path "+pat.String()
+			}
+		}
 		if spec < 0 {
-			return 0, fmt.Sprintf("path matches none of %s", quoteList(files.Paths)), false
+			all := append(append([]string{}, files.Paths...), files.ContainerPaths...)
+			return 0, fmt.Sprintf("path matches none of %s", quoteList(all)), false
 		}
 		why = append(why, fmt.Sprintf("path matches %q", best))
 	} else {
 		spec = 0
 	}
 	if len(files.Extensions) > 0 {
-		if !extIn(in.Path, files.Extensions) {
+		if !extIn(in.Path, files.Extensions) && (in.ContainerPath == "" || !extIn(in.ContainerPath, files.Extensions)) {
 			return 0, fmt.Sprintf("extension is not one of %s", quoteList(files.Extensions)), false
 		}
 		why = append(why, "extension is listed")
@@ -149,7 +155,7 @@ func (m *Matcher) fileReason(p *cpolicy, in *Input) (int32, string, bool) {
 		why = append(why, fmt.Sprintf("storage class %q", in.StorageClass))
 	}
 	for _, ex := range p.excludePats {
-		if ex.Match(in.Path) {
+		if ex.Match(in.Path) || (in.ContainerPath != "" && ex.Match(in.ContainerPath)) {
 			return 0, fmt.Sprintf("excluded by %q", ex), false
 		}
 	}

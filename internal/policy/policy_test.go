@@ -420,3 +420,77 @@ func TestDecideUncoveredDoesNotAllocate(t *testing.T) {
 		t.Fatalf("deciding an uncovered file allocated %v times", allocs)
 	}
 }
+
+func TestContainerPathsAndImages(t *testing.T) {
+	doc := `apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: app-secret}
+spec:
+  files:
+    containerPaths: ["/etc/app/secret.yaml", "/run/secrets/**"]
+    excludePaths: ["/run/secrets/public/**"]
+  rules:
+    - name: api-pods
+      operations: [open]
+      subjects:
+        kubernetes: {namespaces: [payments]}
+        container: {images: ["registry.example.com/payments/api"]}
+      effect: allow
+    - name: others
+      operations: [open]
+      effect: deny
+`
+	m := mustMatcher(t, doc)
+	if !m.HasContainerPaths() {
+		t.Fatal("HasContainerPaths() = false")
+	}
+	if _, anywhere := m.Roots(); !anywhere {
+		t.Fatal("a container-path policy must mark every filesystem")
+	}
+	api := Container{ID: "c1", Runtime: "containerd", Image: "registry.example.com/payments/api:2.3", ImageID: "sha256:" + strings.Repeat("a", 64)}
+	pod := &Pod{Namespace: "payments", Name: "api-0"}
+	cases := []struct {
+		name          string
+		path, cpath   string
+		container     Container
+		pod           *Pod
+		covered, deny bool
+	}{
+		{"the file as the container sees it", "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~secret/app/secret.yaml", "/etc/app/secret.yaml", Container{ID: "c2", Runtime: "containerd", Image: "busybox:1.36"}, &Pod{Namespace: "payments", Name: "debug"}, true, true},
+		{"the selected image in the namespace", "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~secret/app/secret.yaml", "/etc/app/secret.yaml", api, pod, true, false},
+		{"the same host file from the host", "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~secret/app/secret.yaml", "", Container{}, nil, false, false},
+		{"under a glob", "/var/lib/docker/volumes/x/_data/db", "/run/secrets/db", Container{ID: "c3", Runtime: "docker"}, nil, true, true},
+		{"excluded by container path", "/var/lib/docker/volumes/x/_data/p", "/run/secrets/public/p", Container{ID: "c3", Runtime: "docker"}, nil, false, false},
+	}
+	for _, c := range cases {
+		in := &Input{Op: OpOpen, Path: c.path, ContainerPath: c.cpath, Subject: Subject{Exe: "/app", Container: c.container, Pod: c.pod}}
+		in2 := *in
+		d := m.Decide(in)
+		if d.Covered != c.covered || (d.Verdict == Deny) != c.deny {
+			t.Errorf("%s: got covered=%v verdict=%s (%s), want covered=%v deny=%v", c.name, d.Covered, d.Verdict, d.Rule, c.covered, c.deny)
+		}
+		if ex := m.Explain(&in2); ex.Decision != d {
+			t.Errorf("%s: explain %+v differs from decide %+v", c.name, ex.Decision, d)
+		}
+	}
+}
+
+func TestImageMatches(t *testing.T) {
+	c := &Container{Image: "docker.io/library/nginx:1.27", ImageID: "docker.io/library/nginx@sha256:" + strings.Repeat("b", 64)}
+	for sel, want := range map[string]bool{
+		"docker.io/library/nginx:1.27":                              true,
+		"docker.io/library/nginx":                                   true,
+		"sha256:" + strings.Repeat("b", 64):                         true,
+		"docker.io/library/nginx@sha256:" + strings.Repeat("b", 64): true,
+		"nginx:1.26":                        false,
+		"docker.io/library/nginx:1.2":       false,
+		"sha256:" + strings.Repeat("c", 64): false,
+	} {
+		if got := imageMatches([]string{sel}, c); got != want {
+			t.Errorf("imageMatches(%q) = %v, want %v", sel, got, want)
+		}
+	}
+	if imageMatches([]string{"nginx"}, &Container{}) {
+		t.Error("a container of unknown image must not match")
+	}
+}

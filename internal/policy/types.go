@@ -65,12 +65,14 @@ func ParseMode(s string) (Mode, error) {
 }
 
 // FileSelector says which files a policy covers. A file is covered when it
-// matches every part that is given: one of Paths (if any), one of
+// matches every part that is given: one of Paths or ContainerPaths (if any
+// of them; a container path matches only for processes in containers), one of
 // Extensions (if any), one of Filesystems (if any) and one of StorageClasses
 // (if any), and none of ExcludePaths. At least one of the first four must be
 // given.
 type FileSelector struct {
 	Paths          []string // absolute globs: *, ?, [a-z] within a segment, ** across segments
+	ContainerPaths []string // globs of paths as a containerised process sees them
 	Extensions     []string // file name extensions, case-insensitive, stored lower case without the dot
 	Filesystems    []string // filesystem types as in /proc/mounts: ext4, xfs, nfs4, fuse.sshfs, ...
 	StorageClasses []string // local, network, cloud, shared-folder, removable
@@ -199,6 +201,7 @@ type ContainerSelector struct {
 	Scope    ContainerScope
 	Runtimes []string
 	IDs      []string
+	Images   []string // image references or digests (see imageMatches)
 	Pos      Pos
 }
 
