@@ -314,7 +314,8 @@ func orNone(s string) string {
 	return s
 }
 
-// cleanDir returns the nearest existing directory at or above p.
+// nearestExisting returns the nearest existing path at or above p, as the
+// host sees it under root.
 func nearestExisting(root, p string) string {
 	for {
 		if _, err := os.Stat(filepath.Join(root, p)); err == nil || p == "/" {

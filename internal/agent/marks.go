@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/drmfilter/drmfilter/internal/fanotify"
 	"github.com/drmfilter/drmfilter/internal/storage"
 )
 
@@ -194,5 +193,3 @@ func (a *Agent) watchNamesOn(want map[string]uint64) {
 		a.watched[mp] = true
 	}
 }
-
-var _ = fanotify.OpenPerm
