@@ -1,0 +1,405 @@
+package nspath
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/drmfilter/drmfilter/internal/mountinfo"
+)
+
+// Defaults for Options fields left zero.
+const (
+	// DefaultTTL is how long a namespace's mount table is reused before it
+	// is read again.
+	DefaultTTL = time.Second
+	// DefaultRetryAfter is the age after which a table that gave no answer
+	// is read again at once, in case the mount the answer needs is newer
+	// than the table.
+	DefaultRetryAfter = 100 * time.Millisecond
+	// DefaultMaxNamespaces bounds the number of cached tables.
+	DefaultMaxNamespaces = 512
+)
+
+var (
+	// ErrNotSupported is returned off Linux: there is no /proc/PID/root
+	// and no mount namespace there.
+	ErrNotSupported = errors.New("not supported on this platform")
+	// ErrInvalid is matched by errors for arguments no process can have:
+	// a pid below 1, a relative path.
+	ErrInvalid = errors.New("invalid argument")
+	// ErrTooManyLinks is matched when resolving a container path meets
+	// more than 40 symbolic links, as the kernel's ELOOP limit.
+	ErrTooManyLinks = errors.New("too many levels of symbolic links")
+)
+
+// Error describes a failed translation: which operation, for which
+// process and path, and why. Err is wrapped (errors.Is, errors.As reach
+// it); a process that is gone shows as fs.ErrNotExist.
+type Error struct {
+	// Op is "container path", "host path" or "namespace".
+	Op string
+	// PID is the process whose view was asked for.
+	PID int
+	// Path is the path as given.
+	Path string
+	// Err is the cause.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("nspath: %s of pid %d: %v", e.Op, e.PID, e.Err)
+	}
+	return fmt.Sprintf("nspath: %s of %q for pid %d: %v", e.Op, e.Path, e.PID, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Options configure a Resolver. The zero value is the production setting.
+type Options struct {
+	// TTL is how long a parsed mount table is reused. Zero means
+	// DefaultTTL; a negative TTL never expires tables, leaving it to
+	// Invalidate and Flush.
+	TTL time.Duration
+	// RetryAfter: when ContainerPath finds no answer in tables at least
+	// this old, it reads them again once and retries, so a volume mounted
+	// a moment ago is not reported invisible for a whole TTL. Zero means
+	// DefaultRetryAfter; negative disables the retry.
+	RetryAfter time.Duration
+	// MaxNamespaces bounds how many tables are cached; the oldest goes
+	// first. Zero means DefaultMaxNamespaces.
+	MaxNamespaces int
+	// SelfRoot is the directory under which the agent's own
+	// /proc/self/mountinfo is read: its own mount namespace, where the
+	// paths it reads from event descriptors live. Empty means "/", also
+	// in a pod whose Resolver root is "/host", because the agent's own
+	// view is its own /proc; tests point it at a fixture tree.
+	SelfRoot string
+	// Now is the clock; nil means time.Now. Tests replace it.
+	Now func() time.Time
+}
+
+// Resolver translates paths between the agent's mount namespace and those
+// of other processes, caching one parsed mount table per view. It is safe
+// for concurrent use.
+type Resolver struct {
+	root       string
+	selfRoot   string
+	ttl        time.Duration
+	retryAfter time.Duration
+	max        int
+	now        func() time.Time
+
+	mu    sync.Mutex
+	views map[viewKey]*view
+	self  *view
+}
+
+// viewKey identifies a process's view of the mounts. /proc/PID/mountinfo
+// lists mount points relative to the process's root directory (proc(5)),
+// so two processes of one mount namespace see different tables when one
+// is chrooted: the key is the namespace plus the root directory.
+type viewKey struct {
+	// ns is the inode of /proc/PID/ns/mnt (mount_namespaces(7)).
+	ns uint64
+	// rootDev and rootIno identify the directory /proc/PID/root leads to.
+	rootDev, rootIno uint64
+}
+
+// view is one cached mount table.
+type view struct {
+	key    viewKey
+	tab    *mountinfo.Table
+	loaded time.Time
+}
+
+// New returns a Resolver that reads other processes through
+// <root>/proc/PID: root is "/" in production, "/host" in a pod that has
+// the node's /proc there, a fixture tree in tests. No file is read until
+// the first call.
+func New(root string, opts Options) *Resolver {
+	if root == "" {
+		root = "/"
+	}
+	r := &Resolver{
+		root:       filepath.Clean(root),
+		selfRoot:   opts.SelfRoot,
+		ttl:        opts.TTL,
+		retryAfter: opts.RetryAfter,
+		max:        opts.MaxNamespaces,
+		now:        opts.Now,
+		views:      make(map[viewKey]*view),
+	}
+	if r.selfRoot == "" {
+		r.selfRoot = "/"
+	}
+	if r.ttl == 0 {
+		r.ttl = DefaultTTL
+	}
+	if r.retryAfter == 0 {
+		r.retryAfter = DefaultRetryAfter
+	}
+	if r.max <= 0 {
+		r.max = DefaultMaxNamespaces
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r
+}
+
+// procPath returns <root>/proc/<pid>/<name>.
+func (r *Resolver) procPath(pid int, name string) string {
+	return filepath.Join(r.root, "proc", strconv.Itoa(pid), name)
+}
+
+// Invalidate drops the cached tables of the mount namespace whose
+// /proc/PID/ns/mnt inode is nsIno (see Namespace), for callers that know
+// its mounts changed: a container started, a volume was mounted.
+func (r *Resolver) Invalidate(nsIno uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.views {
+		if k.ns == nsIno {
+			delete(r.views, k)
+		}
+	}
+	if r.self != nil && r.self.key.ns == nsIno {
+		r.self = nil
+	}
+}
+
+// Flush drops every cached table.
+func (r *Resolver) Flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.views)
+	r.self = nil
+}
+
+// Namespace returns the inode number of the mount namespace of pid (the
+// number in the "mnt:[N]" link /proc/PID/ns/mnt), the key Invalidate
+// takes.
+func (r *Resolver) Namespace(pid int) (uint64, error) {
+	if pid <= 0 {
+		return 0, &Error{Op: "namespace", PID: pid, Err: fmt.Errorf("pid %d: %w", pid, ErrInvalid)}
+	}
+	k, err := statKey(r.procPath(pid, "ns/mnt"), r.procPath(pid, "root"))
+	if err != nil {
+		return 0, &Error{Op: "namespace", PID: pid, Err: err}
+	}
+	return k.ns, nil
+}
+
+// fresh reports whether v may still be used; minAge > 0 asks for a table
+// at most that old.
+func (r *Resolver) fresh(v *view, now time.Time, maxAge time.Duration) bool {
+	if v == nil {
+		return false
+	}
+	age := now.Sub(v.loaded)
+	if r.ttl > 0 && age >= r.ttl {
+		return false
+	}
+	return maxAge <= 0 || age < maxAge
+}
+
+// selfView returns the agent's own table, read again when older than
+// maxAge (if maxAge > 0) or the TTL.
+func (r *Resolver) selfView(maxAge time.Duration) (*view, error) {
+	now := r.now()
+	r.mu.Lock()
+	v := r.self
+	r.mu.Unlock()
+	if r.fresh(v, now, maxAge) {
+		return v, nil
+	}
+	k, err := statKey(filepath.Join(r.selfRoot, "proc/self/ns/mnt"), filepath.Join(r.selfRoot, "proc/self/root"))
+	if err != nil {
+		return nil, fmt.Errorf("agent's namespace: %w", err)
+	}
+	mounts, err := mountinfo.Read(r.selfRoot, 0)
+	if err != nil {
+		return nil, fmt.Errorf("agent's mount table: %w", err)
+	}
+	v = &view{key: k, tab: mountinfo.NewTable(mounts), loaded: now}
+	r.mu.Lock()
+	r.self = v
+	r.mu.Unlock()
+	return v, nil
+}
+
+// procView returns the table of pid's view, read again when older than
+// maxAge (if maxAge > 0) or the TTL. A process in the agent's own view
+// shares the agent's table.
+func (r *Resolver) procView(pid int, maxAge time.Duration) (*view, error) {
+	k, err := statKey(r.procPath(pid, "ns/mnt"), r.procPath(pid, "root"))
+	if err != nil {
+		return nil, err
+	}
+	now := r.now()
+	r.mu.Lock()
+	v := r.views[k]
+	if v == nil && r.self != nil && r.self.key == k {
+		v = r.self
+	}
+	r.mu.Unlock()
+	if r.fresh(v, now, maxAge) {
+		return v, nil
+	}
+	// Two callers missing at once both read the file; the later store
+	// wins. Reads are cheap enough (tens of microseconds) not to warrant
+	// a single-flight group.
+	mounts, err := mountinfo.Read(r.root, pid)
+	if err != nil {
+		return nil, fmt.Errorf("mount table: %w", err)
+	}
+	v = &view{key: k, tab: mountinfo.NewTable(mounts), loaded: now}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.views[k]; !ok && len(r.views) >= r.max {
+		r.evict(now)
+	}
+	r.views[k] = v
+	return v, nil
+}
+
+// evict makes room for one table: expired tables go, and if none had
+// expired, the oldest. Called with mu held.
+func (r *Resolver) evict(now time.Time) {
+	var (
+		oldest    viewKey
+		oldestAt  time.Time
+		haveOld   bool
+		anyExpired bool
+	)
+	for k, v := range r.views {
+		if r.ttl > 0 && now.Sub(v.loaded) >= r.ttl {
+			delete(r.views, k)
+			anyExpired = true
+			continue
+		}
+		if !haveOld || v.loaded.Before(oldestAt) {
+			oldest, oldestAt, haveOld = k, v.loaded, true
+		}
+	}
+	if !anyExpired && haveOld {
+		delete(r.views, oldest)
+	}
+}
+
+// ContainerPath returns the path under which process pid sees the file
+// that the agent sees at hostPath on device dev (st_dev, as stat(2) and
+// fstat(2) report it). ok is false when the process cannot see the file;
+// err is set only when a mount table could not be read (the process is
+// gone: errors.Is(err, fs.ErrNotExist)).
+//
+// hostPath is a canonical path in the agent's own mount namespace (the
+// readlink of an event descriptor), or <root>/proc/N/root/... or
+// /proc/N/root/..., a path in process N's view (the form HostPath returns
+// for files the agent cannot otherwise reach). See the package
+// documentation for the algorithm and its limits.
+func (r *Resolver) ContainerPath(pid int, hostPath string, dev uint64) (string, bool, error) {
+	if pid <= 0 {
+		return "", false, &Error{Op: "container path", PID: pid, Path: hostPath, Err: fmt.Errorf("pid %d: %w", pid, ErrInvalid)}
+	}
+	if !path.IsAbs(hostPath) {
+		return "", false, &Error{Op: "container path", PID: pid, Path: hostPath, Err: fmt.Errorf("path not absolute: %w", ErrInvalid)}
+	}
+	major, minor, err := splitDev(dev)
+	if err != nil {
+		return "", false, &Error{Op: "container path", PID: pid, Path: hostPath, Err: err}
+	}
+	srcPID, p := r.splitProcRoot(hostPath)
+	maxAge := time.Duration(0)
+	for attempt := 0; ; attempt++ {
+		// The agent's table first: a process in the agent's own view then
+		// shares it instead of reading its own copy.
+		var src, dst *view
+		switch srcPID {
+		case 0:
+			src, err = r.selfView(maxAge)
+		case pid:
+		default:
+			src, err = r.procView(srcPID, maxAge)
+		}
+		if err != nil {
+			return "", false, &Error{Op: "container path", PID: pid, Path: hostPath, Err: fmt.Errorf("source view: %w", err)}
+		}
+		if dst, err = r.procView(pid, maxAge); err != nil {
+			return "", false, &Error{Op: "container path", PID: pid, Path: hostPath, Err: err}
+		}
+		if src == nil {
+			src = dst
+		}
+		if s, ok := TranslateTables(src.tab, dst.tab, p, major, minor); ok {
+			return s, true, nil
+		}
+		if attempt > 0 || r.retryAfter < 0 {
+			return "", false, nil
+		}
+		now := r.now()
+		if now.Sub(dst.loaded) < r.retryAfter && now.Sub(src.loaded) < r.retryAfter {
+			return "", false, nil
+		}
+		maxAge = r.retryAfter
+	}
+}
+
+// splitProcRoot recognises /proc/N/root/rest and <root>/proc/N/root/rest
+// (also with "self" for N, the agent) and returns N and /rest; for any
+// other path it returns 0 and the cleaned path.
+func (r *Resolver) splitProcRoot(p string) (int, string) {
+	p = path.Clean(p)
+	for _, procDir := range [2]string{"/proc", r.root + "/proc"} {
+		rest, ok := strings.CutPrefix(p, procDir+"/")
+		if !ok {
+			continue
+		}
+		id, rest, _ := strings.Cut(rest, "/")
+		sub, ok := strings.CutPrefix(rest, "root")
+		if !ok || sub != "" && sub[0] != '/' {
+			continue
+		}
+		if sub == "" {
+			sub = "/"
+		}
+		if id == "self" && procDir == "/proc" {
+			return 0, sub
+		}
+		if n, err := strconv.Atoi(id); err == nil && n > 0 && id[0] != '+' {
+			return n, sub
+		}
+	}
+	return 0, p
+}
+
+// File is a file found in a process's view by HostPath.
+type File struct {
+	// Path is a path the agent can open. It is in the agent's own mount
+	// namespace when some mount there shows the file (checked by device
+	// and inode); otherwise it is <root>/proc/PID/root followed by
+	// ContainerPath, which works only while the process lives and keeps
+	// its root.
+	Path string
+	// ViaProcRoot is true when Path goes through /proc/PID/root.
+	ViaProcRoot bool
+	// ContainerPath is the path as given with every symbolic link
+	// resolved inside the process's root: the canonical name under which
+	// the process sees the file, the one ContainerPath returns for it.
+	ContainerPath string
+	// Dev is the file's st_dev.
+	Dev uint64
+	// Ino is the file's inode number.
+	Ino uint64
+	// Mode is the file's type and permission bits.
+	Mode fs.FileMode
+}

@@ -1,0 +1,202 @@
+package nspath
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxLinks is the kernel's limit on symbolic links followed in one path
+// resolution (MAXSYMLINKS, include/linux/namei.h).
+const maxLinks = 40
+
+// statKey identifies a view: the inode of the namespace file and the
+// device and inode of the root directory. Both are stat(2)s of /proc magic
+// links, which follow them to the nsfs inode and to the root directory.
+func statKey(nsFile, rootDir string) (viewKey, error) {
+	var st unix.Stat_t
+	if err := statRetry(nsFile, &st); err != nil {
+		return viewKey{}, fmt.Errorf("stat %s: %w", nsFile, err)
+	}
+	k := viewKey{ns: st.Ino}
+	if err := statRetry(rootDir, &st); err != nil {
+		return viewKey{}, fmt.Errorf("stat %s: %w", rootDir, err)
+	}
+	k.rootDev, k.rootIno = st.Dev, st.Ino
+	return k, nil
+}
+
+// statRetry is stat(2) retried on EINTR: Go's runtime installs its signal
+// handlers with SA_RESTART, but a stat on a FUSE or network filesystem
+// behind a /proc/PID/root can still return EINTR when a signal arrives.
+// The error is the bare errno; callers add the step and the path.
+func statRetry(name string, st *unix.Stat_t) error {
+	for {
+		err := unix.Stat(name, st)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// splitDev splits st_dev into major and minor as the kernel's
+// new_encode_dev does (unix.Major, unix.Minor).
+func splitDev(dev uint64) (uint32, uint32, error) {
+	return unix.Major(dev), unix.Minor(dev), nil
+}
+
+// HostPath resolves containerPath in the view of process pid and returns
+// where the agent can open the same file, with its canonical container
+// path, device and inode. Symbolic links are resolved inside the
+// process's root (<root>/proc/PID/root): an absolute link or a ".." at the
+// top stays in that root, as for the process itself, and never reaches
+// the agent's files. The file must exist. Only stat(2) is used on the
+// file, so no fanotify open event is raised for it.
+func (r *Resolver) HostPath(pid int, containerPath string) (File, error) {
+	fail := func(err error) (File, error) {
+		return File{}, &Error{Op: "host path", PID: pid, Path: containerPath, Err: err}
+	}
+	if pid <= 0 {
+		return fail(fmt.Errorf("pid %d: %w", pid, ErrInvalid))
+	}
+	if !path.IsAbs(containerPath) {
+		return fail(fmt.Errorf("path not absolute: %w", ErrInvalid))
+	}
+	rootDir := r.procPath(pid, "root")
+	root, err := os.OpenRoot(rootDir)
+	if err != nil {
+		return fail(fmt.Errorf("open process root: %w", err))
+	}
+	defer root.Close()
+	canon, fi, err := resolveIn(root, containerPath)
+	if err != nil {
+		return fail(fmt.Errorf("resolve in process root: %w", err))
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fail(fmt.Errorf("stat %s: no stat_t", canon))
+	}
+	f := File{ContainerPath: canon, Dev: st.Dev, Ino: st.Ino, Mode: fi.Mode()}
+	if p, ok := r.agentPath(pid, canon, st.Dev, st.Ino); ok {
+		f.Path = p
+		return f, nil
+	}
+	f.Path = filepath.Join(rootDir, canon)
+	f.ViaProcRoot = true
+	return f, nil
+}
+
+// agentPath translates canon from pid's view into the agent's and checks
+// that the path found there is the same file. Failure to read a table is
+// not an error here: the /proc/PID/root path is still right.
+func (r *Resolver) agentPath(pid int, canon string, dev, ino uint64) (string, bool) {
+	self, err := r.selfView(0)
+	if err != nil {
+		return "", false
+	}
+	v, err := r.procView(pid, 0)
+	if err != nil {
+		return "", false
+	}
+	p, ok := TranslateTables(v.tab, self.tab, canon, unix.Major(dev), unix.Minor(dev))
+	if !ok {
+		return "", false
+	}
+	var st unix.Stat_t
+	if err := statRetry(p, &st); err != nil || st.Dev != dev || st.Ino != ino {
+		return "", false
+	}
+	return p, true
+}
+
+// resolveIn walks name one component at a time under root, resolving
+// symbolic links itself so that it knows the canonical path: an absolute
+// link restarts at root, ".." is taken lexically on the already resolved
+// (symlink-free) prefix and stops at root, as RESOLVE_IN_ROOT does
+// (openat2(2)). Every lookup goes through root (os.Root), which refuses
+// to leave it even if the tree changes during the walk. It returns the
+// canonical absolute path and the file's stat (following nothing: the
+// last component is not a link).
+func resolveIn(root *os.Root, name string) (string, fs.FileInfo, error) {
+	pending := splitPath(name, nil)
+	resolved := make([]string, 0, len(pending))
+	links := 0
+	var fi fs.FileInfo
+	for len(pending) > 0 {
+		c := pending[0]
+		pending = pending[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(resolved) > 0 {
+				resolved = resolved[:len(resolved)-1]
+			}
+			fi = nil
+			continue
+		}
+		rel := strings.Join(append(resolved, c), "/")
+		st, err := root.Lstat(rel)
+		if err != nil {
+			return "", nil, err
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			if links++; links > maxLinks {
+				return "", nil, fmt.Errorf("/%s: %w", rel, ErrTooManyLinks)
+			}
+			target, err := root.Readlink(rel)
+			if err != nil {
+				return "", nil, err
+			}
+			if strings.HasPrefix(target, "/") {
+				resolved = resolved[:0]
+			}
+			pending = splitPath(target, pending)
+			fi = nil
+			continue
+		}
+		if !st.IsDir() && hasComponents(pending) {
+			return "", nil, &fs.PathError{Op: "lstat", Path: "/" + rel, Err: syscall.ENOTDIR}
+		}
+		resolved = append(resolved, c)
+		fi = st
+	}
+	canon := "/" + strings.Join(resolved, "/")
+	if fi == nil { // the root, or a path ending in ".." or a link to a directory above
+		rel := "."
+		if len(resolved) > 0 {
+			rel = canon[1:]
+		}
+		st, err := root.Lstat(rel)
+		if err != nil {
+			return "", nil, err
+		}
+		fi = st
+	}
+	return canon, fi, nil
+}
+
+// splitPath returns the components of p followed by rest.
+func splitPath(p string, rest []string) []string {
+	parts := strings.Split(p, "/")
+	out := make([]string, 0, len(parts)+len(rest))
+	out = append(out, parts...)
+	return append(out, rest...)
+}
+
+// hasComponents reports whether pending names anything but "" and ".".
+func hasComponents(pending []string) bool {
+	for _, c := range pending {
+		if c != "" && c != "." {
+			return true
+		}
+	}
+	return false
+}
