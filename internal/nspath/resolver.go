@@ -276,9 +276,9 @@ func (r *Resolver) procView(pid int, maxAge time.Duration) (*view, error) {
 // expired, the oldest. Called with mu held.
 func (r *Resolver) evict(now time.Time) {
 	var (
-		oldest    viewKey
-		oldestAt  time.Time
-		haveOld   bool
+		oldest     viewKey
+		oldestAt   time.Time
+		haveOld    bool
 		anyExpired bool
 	)
 	for k, v := range r.views {

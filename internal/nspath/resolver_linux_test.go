@@ -1,0 +1,386 @@
+package nspath
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// fakeClock is a settable clock for Options.Now.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fixtureRoot builds a fake root: proc/self is the docker host view,
+// proc/42 the container, proc/7 a host process that shares the agent's
+// namespace and root (symlinks to self's), and proc/42/root a small tree
+// with configmap-style symlinks.
+func fixtureRoot(t testing.TB) string {
+	t.Helper()
+	root := t.TempDir()
+	write := func(name, data string) {
+		t.Helper()
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(target, name string) {
+		t.Helper()
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(fixture, file string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join("testdata", fixture, file+".mountinfo"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	write("proc/self/mountinfo", read("docker", "host"))
+	write("proc/self/ns/mnt", "")
+	write("proc/self/root/.keep", "")
+	link("../self/ns", "proc/7/ns")
+	link("../self/root", "proc/7/root")
+	write("proc/7/mountinfo", read("docker", "host"))
+	write("proc/42/mountinfo", read("docker", "proc"))
+	write("proc/42/ns/mnt", "")
+	r := "proc/42/root/"
+	write(r+"etc/app/secret.yaml", "s3cret\n")
+	write(r+"etc/config/..2026_11_26_21_04_33.1/app.yaml", "a: 1\n")
+	link("..2026_11_26_21_04_33.1", r+"etc/config/..data")
+	link("..data/app.yaml", r+"etc/config/app.yaml")
+	link("/etc/app/secret.yaml", r+"abs")
+	link("../../../../../../etc/app/secret.yaml", r+"escape")
+	link("/", r+"toroot")
+	link("loop2", r+"loop1")
+	link("loop1", r+"loop2")
+	link("/etc/passwd", r+"dangling")
+	return root
+}
+
+func dev(major, minor uint32) uint64 { return unix.Mkdev(major, minor) }
+
+func TestContainerPathFixture(t *testing.T) {
+	root := fixtureRoot(t)
+	r := New(root, Options{SelfRoot: root})
+	cases := []struct {
+		name, path string
+		dev        uint64
+		want       string
+		ok         bool
+	}{
+		{"through merged", dockerMerged + "/etc/passwd", dev(0, 115), "/etc/passwd", true},
+		{"volume", "/var/lib/docker/volumes/pgdata/_data/x", dev(259, 2), "/data/x", true},
+		{"via /proc/N/root", "/proc/42/root/etc/passwd", dev(0, 115), "/etc/passwd", true},
+		{"via <root>/proc/N/root", root + "/proc/42/root/etc/hosts", dev(259, 2), "/etc/hosts", true},
+		{"via /proc/N/root of a host process", "/proc/7/root/var/lib/docker/volumes/pgdata/_data/y", dev(259, 2), "/data/y", true},
+		{"via /proc/self/root", "/proc/self/root" + dockerMerged + "/bin/sh", dev(0, 115), "/bin/sh", true},
+		{"invisible", "/etc/shadow", dev(259, 2), "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok, err := r.ContainerPath(42, tc.path, tc.dev)
+			if err != nil || ok != tc.ok || got != tc.want {
+				t.Fatalf("ContainerPath(42, %q) = %q, %v, %v; want %q, %v, nil", tc.path, got, ok, err, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestContainerPathErrors(t *testing.T) {
+	root := fixtureRoot(t)
+	r := New(root, Options{SelfRoot: root})
+	_, _, err := r.ContainerPath(43, "/etc/passwd", dev(0, 115))
+	var e *Error
+	if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &e) || e.PID != 43 || e.Op != "container path" {
+		t.Errorf("gone process: err = %v, want *Error matching fs.ErrNotExist", err)
+	}
+	if _, _, err := r.ContainerPath(0, "/x", 0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("pid 0: err = %v, want ErrInvalid", err)
+	}
+	if _, _, err := r.ContainerPath(42, "x", 0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("relative path: err = %v, want ErrInvalid", err)
+	}
+	if _, err := r.HostPath(42, "etc"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("HostPath relative: err = %v, want ErrInvalid", err)
+	}
+	if _, err := r.HostPath(-1, "/etc"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("HostPath pid -1: err = %v, want ErrInvalid", err)
+	}
+	if _, err := r.Namespace(0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Namespace(0): err = %v, want ErrInvalid", err)
+	}
+	// A mount table with garbage is refused, not half used.
+	if err := os.WriteFile(filepath.Join(root, "proc/42/mountinfo"), []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.Flush()
+	if _, _, err := r.ContainerPath(42, "/x", 0); err == nil || !strings.Contains(err.Error(), "malformed") {
+		t.Errorf("garbage mountinfo: err = %v, want malformed", err)
+	}
+}
+
+func TestResolverCache(t *testing.T) {
+	root := fixtureRoot(t)
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	r := New(root, Options{SelfRoot: root, TTL: time.Minute, RetryAfter: -1, Now: clock.now})
+	const newVol = "/var/lib/docker/volumes/logs/_data/app.log"
+	ask := func(want string, wantOK bool) {
+		t.Helper()
+		got, ok, err := r.ContainerPath(42, newVol, dev(259, 2))
+		if err != nil || ok != wantOK || got != want {
+			t.Fatalf("ContainerPath = %q, %v, %v; want %q, %v", got, ok, err, want, wantOK)
+		}
+	}
+	ask("", false)
+	// A volume is mounted: the cached table does not know it yet.
+	mi := filepath.Join(root, "proc/42/mountinfo")
+	b, err := os.ReadFile(mi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, "1121 1108 259:2 /var/lib/docker/volumes/logs/_data /logs rw,relatime - ext4 /dev/nvme0n1p2 rw\n"...)
+	if err := os.WriteFile(mi, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(30 * time.Second)
+	ask("", false)
+	ns, err := r.Namespace(42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Invalidate(ns)
+	ask("/logs/app.log", true)
+
+	// Expiry: the volume goes away, and is forgotten after the TTL.
+	if err := os.WriteFile(mi, b[:len(b)-len("1121 1108 259:2 /var/lib/docker/volumes/logs/_data /logs rw,relatime - ext4 /dev/nvme0n1p2 rw\n")], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(59 * time.Second)
+	ask("/logs/app.log", true)
+	clock.advance(time.Second)
+	ask("", false)
+}
+
+func TestResolverRetryAfter(t *testing.T) {
+	root := fixtureRoot(t)
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	r := New(root, Options{SelfRoot: root, TTL: time.Hour, RetryAfter: time.Second, Now: clock.now})
+	p := "/var/lib/docker/volumes/logs/_data/app.log"
+	if _, ok, _ := r.ContainerPath(42, p, dev(259, 2)); ok {
+		t.Fatal("visible before the mount")
+	}
+	mi := filepath.Join(root, "proc/42/mountinfo")
+	f, err := os.OpenFile(mi, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("1121 1108 259:2 /var/lib/docker/volumes/logs/_data /logs rw,relatime - ext4 /dev/nvme0n1p2 rw\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// Tables younger than RetryAfter are trusted for a miss.
+	clock.advance(500 * time.Millisecond)
+	if _, ok, _ := r.ContainerPath(42, p, dev(259, 2)); ok {
+		t.Fatal("re-read a table younger than RetryAfter")
+	}
+	clock.advance(time.Second)
+	if got, ok, err := r.ContainerPath(42, p, dev(259, 2)); !ok || got != "/logs/app.log" || err != nil {
+		t.Fatalf("after RetryAfter: %q, %v, %v; want /logs/app.log", got, ok, err)
+	}
+}
+
+func TestResolverSharesAgentView(t *testing.T) {
+	root := fixtureRoot(t)
+	r := New(root, Options{SelfRoot: root})
+	// pid 7 has the agent's namespace and root: the answer is the path
+	// itself, from the agent's own table.
+	got, ok, err := r.ContainerPath(7, "/var/lib/docker/volumes/pgdata/_data/x", dev(259, 2))
+	if err != nil || !ok || got != "/var/lib/docker/volumes/pgdata/_data/x" {
+		t.Fatalf("host process: %q, %v, %v", got, ok, err)
+	}
+	self, err := r.selfView(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := r.procView(7, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != self {
+		t.Error("a process in the agent's view got a table of its own")
+	}
+	if len(r.views) != 0 {
+		t.Errorf("%d views cached, want 0", len(r.views))
+	}
+}
+
+func TestResolverEviction(t *testing.T) {
+	root := fixtureRoot(t)
+	for _, pid := range []string{"50", "51", "52"} {
+		if err := os.MkdirAll(filepath.Join(root, "proc", pid, "ns"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "proc", pid, "ns/mnt"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../42/root", filepath.Join(root, "proc", pid, "root")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../42/mountinfo", filepath.Join(root, "proc", pid, "mountinfo")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	r := New(root, Options{SelfRoot: root, MaxNamespaces: 2, Now: clock.now})
+	for _, pid := range []int{50, 51, 52} {
+		clock.advance(time.Millisecond)
+		if _, ok, err := r.ContainerPath(pid, dockerMerged+"/x", dev(0, 115)); !ok || err != nil {
+			t.Fatalf("pid %d: %v, %v", pid, ok, err)
+		}
+	}
+	if n := len(r.views); n != 2 {
+		t.Fatalf("%d views cached, want 2", n)
+	}
+	ns50, _ := r.Namespace(50)
+	for k := range r.views {
+		if k.ns == ns50 {
+			t.Error("the oldest view (pid 50) was kept")
+		}
+	}
+}
+
+func TestSplitProcRoot(t *testing.T) {
+	r := New("/host", Options{})
+	for _, tc := range []struct {
+		in   string
+		pid  int
+		want string
+	}{
+		{"/proc/42/root/etc/x", 42, "/etc/x"},
+		{"/proc/42/root", 42, "/"},
+		{"/host/proc/42/root/etc/x", 42, "/etc/x"},
+		{"/proc/self/root/etc/x", 0, "/etc/x"},
+		{"/host/proc/self/root/etc/x", 0, "/host/proc/self/root/etc/x"},
+		{"/proc/42/rootfs/x", 0, "/proc/42/rootfs/x"},
+		{"/proc/42/cwd/x", 0, "/proc/42/cwd/x"},
+		{"/proc/+42/root/x", 0, "/proc/+42/root/x"},
+		{"/proc/0/root/x", 0, "/proc/0/root/x"},
+		{"/proc/42/root/../../etc", 0, "/proc/etc"},
+		{"/srv/proc/42/root/x", 0, "/srv/proc/42/root/x"},
+	} {
+		pid, p := r.splitProcRoot(tc.in)
+		if pid != tc.pid || p != tc.want {
+			t.Errorf("splitProcRoot(%q) = %d, %q; want %d, %q", tc.in, pid, p, tc.pid, tc.want)
+		}
+	}
+}
+
+func TestHostPathFixture(t *testing.T) {
+	root := fixtureRoot(t)
+	r := New(root, Options{SelfRoot: root})
+	secret, err := os.Stat(filepath.Join(root, "proc/42/root/etc/app/secret.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ in, canon string }{
+		{"/etc/app/secret.yaml", "/etc/app/secret.yaml"},
+		{"/etc//app/./secret.yaml", "/etc/app/secret.yaml"},
+		{"/abs", "/etc/app/secret.yaml"},
+		{"/escape", "/etc/app/secret.yaml"},
+		{"/../../etc/app/secret.yaml", "/etc/app/secret.yaml"},
+		{"/toroot/toroot/etc/app/secret.yaml", "/etc/app/secret.yaml"},
+		{"/etc/app/../app/secret.yaml", "/etc/app/secret.yaml"},
+		{"/etc/config/app.yaml", "/etc/config/..2026_11_26_21_04_33.1/app.yaml"},
+		{"/etc/config/..data/app.yaml", "/etc/config/..2026_11_26_21_04_33.1/app.yaml"},
+		{"/etc/config/..data", "/etc/config/..2026_11_26_21_04_33.1"},
+		{"/", "/"},
+		{"/toroot", "/"},
+		{"/etc/..", "/"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			f, err := r.HostPath(42, tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.ContainerPath != tc.canon {
+				t.Errorf("ContainerPath = %q, want %q", f.ContainerPath, tc.canon)
+			}
+			wantPath := filepath.Join(root, "proc/42/root", tc.canon)
+			if f.Path != wantPath || !f.ViaProcRoot {
+				t.Errorf("Path = %q (via proc root %v), want %q", f.Path, f.ViaProcRoot, wantPath)
+			}
+			st, err := os.Stat(f.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sys := st.Sys().(*syscall.Stat_t); f.Ino != sys.Ino || f.Dev != sys.Dev {
+				t.Errorf("inode %d does not match %s", f.Ino, f.Path)
+			}
+		})
+	}
+	f, err := r.HostPath(42, "/abs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(mustStat(t, f.Path), secret) || f.Mode.IsDir() {
+		t.Errorf("/abs resolved to %+v, not the secret", f)
+	}
+	for _, tc := range []struct {
+		in   string
+		want error
+	}{
+		{"/loop1", ErrTooManyLinks},
+		{"/dangling", fs.ErrNotExist},
+		{"/etc/app/secret.yaml/x", unix.ENOTDIR},
+		{"/etc/app/secret.yaml/..", unix.ENOTDIR},
+		{"/nope", fs.ErrNotExist},
+	} {
+		if _, err := r.HostPath(42, tc.in); !errors.Is(err, tc.want) {
+			t.Errorf("HostPath(%q): err = %v, want %v", tc.in, err, tc.want)
+		}
+	}
+	if _, err := r.HostPath(43, "/"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("gone process: err = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func mustStat(t testing.TB, p string) os.FileInfo {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
