@@ -42,7 +42,8 @@ type Options struct {
 	// DefaultNegativeTTL.
 	NegativeTTL time.Duration
 	// RetryInterval is how long an Unavailable answer is kept before
-	// asking again. Default DefaultRetryInterval.
+	// asking again (NegativeTTL when no runtime socket exists at all).
+	// Default DefaultRetryInterval.
 	RetryInterval time.Duration
 	// CacheSize bounds the number of containers remembered, lookups in
 	// flight included. Default DefaultCacheSize.
@@ -278,6 +279,12 @@ func (c *Client) store(e *entry, info Info, err error, now time.Time) {
 	default:
 		e.info, e.state = Info{ContainerID: e.id, Err: err}, Unavailable
 		e.expires = now.Add(c.opts.RetryInterval)
+		if errors.Is(err, ErrNoEndpoints) {
+			// A node without a CRI runtime (plain Docker, Podman): a
+			// runtime socket appearing is rare; do not look every few
+			// seconds.
+			e.expires = now.Add(c.opts.NegativeTTL)
+		}
 	}
 }
 

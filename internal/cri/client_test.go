@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -585,4 +586,48 @@ func BenchmarkCached(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestErrorText shows what an audit record or a log would carry.
+func TestErrorText(t *testing.T) {
+	sock := socketPath(t, "none.sock")
+	c := New(Options{Endpoints: []string{sock}, SweepInterval: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	_, err := c.Lookup(t.Context(), unknownID)
+	want := "cri: lookup " + unknownID + ": cri: no container runtime answered: cri: ContainerStatus on " + sock +
+		": dial unix " + sock + ": connect: no such file or directory"
+	if err == nil || err.Error() != want {
+		t.Errorf("error text:\n got %v\nwant %s", err, want)
+	}
+}
+
+// TestCloseStopsGoroutines checks that Close leaves no background
+// lookup, sweep or connection goroutine behind, even with a call held at
+// the runtime.
+func TestCloseStopsGoroutines(t *testing.T) {
+	f := newFakeRuntime([]fakePod{podWeb}, []fakeContainer{ctrNginx})
+	sock := socketPath(t, "cri.sock")
+	stop := serve(t, sock, f)
+	entered, release := f.blockStatus()
+	defer release()
+	before := runtime.NumGoroutine()
+
+	c := New(Options{Endpoints: []string{sock}, Timeout: time.Minute, SweepInterval: time.Nanosecond})
+	for i := range 10 { // lookups held at the runtime, and queued ones
+		c.Cached(hexID("f0", i))
+	}
+	<-entered
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -127,7 +127,7 @@ func (ep *endpoint) close() {
 func (ep *endpoint) callErr(op string, err error) error {
 	if status.Code(err) == codes.Unavailable {
 		if d := ep.lastDial.Load(); d != nil {
-			err = fmt.Errorf("dial: %w", *d)
+			err = *d // a *net.OpError: "dial unix PATH: connect: ..."
 		}
 	}
 	return &EndpointError{Endpoint: ep.path, Op: op, Err: err}
