@@ -92,7 +92,9 @@ type Options struct {
 // for concurrent use.
 type Resolver struct {
 	root       string
+	procDir    string // <root>/proc/
 	selfRoot   string
+	selfProc   string // <SelfRoot>/proc/
 	ttl        time.Duration
 	retryAfter time.Duration
 	max        int
@@ -131,16 +133,18 @@ func New(root string, opts Options) *Resolver {
 	}
 	r := &Resolver{
 		root:       filepath.Clean(root),
-		selfRoot:   opts.SelfRoot,
 		ttl:        opts.TTL,
 		retryAfter: opts.RetryAfter,
 		max:        opts.MaxNamespaces,
 		now:        opts.Now,
 		views:      make(map[viewKey]*view),
 	}
+	r.procDir = filepath.Join(r.root, "proc") + "/"
+	r.selfRoot = opts.SelfRoot
 	if r.selfRoot == "" {
 		r.selfRoot = "/"
 	}
+	r.selfProc = filepath.Join(r.selfRoot, "proc") + "/"
 	if r.ttl == 0 {
 		r.ttl = DefaultTTL
 	}
@@ -192,7 +196,7 @@ func (r *Resolver) Namespace(pid int) (uint64, error) {
 	if pid <= 0 {
 		return 0, &Error{Op: "namespace", PID: pid, Err: fmt.Errorf("pid %d: %w", pid, ErrInvalid)}
 	}
-	k, err := statKey(r.procPath(pid, "ns/mnt"), r.procPath(pid, "root"))
+	k, err := keyOf(r.procDir, pid)
 	if err != nil {
 		return 0, &Error{Op: "namespace", PID: pid, Err: err}
 	}
@@ -222,7 +226,7 @@ func (r *Resolver) selfView(maxAge time.Duration) (*view, error) {
 	if r.fresh(v, now, maxAge) {
 		return v, nil
 	}
-	k, err := statKey(filepath.Join(r.selfRoot, "proc/self/ns/mnt"), filepath.Join(r.selfRoot, "proc/self/root"))
+	k, err := keyOf(r.selfProc, 0)
 	if err != nil {
 		return nil, fmt.Errorf("agent's namespace: %w", err)
 	}
@@ -241,7 +245,7 @@ func (r *Resolver) selfView(maxAge time.Duration) (*view, error) {
 // maxAge (if maxAge > 0) or the TTL. A process in the agent's own view
 // shares the agent's table.
 func (r *Resolver) procView(pid int, maxAge time.Duration) (*view, error) {
-	k, err := statKey(r.procPath(pid, "ns/mnt"), r.procPath(pid, "root"))
+	k, err := keyOf(r.procDir, pid)
 	if err != nil {
 		return nil, err
 	}
@@ -359,8 +363,11 @@ func (r *Resolver) ContainerPath(pid int, hostPath string, dev uint64) (string, 
 // other path it returns 0 and the cleaned path.
 func (r *Resolver) splitProcRoot(p string) (int, string) {
 	p = path.Clean(p)
-	for _, procDir := range [2]string{"/proc", r.root + "/proc"} {
-		rest, ok := strings.CutPrefix(p, procDir+"/")
+	for i, procDir := range [2]string{"/proc/", r.procDir} {
+		if i == 1 && procDir == "/proc/" {
+			break
+		}
+		rest, ok := strings.CutPrefix(p, procDir)
 		if !ok {
 			continue
 		}
@@ -372,7 +379,7 @@ func (r *Resolver) splitProcRoot(p string) (int, string) {
 		if sub == "" {
 			sub = "/"
 		}
-		if id == "self" && procDir == "/proc" {
+		if id == "self" && i == 0 {
 			return 0, sub
 		}
 		if n, err := strconv.Atoi(id); err == nil && n > 0 && id[0] != '+' {

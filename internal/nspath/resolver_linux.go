@@ -17,22 +17,6 @@ import (
 // resolution (MAXSYMLINKS, include/linux/namei.h).
 const maxLinks = 40
 
-// statKey identifies a view: the inode of the namespace file and the
-// device and inode of the root directory. Both are stat(2)s of /proc magic
-// links, which follow them to the nsfs inode and to the root directory.
-func statKey(nsFile, rootDir string) (viewKey, error) {
-	var st unix.Stat_t
-	if err := statRetry(nsFile, &st); err != nil {
-		return viewKey{}, fmt.Errorf("stat %s: %w", nsFile, err)
-	}
-	k := viewKey{ns: st.Ino}
-	if err := statRetry(rootDir, &st); err != nil {
-		return viewKey{}, fmt.Errorf("stat %s: %w", rootDir, err)
-	}
-	k.rootDev, k.rootIno = st.Dev, st.Ino
-	return k, nil
-}
-
 // statRetry is stat(2) retried on EINTR: Go's runtime installs its signal
 // handlers with SA_RESTART, but a stat on a FUSE or network filesystem
 // behind a /proc/PID/root can still return EINTR when a signal arrives.

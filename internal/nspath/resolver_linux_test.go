@@ -68,13 +68,13 @@ func fixtureRoot(t testing.TB) string {
 		return string(b)
 	}
 	write("proc/self/mountinfo", read("docker", "host"))
-	write("proc/self/ns/mnt", "")
+	link("mnt:[4026531841]", "proc/self/ns/mnt")
 	write("proc/self/root/.keep", "")
 	link("../self/ns", "proc/7/ns")
 	link("../self/root", "proc/7/root")
 	write("proc/7/mountinfo", read("docker", "host"))
 	write("proc/42/mountinfo", read("docker", "proc"))
-	write("proc/42/ns/mnt", "")
+	link("mnt:[4026532710]", "proc/42/ns/mnt")
 	r := "proc/42/root/"
 	write(r+"etc/app/secret.yaml", "s3cret\n")
 	write(r+"etc/config/..2026_11_26_21_04_33.1/app.yaml", "a: 1\n")
@@ -180,6 +180,9 @@ func TestResolverCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if ns != 4026532710 {
+		t.Fatalf("Namespace(42) = %d, want 4026532710", ns)
+	}
 	r.Invalidate(ns)
 	ask("/logs/app.log", true)
 
@@ -252,7 +255,7 @@ func TestResolverEviction(t *testing.T) {
 		if err := os.MkdirAll(filepath.Join(root, "proc", pid, "ns"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(root, "proc", pid, "ns/mnt"), nil, 0o644); err != nil {
+		if err := os.Symlink("mnt:[40265330"+pid+"]", filepath.Join(root, "proc", pid, "ns/mnt")); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Symlink("../42/root", filepath.Join(root, "proc", pid, "root")); err != nil {
@@ -383,4 +386,26 @@ func mustStat(t testing.TB, p string) os.FileInfo {
 		t.Fatal(err)
 	}
 	return st
+}
+
+func TestParseNsLink(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"mnt:[4026531841]", 4026531841, true},
+		{"mnt:[18446744073709551615]", 18446744073709551615, true},
+		{"mnt:[18446744073709551616]", 0, false},
+		{"mnt:[]", 0, false},
+		{"mnt:[12a]", 0, false},
+		{"net:[4026531840]", 0, false},
+		{"mnt:[1", 0, false},
+		{"", 0, false},
+	} {
+		got, ok := parseNsLink([]byte(tc.in))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("parseNsLink(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
 }

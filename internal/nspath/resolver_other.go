@@ -4,9 +4,9 @@ package nspath
 
 import "fmt"
 
-// statKey fails off Linux: there are no mount namespaces.
-func statKey(nsFile, rootDir string) (viewKey, error) {
-	return viewKey{}, fmt.Errorf("stat %s: %w", nsFile, ErrNotSupported)
+// keyOf fails off Linux: there are no mount namespaces.
+func keyOf(procDir string, pid int) (viewKey, error) {
+	return viewKey{}, fmt.Errorf("namespace of pid %d: %w", pid, ErrNotSupported)
 }
 
 // splitDev fails off Linux, where st_dev is encoded differently and no
