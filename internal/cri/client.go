@@ -96,9 +96,10 @@ type Client struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background lookups and sweeps
 
-	epMu  sync.Mutex
-	fixed []*endpoint          // from Options.Endpoints
-	eps   map[string]*endpoint // every endpoint ever used, by path
+	epMu     sync.Mutex
+	epClosed bool                 // Close has closed eps
+	fixed    []*endpoint          // from Options.Endpoints
+	eps      map[string]*endpoint // every endpoint ever used, by path
 
 	mu      sync.RWMutex
 	closed  bool
@@ -107,7 +108,8 @@ type Client struct {
 	queue   []*entry // lookups waiting for a worker
 	workers int      // running worker goroutines
 
-	lastSweep atomic.Int64 // unix nanoseconds of the latest sweep start
+	base      time.Time    // New's time: sweep times are offsets from it (monotonic)
+	lastSweep atomic.Int64 // offset of the latest sweep start
 	sweeping  atomic.Bool
 }
 
@@ -141,7 +143,7 @@ func New(opts Options) *Client {
 		c.fixed = append(c.fixed, ep)
 		c.eps[ep.path] = ep
 	}
-	c.lastSweep.Store(c.now().UnixNano())
+	c.base = c.now()
 	return c
 }
 
@@ -154,6 +156,9 @@ func (c *Client) endpoints() []*endpoint {
 	paths := Discover(c.opts.Root)
 	c.epMu.Lock()
 	defer c.epMu.Unlock()
+	if c.epClosed {
+		return nil
+	}
 	out := make([]*endpoint, 0, len(paths))
 	for _, p := range paths {
 		ep := c.eps[p]
@@ -215,7 +220,7 @@ func (c *Client) slowCached(id string, now time.Time) (Info, State) {
 	}
 	e = &entry{id: id, state: Pending, busy: true, info: Info{ContainerID: id}}
 	if !c.insert(e) {
-		return Info{ContainerID: id, Err: fmt.Errorf("%w (cache size %d)", ErrBusy, c.opts.CacheSize)}, Unavailable
+		return Info{ContainerID: id, Err: ErrBusy}, Unavailable
 	}
 	c.enqueue(e)
 	return e.info, e.state
@@ -373,11 +378,11 @@ func (c *Client) maybeSweep(now time.Time) {
 	if c.opts.SweepInterval < 0 {
 		return
 	}
-	last := c.lastSweep.Load()
-	if now.UnixNano()-last < int64(c.opts.SweepInterval) || !c.sweeping.CompareAndSwap(false, true) {
+	at := int64(now.Sub(c.base))
+	if at-c.lastSweep.Load() < int64(c.opts.SweepInterval) || !c.sweeping.CompareAndSwap(false, true) {
 		return
 	}
-	c.lastSweep.Store(now.UnixNano())
+	c.lastSweep.Store(at)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -406,6 +411,7 @@ func (c *Client) Close() error {
 	c.wg.Wait()
 	c.epMu.Lock()
 	defer c.epMu.Unlock()
+	c.epClosed = true
 	for _, ep := range c.eps {
 		ep.close()
 	}

@@ -631,3 +631,36 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestEvictionKeepsRecentlyHit checks the second chance: of the entries
+// older than the last insert, one hit since is kept over one not hit.
+func TestEvictionKeepsRecentlyHit(t *testing.T) {
+	var ctrs []fakeContainer
+	for i := range 5 {
+		ctrs = append(ctrs, fakeContainer{id: hexID("b0", i), sandbox: podWeb.id, name: fmt.Sprint("c", i), image: "busybox"})
+	}
+	sock := socketPath(t, "cri.sock")
+	serve(t, sock, newFakeRuntime([]fakePod{podWeb}, ctrs))
+	c := New(Options{Endpoints: []string{sock}, CacheSize: 3, SweepInterval: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	lookup := func(i int) {
+		t.Helper()
+		if _, err := c.Lookup(t.Context(), ctrs[i].id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 4 { // the fourth evicts one of the first three
+		lookup(i)
+	}
+	if _, st := c.Cached(ctrs[1].id); st != Known {
+		t.Fatalf("entry 1 = %v, want Known", st)
+	}
+	lookup(4) // evicts entry 2, not the recently hit entry 1
+	c.mu.RLock()
+	_, has1 := c.entries[ctrs[1].id]
+	_, has2 := c.entries[ctrs[2].id]
+	c.mu.RUnlock()
+	if !has1 || has2 {
+		t.Errorf("after eviction: entry 1 cached %v (want true), entry 2 cached %v (want false)", has1, has2)
+	}
+}

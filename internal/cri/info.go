@@ -17,7 +17,8 @@ const (
 	// some fields listed in Info.Missing). A Known entry past its TTL is
 	// still returned as Known while a refresh runs in the background.
 	Known State = iota + 1
-	// Pending: a lookup is in flight and nothing is known yet.
+	// Pending: a lookup is in flight and nothing is known yet (Info.Err
+	// keeps the previous attempt's error, if it is a retry).
 	Pending
 	// Missing: every endpoint that answered said it does not know the
 	// container (not a CRI container, or already removed). Info.Err wraps
@@ -90,9 +91,10 @@ type Info struct {
 	PodLabels map[string]string
 	// Endpoint is the socket path of the runtime that answered.
 	Endpoint string
-	// Missing lists the fields (Field* constants) the runtime did not give,
-	// so an audit record can say what the decision did not know. Sorted in
-	// the order of the constants.
+	// Missing lists the fields (Field* constants) the runtime did not give
+	// for a Known container, so an audit record can say what the decision
+	// did not know; in the order of the constants. For the other states
+	// nothing is known and Missing is nil: the State says so.
 	Missing []string
 	// Err is why the container is Missing or Unavailable, or, for a Known
 	// container with Missing fields, the error that left them out (nil when

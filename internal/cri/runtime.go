@@ -40,9 +40,10 @@ type endpoint struct {
 	// scheme other than unix).
 	bad error
 
-	mu   sync.Mutex
-	conn *grpc.ClientConn
-	rt   runtimeapi.RuntimeServiceClient
+	mu     sync.Mutex
+	closed bool // by Client.Close: no new connection
+	conn   *grpc.ClientConn
+	rt     runtimeapi.RuntimeServiceClient
 
 	// lastDial is the error of the latest failed dial, nil after a
 	// successful one; gRPC reports it only as text in a status error.
@@ -82,6 +83,9 @@ func (ep *endpoint) client(timeout time.Duration) (runtimeapi.RuntimeServiceClie
 	}
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
+	if ep.closed {
+		return nil, ErrClosed
+	}
 	if ep.conn != nil {
 		if ep.conn.GetState() == connectivity.TransientFailure {
 			ep.conn.ResetConnectBackoff()
@@ -115,6 +119,7 @@ func (ep *endpoint) client(timeout time.Duration) (runtimeapi.RuntimeServiceClie
 func (ep *endpoint) close() {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
+	ep.closed = true
 	if ep.conn != nil {
 		_ = ep.conn.Close() // only errors when already closed
 		ep.conn, ep.rt = nil, nil
