@@ -409,3 +409,33 @@ func TestParseNsLink(t *testing.T) {
 		}
 	}
 }
+
+// TestResolverConcurrent runs lookups while tables expire, are dropped and
+// reloaded; the race detector checks the cache's locking.
+func TestResolverConcurrent(t *testing.T) {
+	root := fixtureRoot(t)
+	r := New(root, Options{SelfRoot: root, TTL: time.Microsecond, MaxNamespaces: 1})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				switch {
+				case g == 0 && i%10 == 0:
+					r.Flush()
+				case g == 1 && i%10 == 0:
+					r.Invalidate(4026532710)
+				}
+				got, ok, err := r.ContainerPath(42, dockerMerged+"/etc/passwd", dev(0, 115))
+				if err != nil || !ok || got != "/etc/passwd" {
+					t.Errorf("ContainerPath = %q, %v, %v", got, ok, err)
+					return
+				}
+				if _, err := r.HostPath(42, "/etc/config/app.yaml"); err != nil {
+					t.Errorf("HostPath: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
