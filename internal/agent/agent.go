@@ -15,8 +15,10 @@ import (
 
 	"github.com/drmfilter/drmfilter/internal/audit"
 	"github.com/drmfilter/drmfilter/internal/config"
+	"github.com/drmfilter/drmfilter/internal/cri"
 	"github.com/drmfilter/drmfilter/internal/environ"
 	"github.com/drmfilter/drmfilter/internal/fanotify"
+	"github.com/drmfilter/drmfilter/internal/nspath"
 	"github.com/drmfilter/drmfilter/internal/policy"
 	"github.com/drmfilter/drmfilter/internal/proc"
 	"github.com/drmfilter/drmfilter/internal/storage"
@@ -57,6 +59,8 @@ type Agent struct {
 	mounts atomic.Pointer[storage.Mounts]
 	index  *identityIndex
 	procs  *proc.Resolver
+	cri    *cri.Client      // nil when pod metadata is disabled
+	ns     *nspath.Resolver // container paths
 	audit  *audit.Writer
 	exempt *exemption
 	stats  *stats
@@ -123,6 +127,10 @@ func New(opts Options) (*Agent, error) {
 	a.index = newIdentityIndex(maxIndexed)
 	a.procs = proc.NewResolver(a.cfg.HostRoot, proc.Options{Environ: environ.NewResolver(a.cfg.HostRoot, 4096)})
 	a.exempt = newExemption(a.cfg)
+	if !a.cfg.CRI.Disabled {
+		a.cri = cri.New(cri.Options{Endpoints: a.cfg.CRI.Endpoints, Root: a.cfg.HostRoot})
+	}
+	a.ns = nspath.New(a.cfg.HostRoot, nspath.Options{})
 
 	sinks := opts.AuditSinks
 	if sinks == nil {
@@ -205,6 +213,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.fan = fan
 	defer fan.Close()
 	defer a.audit.Close(context.Background())
+	if a.cri != nil {
+		defer a.cri.Close()
+	}
 
 	if w, err := fanotify.OpenWatcher(fanotify.WatchOptions{}); err != nil {
 		a.log.Warn("cannot watch name changes; files renamed or linked into protected places are re-checked only on reload", "error", err)

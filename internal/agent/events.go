@@ -3,11 +3,13 @@ package agent
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/drmfilter/drmfilter/internal/audit"
+	"github.com/drmfilter/drmfilter/internal/cri"
 	"github.com/drmfilter/drmfilter/internal/fanotify"
 	"github.com/drmfilter/drmfilter/internal/policy"
 	"github.com/drmfilter/drmfilter/internal/proc"
@@ -18,17 +20,21 @@ import (
 // the deadline timer answers it (claim), and the descriptors are closed
 // when both are done with it (refs).
 type job struct {
-	ev       fanotify.Event
-	op       policy.Operation
-	path     string
-	st       fanotify.FileStat
-	class    storage.Info
-	fsType   string
-	state    *policyState
-	start    time.Time
-	answered atomic.Bool
-	refs     atomic.Int32
-	timer    *time.Timer
+	ev fanotify.Event
+	// byContainerPath: no policy covers the file by its host path, but
+	// some policy names container paths; the worker decides once it knows
+	// the process and the path it sees.
+	byContainerPath bool
+	op              policy.Operation
+	path            string
+	st              fanotify.FileStat
+	class           storage.Info
+	fsType          string
+	state           *policyState
+	start           time.Time
+	answered        atomic.Bool
+	refs            atomic.Int32
+	timer           *time.Timer
 }
 
 func (j *job) claim() bool { return j.answered.CompareAndSwap(false, true) }
@@ -123,13 +129,13 @@ func (a *Agent) dispatch(e *fanotify.Event, jobs chan<- *job, pathBuf []byte) {
 			path, covered = ip, true
 		}
 	}
-	if !covered {
+	if !covered && !state.m.HasContainerPaths() {
 		a.stats.record(op, "uncovered")
 		a.respond(e.Fd, fanotify.Allow)
 		a.maybeIgnore(e.Fd, &st, state)
 		return
 	}
-	j := &job{ev: *e, op: op, path: path, st: st, class: info, fsType: info.FSType, state: state, start: time.Now()}
+	j := &job{ev: *e, op: op, path: path, st: st, class: info, fsType: info.FSType, state: state, start: time.Now(), byContainerPath: !covered}
 	// From here the job owns the descriptors: the last of the worker and
 	// the deadline timer to let go of it closes them.
 	handedOff = true
@@ -157,8 +163,12 @@ func (a *Agent) finish(j *job) {
 // maybeIgnore asks the kernel to stop reporting a file no policy covers,
 // when that verdict is safe to cache for every process: a regular file with
 // one name (another name might be protected) while ignore marks are on.
+//
+// With policies that name container paths no verdict holds for every
+// process (another container may see the file under a protected path), so
+// nothing is cached.
 func (a *Agent) maybeIgnore(fd int32, st *fanotify.FileStat, state *policyState) {
-	if !a.cfg.IgnoreMarksEnabled() || st.Nlink != 1 || st.Mode&0o170000 != 0o100000 {
+	if !a.cfg.IgnoreMarksEnabled() || st.Nlink != 1 || st.Mode&0o170000 != 0o100000 || state.m.HasContainerPaths() {
 		return
 	}
 	if a.state.Load() != state {
@@ -254,7 +264,22 @@ func (a *Agent) decide(j *job) {
 		},
 		Env: a.penv,
 	}
+	missing := a.podInfo(&in.Subject)
+	if in.Subject.Container.InContainer() && j.state.m.HasContainerPaths() {
+		if cp, ok, err := a.ns.ContainerPath(int(j.ev.Pid), j.path, j.st.Dev); err == nil && ok {
+			in.ContainerPath = cp
+		} else if err != nil {
+			missing = joinMissing(missing, "container path")
+		}
+	}
 	d := j.state.m.Decide(&in)
+	if j.byContainerPath && !d.Covered {
+		if j.claim() {
+			a.respond(j.ev.Fd, fanotify.Allow)
+			a.stats.record(j.op, "uncovered")
+		}
+		return
+	}
 	v := fanotify.Allow
 	if d.Verdict == policy.Deny {
 		v = fanotify.Deny
@@ -288,7 +313,13 @@ func (a *Agent) decide(j *job) {
 		Decision: decision, Mode: modeOf(a.cfg.Mode, d), Policy: d.Policy, Rule: d.Rule,
 		Operation: j.op.String(), Path: j.path, Dev: j.st.Dev, Ino: j.st.Ino,
 		PID: j.ev.Pid, Exe: p.Exe, UID: p.UID, GID: p.GID,
-		ContainerID: p.Container.ID, Runtime: p.Container.Runtime, Env: a.envTag,
+		ContainerID: p.Container.ID, Runtime: p.Container.Runtime, Env: a.envTag, Reason: missing,
+	}
+	if pod := in.Subject.Pod; pod != nil {
+		rec.Pod = pod.Namespace + "/" + pod.Name
+	}
+	if in.ContainerPath != "" && in.ContainerPath != j.path {
+		rec.ContainerPath = in.ContainerPath
 	}
 	if d.WouldDeny {
 		rec.Policy, rec.Rule = d.WouldPolicy, d.WouldRule
@@ -301,6 +332,41 @@ func modeOf(global string, d policy.Decision) string {
 		return "audit"
 	}
 	return "enforce"
+}
+
+// podInfo fills the subject's image and pod from the container runtime's
+// cache. It never waits on the runtime: an unknown container is decided
+// with what is known, and the returned note says what was missing, for the
+// audit record.
+func (a *Agent) podInfo(s *policy.Subject) string {
+	if a.cri == nil || s.Container.ID == "" {
+		return ""
+	}
+	info, state := a.cri.Cached(s.Container.ID)
+	switch state {
+	case cri.Known:
+		s.Container.Image, s.Container.ImageID = info.Image, info.ImageRef
+		if info.PodName != "" {
+			s.Pod = &policy.Pod{Namespace: info.PodNamespace, Name: info.PodName, Labels: info.PodLabels}
+		}
+		if len(info.Missing) > 0 {
+			return "runtime did not give: " + strings.Join(info.Missing, ",")
+		}
+		return ""
+	case cri.Pending:
+		return "pod metadata pending"
+	case cri.Missing:
+		return "container unknown to the runtime"
+	default:
+		return "pod metadata unavailable"
+	}
+}
+
+func joinMissing(a, b string) string {
+	if a == "" {
+		return b + " unknown"
+	}
+	return a + "; " + b + " unknown"
 }
 
 // execGrants remember allowed execs for the open event that follows.

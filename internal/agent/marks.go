@@ -29,6 +29,9 @@ func (a *Agent) wantedMarks(st *policyState) map[string]uint64 {
 	mounts := a.mounts.Load()
 	seen := map[[2]uint32]bool{}
 	add := func(mp string, major, minor uint32) {
+		if !a.markAllowed(mp) {
+			return
+		}
 		key := [2]uint32{major, minor}
 		if seen[key] {
 			return
@@ -59,6 +62,20 @@ func (a *Agent) wantedMarks(st *policyState) map[string]uint64 {
 		}
 	}
 	return want
+}
+
+// markAllowed applies Config.MarkOnly.
+func (a *Agent) markAllowed(mountPoint string) bool {
+	if len(a.cfg.MarkOnly) == 0 {
+		return true
+	}
+	for _, m := range a.cfg.MarkOnly {
+		m = filepath.Clean(m)
+		if mountPoint == m || strings.HasPrefix(mountPoint, m+"/") || m == "/" {
+			return true
+		}
+	}
+	return false
 }
 
 // hostPath is p as the agent sees it when the host's / is at root.

@@ -21,6 +21,8 @@
 //	rule         string  optional   name of the deciding rule
 //	operation    string  decisions  "open", "exec" or "read"
 //	path         string  decisions  path of the file as the agent saw it
+//	containerPath string optional   path of the file as the process saw it from
+//	                                its container, when it differs
 //	dev          number  decisions  device of the file (st_dev)
 //	ino          number  decisions  inode of the file (st_ino)
 //	pid          number  decisions  process that caused the event
@@ -31,7 +33,9 @@
 //	runtime      string  optional   container runtime (docker, containerd, ...)
 //	pod          string  optional   Kubernetes pod as "namespace/name"
 //	env          string  decisions  compact environment tag such as "kvm/aws/docker"
-//	reason       string  optional   for failures: "deadline", "internal-error", ...
+//	reason       string  optional   for failures: "deadline", "internal-error", ...;
+//	                                for decisions: what was not known ("pod
+//	                                metadata pending")
 //	count        number  dropped    number of records dropped before this one
 //
 // "decisions" means every record except "dropped", which carries only v,

@@ -63,6 +63,9 @@ type Record struct {
 	Operation string `json:"operation,omitempty"`
 	// Path is the file's path as the agent saw it.
 	Path string `json:"path,omitempty"`
+	// ContainerPath is the file's path as the process saw it from its
+	// container, when that was needed to decide and differs from Path.
+	ContainerPath string `json:"containerPath,omitempty"`
 	// Dev and Ino identify the file (st_dev, st_ino).
 	Dev uint64 `json:"dev"`
 	Ino uint64 `json:"ino"`
@@ -80,7 +83,9 @@ type Record struct {
 	Pod string `json:"pod,omitempty"`
 	// Env is the caller's compact environment tag ("kvm/aws/docker").
 	Env string `json:"env,omitempty"`
-	// Reason says why a failure record was written (Reason constants).
+	// Reason says why a failure record was written (Reason constants),
+	// or, for a decision, what the agent did not know when it decided
+	// ("pod metadata pending").
 	Reason string `json:"reason,omitempty"`
 	// Count is set on DecisionDropped records only: how many records
 	// were dropped since the previous such record.
@@ -107,6 +112,7 @@ func AppendJSON(dst []byte, r *Record) []byte {
 	dst = appendOpt(dst, "rule", r.Rule)
 	dst = appendOpt(dst, "operation", r.Operation)
 	dst = appendOpt(dst, "path", r.Path)
+	dst = appendOpt(dst, "containerPath", r.ContainerPath)
 	dst = append(dst, `,"dev":`...)
 	dst = strconv.AppendUint(dst, r.Dev, 10)
 	dst = append(dst, `,"ino":`...)

@@ -54,6 +54,10 @@ type Config struct {
 	CacheIgnoreMarks *bool `yaml:"cacheIgnoreMarks"`
 	// HostRoot is where the host's / is seen: "/" normally, "/host" in a pod.
 	HostRoot string `yaml:"hostRoot"`
+	// MarkOnly, when set, limits enforcement to filesystems mounted at or
+	// below these paths: others are never marked, even if a policy covers
+	// files on them (for example to protect only data volumes).
+	MarkOnly []string `yaml:"markOnly"`
 	// Audit configures the audit log.
 	Audit AuditConfig `yaml:"audit"`
 	// MetricsAddress serves /metrics, /healthz and /readyz; "" disables.
@@ -64,6 +68,18 @@ type Config struct {
 	// HypervisorExemption lets hypervisor processes open disk images
 	// without a decision or an audit record.
 	HypervisorExemption ExemptionConfig `yaml:"hypervisorExemption"`
+	// CRI configures where pod and image metadata come from.
+	CRI CRIConfig `yaml:"cri"`
+}
+
+// CRIConfig configures the container runtime (CRI) endpoints asked for
+// the pod, image and labels of a container.
+type CRIConfig struct {
+	// Endpoints are CRI sockets; empty means discover the well-known ones
+	// (containerd, CRI-O, k3s, microk8s, k0s, cri-dockerd) under hostRoot.
+	Endpoints []string `yaml:"endpoints"`
+	// Disabled turns pod metadata off.
+	Disabled bool `yaml:"disabled"`
 }
 
 // AuditConfig configures the audit log.
@@ -165,6 +181,11 @@ func (c *Config) Validate() error {
 	}
 	if !filepath.IsAbs(c.HostRoot) {
 		bad("hostRoot: %q must be an absolute path", c.HostRoot)
+	}
+	for _, m := range c.MarkOnly {
+		if !filepath.IsAbs(m) {
+			bad("markOnly: %q must be an absolute path", m)
+		}
 	}
 	if c.Audit.File != "" && !filepath.IsAbs(c.Audit.File) {
 		bad("audit.file: %q must be an absolute path", c.Audit.File)
