@@ -1,0 +1,204 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/drmfilter/drmfilter/internal/config"
+	"github.com/drmfilter/drmfilter/internal/testutil"
+)
+
+// fakeCRI serves the real CRI RuntimeService for one pod with one
+// container, as containerd would on a Kubernetes node.
+type fakeCRI struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	containerID, sandboxID string
+}
+
+const (
+	podUID   = "0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+	podImage = "registry.example.com/payments/api:2.3"
+)
+
+func (f *fakeCRI) ContainerStatus(_ context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	if req.GetContainerId() != f.containerID {
+		return nil, status.Errorf(codes.NotFound, "container %q not found", req.GetContainerId())
+	}
+	return &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{
+		Id: f.containerID, Metadata: &runtimeapi.ContainerMetadata{Name: "api"},
+		State: runtimeapi.ContainerState_CONTAINER_RUNNING,
+		Image: &runtimeapi.ImageSpec{Image: podImage}, ImageRef: "registry.example.com/payments/api@sha256:" + strings.Repeat("e", 64),
+		Labels: map[string]string{
+			"io.kubernetes.container.name": "api", "io.kubernetes.pod.name": "api-0",
+			"io.kubernetes.pod.namespace": "payments", "io.kubernetes.pod.uid": podUID,
+			"io.kubernetes.sandbox.id": f.sandboxID,
+		},
+	}}, nil
+}
+
+func (f *fakeCRI) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
+	if req.GetPodSandboxId() != f.sandboxID {
+		return nil, status.Errorf(codes.NotFound, "sandbox %q not found", req.GetPodSandboxId())
+	}
+	return &runtimeapi.PodSandboxStatusResponse{Status: &runtimeapi.PodSandboxStatus{
+		Id:       f.sandboxID,
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: "api-0", Namespace: "payments", Uid: podUID},
+		State:    runtimeapi.PodSandboxState_SANDBOX_READY,
+		Labels:   map[string]string{"app": "payments-api", "tier": "backend"},
+	}}, nil
+}
+
+func (f *fakeCRI) ListContainers(context.Context, *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	return &runtimeapi.ListContainersResponse{Containers: []*runtimeapi.Container{{
+		Id: f.containerID, PodSandboxId: f.sandboxID, Metadata: &runtimeapi.ContainerMetadata{Name: "api"},
+		State: runtimeapi.ContainerState_CONTAINER_RUNNING,
+	}}}, nil
+}
+
+func (f *fakeCRI) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	return &runtimeapi.ListPodSandboxResponse{Items: []*runtimeapi.PodSandbox{{
+		Id: f.sandboxID, Metadata: &runtimeapi.PodSandboxMetadata{Name: "api-0", Namespace: "payments", Uid: podUID},
+		State: runtimeapi.PodSandboxState_SANDBOX_READY,
+	}}}, nil
+}
+
+func serveFakeCRI(t *testing.T, f *fakeCRI) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "containerd.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	runtimeapi.RegisterRuntimeServiceServer(srv, f)
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	return sock
+}
+
+// podCgroup makes a cgroup named as the kubelet's systemd driver names a
+// containerd container of a BestEffort pod.
+func podCgroup(t *testing.T, containerID string) string {
+	t.Helper()
+	testutil.RequireRoot(t)
+	base := "/sys/fs/cgroup/unified"
+	if _, err := os.Stat(filepath.Join(base, "cgroup.procs")); err != nil {
+		base = "/sys/fs/cgroup"
+	}
+	podSlice := "kubepods-besteffort-pod" + strings.ReplaceAll(podUID, "-", "_") + ".slice"
+	dirs := []string{
+		filepath.Join(base, "kubepods.slice"),
+		filepath.Join(base, "kubepods.slice", "kubepods-besteffort.slice"),
+		filepath.Join(base, "kubepods.slice", "kubepods-besteffort.slice", podSlice),
+		filepath.Join(base, "kubepods.slice", "kubepods-besteffort.slice", podSlice, "cri-containerd-"+containerID+".scope"),
+	}
+	for _, d := range dirs {
+		if err := os.Mkdir(d, 0o755); err != nil && !os.IsExist(err) {
+			if testutil.InCI() {
+				t.Fatalf("cannot create a cgroup: %v", err)
+			}
+			t.Skipf("cannot create a cgroup: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		for i := len(dirs) - 1; i >= 0; i-- {
+			os.Remove(dirs[i])
+		}
+	})
+	return dirs[len(dirs)-1]
+}
+
+// runIn runs a shell command line inside cgroup cg.
+func runIn(t *testing.T, cg string, cmd string) (string, error) {
+	t.Helper()
+	return run(t, "/", "sh", "-c", "echo $$ > "+filepath.Join(cg, "cgroup.procs")+" && exec "+cmd)
+}
+
+func TestPodSelectorWithRuntimeMetadata(t *testing.T) {
+	id := strings.Repeat("c0ffee", 10) + "abcd"
+	cg := podCgroup(t, id)
+	sock := serveFakeCRI(t, &fakeCRI{containerID: id, sandboxID: strings.Repeat("5a", 32)})
+	h := startAgent(t, func(fs string) string {
+		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: payments-secrets}
+spec:
+  files: {paths: ["%s/secret/**"]}
+  rules:
+    - name: payments-api
+      operations: [open]
+      subjects:
+        kubernetes:
+          namespaces: [payments]
+          podLabels: {matchLabels: {app: payments-api}, matchExpressions: [{key: tier, operator: In, values: [backend]}]}
+        container: {images: [registry.example.com/payments/api]}
+      effect: audit
+    - name: everyone-else
+      operations: [open]
+      effect: deny
+`, fs)
+	}, func(c *config.Config) { c.CRI.Endpoints = []string{sock} })
+
+	// The first open may be decided before the runtime has answered
+	// (decisions never wait on it); the pod's opens are allowed as soon
+	// as its metadata is known.
+	waitFor(t, func() bool {
+		_, err := runIn(t, cg, "cat "+h.path("secret/plan.txt"))
+		return err == nil
+	}, "the pod's open to be allowed by its labels")
+	out, err := run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustDeny(t, out, err, "a host process")
+	h.stop()
+	found := false
+	for _, r := range h.audit.records(t) {
+		if r.Decision == "audit" && r.Rule == "payments-api" {
+			found = true
+			if r.Pod != "payments/api-0" || r.ContainerID != id || r.Runtime != "containerd" || r.Reason != "" {
+				t.Errorf("the pod's audit record: %+v", r)
+			}
+		}
+		if r.Decision == "deny" && r.ContainerID == id && r.Reason == "" {
+			t.Errorf("a deny of the pod before its metadata was known must say what was missing: %+v", r)
+		}
+	}
+	if !found {
+		t.Errorf("no audit record names the pod: %+v", h.audit.records(t))
+	}
+}
+
+func TestUnknownContainerIsDecidedWithWhatIsKnown(t *testing.T) {
+	id := strings.Repeat("beef", 16)
+	cg := podCgroup(t, id)
+	sock := serveFakeCRI(t, &fakeCRI{containerID: strings.Repeat("0", 64), sandboxID: "s"})
+	h := startAgent(t, func(fs string) string {
+		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: by-pod}
+spec:
+  files: {paths: ["%s/secret/**"]}
+  rules:
+    - {name: payments, operations: [open], subjects: {kubernetes: {namespaces: [payments]}}, effect: allow}
+    - {name: others, operations: [open], effect: deny}
+`, fs)
+	}, func(c *config.Config) { c.CRI.Endpoints = []string{sock} })
+	waitFor(t, func() bool {
+		out, err := runIn(t, cg, "cat "+h.path("secret/plan.txt"))
+		mustDeny(t, out, err, "a container the runtime does not know")
+		for _, r := range h.audit.records(t) {
+			if r.Decision == "deny" && r.ContainerID == id && r.Reason == "container unknown to the runtime" {
+				return true
+			}
+		}
+		return false
+	}, "a deny record saying the runtime does not know the container")
+}
