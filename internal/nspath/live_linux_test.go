@@ -115,21 +115,27 @@ func statT(t testing.TB, p string) *unix.Stat_t {
 // containerScript runs in new mount and PID namespaces (unshare) as PID 1
 // there. It does what a runtime does: bind the rootfs (an overlay) onto
 // itself, bind a volume into it at /etc/app, mount a tmpfs only it has at
-// /run/private, pivot_root into the rootfs and drop the old root. Then it
-// opens the secret on descriptor 3 (so the test can read the name the
-// kernel gives an open file from another namespace), says "ready" and
-// sleeps.
+// /run/private, pivot_root into the rootfs and drop the old root. Two
+// more binds of the volume's filesystem make a trap: all of it at
+// /mnt/node, and its /pods/other at the very path where the agent has the
+// whole filesystem. Then it opens the secret on descriptor 3 and the
+// trap's file on descriptor 4 (so the test can read the names the kernel
+// gives open files from another namespace), says "ready" and sleeps.
 const containerScript = `set -e
-R="$1"; SRC="$2"; BB="$R/bin/busybox"
+R="$1"; SRC="$2"; FS="$3"; BB="$R/bin/busybox"
 "$BB" mount -o bind "$R" "$R"
 "$BB" mount -o bind,ro "$SRC" "$R/etc/app"
 "$BB" mount -t tmpfs -o size=64k private "$R/run/private"
 echo only here > "$R/run/private/only-here.txt"
+"$BB" mkdir -p "$R/mnt/node" "$R$FS"
+"$BB" mount -o bind "$FS" "$R/mnt/node"
+"$BB" mount -o bind "$FS/pods/other" "$R$FS"
 cd "$R"
 "$BB" pivot_root . .oldroot
 cd /
 /bin/busybox umount -l /.oldroot
 exec 3</etc/app/secret.yaml
+exec 4<"$FS/hidden.txt"
 echo ready
 exec /bin/busybox sleep 600
 `
@@ -137,7 +143,7 @@ exec /bin/busybox sleep 600
 // startContainer starts containerScript and returns the PID (in the test's
 // PID namespace) of the process inside the namespaces once it is ready.
 // The process and unshare are killed by PID in t.Cleanup.
-func startContainer(t *testing.T, unshare, rootfs, volume string) int {
+func startContainer(t *testing.T, unshare, rootfs, volume, volfs string) int {
 	t.Helper()
 	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
 	if err != nil {
@@ -145,7 +151,7 @@ func startContainer(t *testing.T, unshare, rootfs, volume string) int {
 	}
 	defer stderr.Close()
 	cmd := exec.Command(unshare, "--mount", "--pid", "--fork", "--propagation", "private", "--kill-child",
-		filepath.Join(rootfs, "bin/busybox"), "sh", "-c", containerScript, "sh", rootfs, volume)
+		filepath.Join(rootfs, "bin/busybox"), "sh", "-c", containerScript, "sh", rootfs, volume, volfs)
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
@@ -248,10 +254,13 @@ func TestLiveContainer(t *testing.T) {
 	mustWrite(t, filepath.Join(volume, version, "config.yaml"), "level: debug\n")
 	mustSymlink(t, version, filepath.Join(volume, "..data"))
 	mustSymlink(t, "..data/config.yaml", filepath.Join(volume, "config.yaml"))
-	hidden := filepath.Join(volfs, "pods/other/hidden.txt")
-	mustWrite(t, hidden, "not bound\n")
+	trapFile := filepath.Join(volfs, "pods/other/hidden.txt")
+	mustWrite(t, trapFile, "bound at its own host path\n")
+	mustWrite(t, filepath.Join(volfs, "hidden.txt"), "a different file\n")
+	unbound := filepath.Join(layers, "unbound.txt") // the layers' tmpfs is not in the container
+	mustWrite(t, unbound, "not bound\n")
 
-	pid := startContainer(t, unshare, merged, volume)
+	pid := startContainer(t, unshare, merged, volume, volfs)
 	r := New("/", Options{})
 
 	containerPath := func(t *testing.T, hostPath string, dev uint64, want string) {
@@ -280,7 +289,7 @@ func TestLiveContainer(t *testing.T) {
 		containerPath(t, p, statT(t, p).Dev, "/etc/app/"+version+"/config.yaml")
 	})
 	t.Run("file the container cannot see", func(t *testing.T) {
-		containerPath(t, hidden, statT(t, hidden).Dev, "")
+		containerPath(t, unbound, statT(t, unbound).Dev, "")
 	})
 	t.Run("overlay upper file through the host's overlay mount", func(t *testing.T) {
 		p := filepath.Join(merged, "etc/hostname")
@@ -301,6 +310,51 @@ func TestLiveContainer(t *testing.T) {
 		}
 		t.Logf("the agent reads the container's fd 3 as %q", link)
 		containerPath(t, link, secretSt.Dev, "/etc/app/secret.yaml")
+	})
+	t.Run("readlink that also names another file in the agent's view", func(t *testing.T) {
+		// fd 4 is <volfs>/hidden.txt in the container (its bind of
+		// /pods/other there); the agent has <volfs>/hidden.txt too, a
+		// different file that the container sees at /mnt/node/hidden.txt.
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/4", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := statT(t, trapFile)
+		if link != filepath.Join(volfs, "hidden.txt") {
+			t.Fatalf("readlink of fd 4 = %q, want %q", link, filepath.Join(volfs, "hidden.txt"))
+		}
+		got, ok, err := r.ContainerPath(pid, link, st.Dev)
+		if err != nil || !ok || got != "/mnt/node/hidden.txt" {
+			t.Fatalf("ContainerPath = %q, %v, %v; want the agent's reading /mnt/node/hidden.txt", got, ok, err)
+		}
+		got, ok, err = r.ContainerPathOf(pid, link, st.Dev, st.Ino)
+		if err != nil || !ok || got != link {
+			t.Fatalf("ContainerPathOf = %q, %v, %v; want %q", got, ok, err, link)
+		}
+		other := statT(t, filepath.Join(volfs, "hidden.txt"))
+		got, ok, err = r.ContainerPathOf(pid, link, other.Dev, other.Ino)
+		if err != nil || !ok || got != "/mnt/node/hidden.txt" {
+			t.Fatalf("ContainerPathOf(the agent's file) = %q, %v, %v; want /mnt/node/hidden.txt", got, ok, err)
+		}
+		// A symlink planted where the agent's reading points, at the right
+		// file, vouches for nothing: the check follows no symlink.
+		if err := os.Remove(filepath.Join(volfs, "hidden.txt")); err != nil {
+			t.Fatal(err)
+		}
+		mustSymlink(t, link, filepath.Join(volfs, "hidden.txt"))
+		got, ok, err = r.ContainerPathOf(pid, link, st.Dev, st.Ino)
+		if err != nil || !ok || got != link {
+			t.Fatalf("ContainerPathOf with a planted symlink = %q, %v, %v; want %q", got, ok, err, link)
+		}
+	})
+	t.Run("ContainerPathOf verifies the volume file", func(t *testing.T) {
+		got, ok, err := r.ContainerPathOf(pid, hostSecret, secretSt.Dev, secretSt.Ino)
+		if err != nil || !ok || got != "/etc/app/secret.yaml" {
+			t.Fatalf("ContainerPathOf = %q, %v, %v", got, ok, err)
+		}
+		if got, ok, err := r.ContainerPathOf(pid, hostSecret, secretSt.Dev, secretSt.Ino+1); ok || err != nil {
+			t.Fatalf("ContainerPathOf with a wrong inode = %q, %v, %v; want not found", got, ok, err)
+		}
 	})
 	t.Run("a host process sees the host path", func(t *testing.T) {
 		got, ok, err := r.ContainerPath(os.Getpid(), hostSecret, secretSt.Dev)

@@ -306,28 +306,54 @@ func (r *Resolver) evict(now time.Time) {
 // err is set only when a mount table could not be read (the process is
 // gone: errors.Is(err, fs.ErrNotExist)).
 //
-// hostPath is a canonical path in the agent's own mount namespace (the
-// readlink of an event descriptor), or <root>/proc/N/root/... or
-// /proc/N/root/..., a path in process N's view (the form HostPath returns
-// for files the agent cannot otherwise reach). See the package
-// documentation for the algorithm and its limits.
+// hostPath is a canonical path: the readlink of an event descriptor, or
+// <root>/proc/N/root/... or /proc/N/root/..., a path in process N's view
+// (the form HostPath returns for files the agent cannot otherwise reach).
+// It is read, in turn, as a path in the agent's own view, in the node's
+// view (PID 1 under root), and in the process's own view; the first
+// reading that the mount tables can place wins. Without the file's inode
+// that first reading cannot be checked; see ContainerPathOf and the
+// package documentation for when it matters.
 func (r *Resolver) ContainerPath(pid int, hostPath string, dev uint64) (string, bool, error) {
+	return r.containerPath(pid, hostPath, dev, 0, false)
+}
+
+// ContainerPathOf is ContainerPath for a file known by device and inode
+// (fstat(2) of the event descriptor). Each reading of hostPath is checked
+// by looking its answer up inside the process's root (openat2(2) with
+// RESOLVE_IN_ROOT and RESOLVE_NO_SYMLINKS, so a symlink planted in the
+// container cannot vouch for a wrong name) and comparing device and
+// inode; the first answer that is the same file wins. This settles the
+// case where a readlink printed a path from another namespace that also
+// means something in the agent's, at the cost of an open and an fstat per
+// reading tried.
+func (r *Resolver) ContainerPathOf(pid int, hostPath string, dev, ino uint64) (string, bool, error) {
+	return r.containerPath(pid, hostPath, dev, ino, true)
+}
+
+func (r *Resolver) containerPath(pid int, hostPath string, dev, ino uint64, verify bool) (string, bool, error) {
+	fail := func(err error) (string, bool, error) {
+		return "", false, &Error{Op: "container path", PID: pid, Path: hostPath, Err: err}
+	}
 	if pid <= 0 {
-		return "", false, &Error{Op: "container path", PID: pid, Path: hostPath, Err: fmt.Errorf("pid %d: %w", pid, ErrInvalid)}
+		return fail(fmt.Errorf("pid %d: %w", pid, ErrInvalid))
 	}
 	if !path.IsAbs(hostPath) {
-		return "", false, &Error{Op: "container path", PID: pid, Path: hostPath, Err: fmt.Errorf("path not absolute: %w", ErrInvalid)}
+		return fail(fmt.Errorf("path not absolute: %w", ErrInvalid))
 	}
 	major, minor, err := splitDev(dev)
 	if err != nil {
-		return "", false, &Error{Op: "container path", PID: pid, Path: hostPath, Err: err}
+		return fail(err)
 	}
 	srcPID, p := r.splitProcRoot(hostPath)
+	accept := func(s string, ok bool) bool {
+		return ok && (!verify || r.sameFile(pid, s, dev, ino))
+	}
 	maxAge := time.Duration(0)
 	for attempt := 0; ; attempt++ {
 		// The agent's table first: a process in the agent's own view then
 		// shares it instead of reading its own copy.
-		var src, dst *view
+		var src *view
 		switch srcPID {
 		case 0:
 			src, err = r.selfView(maxAge)
@@ -336,22 +362,40 @@ func (r *Resolver) ContainerPath(pid int, hostPath string, dev uint64) (string, 
 			src, err = r.procView(srcPID, maxAge)
 		}
 		if err != nil {
-			return "", false, &Error{Op: "container path", PID: pid, Path: hostPath, Err: fmt.Errorf("source view: %w", err)}
+			return fail(fmt.Errorf("source view: %w", err))
 		}
-		if dst, err = r.procView(pid, maxAge); err != nil {
-			return "", false, &Error{Op: "container path", PID: pid, Path: hostPath, Err: err}
+		dst, err := r.procView(pid, maxAge)
+		if err != nil {
+			return fail(err)
 		}
 		if src == nil {
 			src = dst
 		}
-		if s, ok := TranslateTables(src.tab, dst.tab, p, major, minor); ok {
+		oldest := src.loaded
+		if dst.loaded.Before(oldest) {
+			oldest = dst.loaded
+		}
+		if s, ok := translate(src.tab, dst.tab, p, major, minor); accept(s, ok) {
 			return s, true, nil
 		}
-		if attempt > 0 || r.retryAfter < 0 {
-			return "", false, nil
+		if srcPID == 0 {
+			// The node's view, through PID 1 under root: an agent in a pod
+			// reads host paths of mounts that did not propagate into its
+			// own namespace (see the package documentation). An agent on
+			// the host shares PID 1's view, and this is skipped.
+			if node, err := r.procView(1, maxAge); err == nil && node.key != src.key && node != dst {
+				if node.loaded.Before(oldest) {
+					oldest = node.loaded
+				}
+				if s, ok := translate(node.tab, dst.tab, p, major, minor); accept(s, ok) {
+					return s, true, nil
+				}
+			}
 		}
-		now := r.now()
-		if now.Sub(dst.loaded) < r.retryAfter && now.Sub(src.loaded) < r.retryAfter {
+		if s, ok := foreign(dst.tab, p, major, minor); accept(s, ok) {
+			return s, true, nil
+		}
+		if attempt > 0 || r.retryAfter < 0 || r.now().Sub(oldest) < r.retryAfter {
 			return "", false, nil
 		}
 		maxAge = r.retryAfter

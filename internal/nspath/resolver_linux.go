@@ -184,3 +184,55 @@ func hasComponents(pending []string) bool {
 	}
 	return false
 }
+
+// sameFile reports whether containerPath, looked up in the view of pid
+// without following any symlink (openat2(2) RESOLVE_IN_ROOT |
+// RESOLVE_NO_SYMLINKS, O_PATH: no fanotify open event), is the file dev,
+// ino. Kernels before 5.6 lack openat2; there the last component alone is
+// not followed (fstatat AT_SYMLINK_NOFOLLOW).
+func (r *Resolver) sameFile(pid int, containerPath string, dev, ino uint64) bool {
+	rootfd, err := openRetry(r.procPath(pid, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(rootfd)
+	rel := strings.TrimLeft(containerPath, "/")
+	if rel == "" {
+		rel = "."
+	}
+	var st unix.Stat_t
+	fd, err := openat2Retry(rootfd, rel, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	switch {
+	case err == nil:
+		defer unix.Close(fd)
+		err = unix.Fstat(fd, &st)
+	case errors.Is(err, unix.ENOSYS):
+		err = unix.Fstatat(rootfd, rel, &st, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	return err == nil && st.Dev == dev && st.Ino == ino
+}
+
+// openRetry is open(2) retried on EINTR.
+func openRetry(name string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(name, flags, 0)
+		if !errors.Is(err, unix.EINTR) {
+			return fd, err
+		}
+	}
+}
+
+// openat2Retry is openat2(2) retried on EINTR (and on EAGAIN, which
+// RESOLVE_IN_ROOT returns when a rename raced with the lookup).
+func openat2Retry(dirfd int, name string, how *unix.OpenHow) (int, error) {
+	for range 16 {
+		fd, err := unix.Openat2(dirfd, name, how)
+		if !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.EAGAIN) {
+			return fd, err
+		}
+	}
+	return -1, unix.EAGAIN
+}

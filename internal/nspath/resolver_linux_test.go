@@ -439,3 +439,58 @@ func TestResolverConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestContainerPathFromAPod is the agent in a DaemonSet pod: its own view
+// (kubernetes/agent) has the node under /host, the node's view is PID 1's,
+// and mounts made on the node after the agent started are not in the
+// agent's view at all.
+func TestContainerPathFromAPod(t *testing.T) {
+	root := t.TempDir()
+	put := func(fixture, file, name string) {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join("testdata", fixture, file+".mountinfo"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, filepath.Join(root, name), string(b))
+	}
+	put("kubernetes", "agent", "proc/self/mountinfo")
+	put("kubernetes", "host", "proc/1/mountinfo")
+	put("kubernetes", "proc", "proc/42/mountinfo")
+	for pid, ns := range map[string]string{"self": "4026532900", "1": "4026531841", "42": "4026532710"} {
+		if err := os.MkdirAll(filepath.Join(root, "proc", pid, "ns"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mustSymlink(t, "mnt:["+ns+"]", filepath.Join(root, "proc", pid, "ns/mnt"))
+		if err := os.MkdirAll(filepath.Join(root, "proc", pid, "root"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := New(root, Options{SelfRoot: root})
+	for _, tc := range []struct {
+		name, path string
+		dev        uint64
+		want       string
+	}{
+		{"mount that never reached the agent: node's view", podDir + "/volumes/kubernetes.io~secret/db-creds/password", dev(0, 312), "/etc/app/password"},
+		{"mount that propagated to /host", "/host" + podDir + "/volumes/kubernetes.io~projected/kube-api-access-x7k2p/token", dev(0, 311), "/run/secrets/kubernetes.io/serviceaccount/token"},
+		{"node file through /host", "/host" + podDir + "/etc-hosts", dev(259, 1), "/etc/hosts"},
+		{"readlink from the app's own namespace", "/etc/config/" + cmVersion + "/log.yaml", dev(259, 1), "/etc/config/" + cmVersion + "/log.yaml"},
+		// The agent's own /etc/hosts is another file than the app's, but
+		// without its inode the path reads as the app's (the foreign
+		// reading): ContainerPathOf settles it, see TestLiveContainer.
+		{"ambiguous without the inode", "/etc/hosts", dev(259, 1), "/etc/hosts"},
+		{"another pod's secret", "/var/lib/kubelet/pods/" + otherPodUID + "/volumes/kubernetes.io~secret/db-creds/password", dev(0, 313), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok, err := r.ContainerPath(42, tc.path, tc.dev)
+			if err != nil || ok != (tc.want != "") || got != tc.want {
+				t.Fatalf("ContainerPath(%q) = %q, %v, %v; want %q", tc.path, got, ok, err, tc.want)
+			}
+		})
+	}
+	// The fixture's process root is empty: no reading can be verified.
+	if got, ok, err := r.ContainerPathOf(42, "/etc/hosts", dev(259, 1), 1234); ok || err != nil {
+		t.Errorf("ContainerPathOf = %q, %v, %v; want no verified answer", got, ok, err)
+	}
+}

@@ -19,3 +19,6 @@ func splitDev(dev uint64) (uint32, uint32, error) {
 func (r *Resolver) HostPath(pid int, containerPath string) (File, error) {
 	return File{}, &Error{Op: "host path", PID: pid, Path: containerPath, Err: ErrNotSupported}
 }
+
+// sameFile is never true off Linux.
+func (r *Resolver) sameFile(pid int, containerPath string, dev, ino uint64) bool { return false }

@@ -35,16 +35,16 @@ func TranslateTables(host, proc *mountinfo.Table, hostPath string, major, minor 
 		return "", false
 	}
 	p := path.Clean(hostPath)
+	if s, ok := translate(host, proc, p, major, minor); ok {
+		return s, true
+	}
+	return foreign(proc, p, major, minor)
+}
+
+// translate is steps 1 to 3 of the algorithm for a clean, absolute p.
+func translate(host, proc *mountinfo.Table, p string, major, minor uint32) (string, bool) {
 	src, ok := locate(host, p, major, minor)
 	if !ok {
-		// Not on a mount of the device in the viewer's table. A readlink
-		// of a file whose mount is not in the reader's namespace prints
-		// the path from that namespace's root (d_path, fs/d_path.c): if
-		// the process has the device at that very path, hostPath already
-		// is the process's path.
-		if i := proc.LookupIndex(p); i >= 0 && sameDev(proc.At(i), major, minor) {
-			return p, true
-		}
 		return "", false
 	}
 	m := host.At(src)
@@ -52,6 +52,18 @@ func TranslateTables(host, proc *mountinfo.Table, hostPath string, major, minor 
 	// an unknown or per-layer device (see locate) that is the only device
 	// the tables know.
 	return place(proc, fsPath(m, p), m.Major, m.Minor)
+}
+
+// foreign is the last resort for a path no viewer's table explains. A
+// readlink of a file whose mount is not in the reader's namespace prints
+// the path from the root of that mount's namespace (prepend_path in
+// fs/d_path.c): if the process has the device at that very path, the path
+// already is the process's.
+func foreign(proc *mountinfo.Table, p string, major, minor uint32) (string, bool) {
+	if i := proc.LookupIndex(p); i >= 0 && sameDev(proc.At(i), major, minor) {
+		return p, true
+	}
+	return "", false
 }
 
 // locate finds the mount of host that holds p (clean, absolute) on the
