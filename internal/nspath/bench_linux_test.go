@@ -43,6 +43,26 @@ func BenchmarkContainerPath(b *testing.B) {
 		r := New("/", Options{TTL: -1})
 		benchContainerPath(b, r, os.Getpid(), p, st.Dev, p)
 	})
+	b.Run("live-self-verified", func(b *testing.B) {
+		// ContainerPathOf: the same plus the check of the answer inside
+		// the process's root (open, openat2, fstat, two closes).
+		p := filepath.Join(b.TempDir(), "f")
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		st := statT(b, p)
+		r := New("/", Options{TTL: -1})
+		pid := os.Getpid()
+		if got, ok, err := r.ContainerPathOf(pid, p, st.Dev, st.Ino); err != nil || !ok || got != p {
+			b.Fatalf("ContainerPathOf = %q, %v, %v", got, ok, err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok, err := r.ContainerPathOf(pid, p, st.Dev, st.Ino); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+		}
+	})
 }
 
 func benchContainerPath(b *testing.B, r *Resolver, pid int, p string, dev uint64, want string) {

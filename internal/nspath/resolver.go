@@ -203,8 +203,8 @@ func (r *Resolver) Namespace(pid int) (uint64, error) {
 	return k.ns, nil
 }
 
-// fresh reports whether v may still be used; minAge > 0 asks for a table
-// at most that old.
+// fresh reports whether v may still be used: younger than the TTL and, if
+// maxAge > 0, younger than maxAge.
 func (r *Resolver) fresh(v *view, now time.Time, maxAge time.Duration) bool {
 	if v == nil {
 		return false

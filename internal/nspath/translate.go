@@ -19,6 +19,12 @@ import (
 // symmetric: swapping the tables translates a container path back to a
 // host path.
 //
+// When hostMounts has no mount of the device that can hold hostPath, and
+// procMounts has the device at hostPath itself, hostPath is returned as it
+// is: a readlink of a file on a mount outside the reader's namespace
+// prints the path from that namespace's root (see "Which view a path is
+// in" in the package documentation).
+//
 // Paths are handled lexically: hostPath is cleaned but no symlink is
 // resolved, so it should be canonical (a readlink of an open file is). A
 // device of 0:0 means "unknown": the file is taken to be on whatever mount
