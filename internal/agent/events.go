@@ -3,6 +3,9 @@ package agent
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -259,16 +262,21 @@ func (a *Agent) decide(j *job) {
 		Op: j.op, Path: j.path, FSType: j.fsType, StorageClass: string(j.class.Class),
 		Subject: policy.Subject{
 			PID: j.ev.Pid, Exe: p.Exe, UID: p.UID, GID: p.GID, Groups: p.Groups,
-			Hasher:    hasher{a.procs, p},
-			Container: policy.Container{ID: p.Container.ID, Runtime: p.Container.Runtime},
+			Hasher: hasher{a.procs, p},
 		},
 		Env: a.penv,
 	}
+	if p.Container.ID != "" {
+		// A runtime without an ID is inherited from the agent's own
+		// surroundings (the whole host runs in that container): such a
+		// process is on the agent's host, not in a container of it.
+		in.Subject.Container = policy.Container{ID: p.Container.ID, Runtime: p.Container.Runtime}
+	}
 	missing := a.podInfo(&in.Subject)
 	if in.Subject.Container.InContainer() && j.state.m.HasContainerPaths() {
-		if cp, ok, err := a.ns.ContainerPath(int(j.ev.Pid), j.path, j.st.Dev); err == nil && ok {
+		if cp, ok := a.containerPath(j); ok {
 			in.ContainerPath = cp
-		} else if err != nil {
+		} else {
 			missing = joinMissing(missing, "container path")
 		}
 	}
@@ -313,7 +321,7 @@ func (a *Agent) decide(j *job) {
 		Decision: decision, Mode: modeOf(a.cfg.Mode, d), Policy: d.Policy, Rule: d.Rule,
 		Operation: j.op.String(), Path: j.path, Dev: j.st.Dev, Ino: j.st.Ino,
 		PID: j.ev.Pid, Exe: p.Exe, UID: p.UID, GID: p.GID,
-		ContainerID: p.Container.ID, Runtime: p.Container.Runtime, Env: a.envTag, Reason: missing,
+		ContainerID: in.Subject.Container.ID, Runtime: in.Subject.Container.Runtime, Env: a.envTag, Reason: missing,
 	}
 	if pod := in.Subject.Pod; pod != nil {
 		rec.Pod = pod.Namespace + "/" + pod.Name
@@ -332,6 +340,35 @@ func modeOf(global string, d policy.Decision) string {
 		return "audit"
 	}
 	return "enforce"
+}
+
+// containerPath is the path under which the job's process sees its file.
+//
+// The path the agent read from the event's descriptor is d_path of the
+// file's mount, which depends on where that mount lives: if the agent can
+// see the mount, it is a host path, translated through the mount tables
+// (nspath); if the mount exists only in the process's mount namespace (a
+// bind mount made inside a container), it is already the path in that
+// namespace, and the container path is what lies below the process's root
+// directory (/proc/PID/root, where a chroot or pivot_root put it).
+func (a *Agent) containerPath(j *job) (string, bool) {
+	if cp, ok, err := a.ns.ContainerPath(int(j.ev.Pid), j.path, j.st.Dev); err == nil && ok {
+		return cp, true
+	}
+	root, err := os.Readlink(filepath.Join(a.cfg.HostRoot, "proc", strconv.Itoa(int(j.ev.Pid)), "root"))
+	if err != nil || !filepath.IsAbs(root) {
+		return "", false
+	}
+	if root == "/" {
+		return j.path, true
+	}
+	if rest, ok := strings.CutPrefix(j.path, root); ok && (rest == "" || rest[0] == '/') {
+		if rest == "" {
+			rest = "/"
+		}
+		return rest, true
+	}
+	return "", false
 }
 
 // podInfo fills the subject's image and pod from the container runtime's
