@@ -45,4 +45,8 @@
 //   - cache.go: the bounded cache's eviction (CLOCK).
 //   - runtime.go: the gRPC connection to one endpoint and the CRI calls.
 //   - discover.go: Discover, the well-known runtime sockets under a root.
+//
+// Tests: fake_test.go serves the RuntimeService from a table;
+// containerd_linux_test.go checks against a real containerd when root and
+// the packages are there. README.md has what each shows.
 package cri

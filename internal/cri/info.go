@@ -74,7 +74,10 @@ type Info struct {
 	Image string
 	// ImageRef is the digested reference of the image
 	// (ContainerStatus.image_ref, e.g. docker.io/library/nginx@sha256:...);
-	// what Kubernetes shows as status.containerStatuses[].imageID.
+	// what Kubernetes shows as status.containerStatuses[].imageID. For an
+	// image without a repository digest (built or imported locally, not
+	// pulled) containerd gives the image ID instead ("sha256:..." of the
+	// config), and ImageDigest is empty.
 	ImageRef string
 	// ImageID is the runtime's image identifier (ContainerStatus.image_id,
 	// usually the sha256 of the image config); empty on older runtimes.
@@ -102,8 +105,8 @@ type Info struct {
 	Err error
 }
 
-// ImageDigest returns the digest part of ImageRef ("sha256:..."), or ""
-// when ImageRef is not a digested reference.
+// ImageDigest returns the manifest digest in ImageRef ("sha256:..." after
+// the "@"), or "" when ImageRef is not a repository digest reference.
 func (i *Info) ImageDigest() string {
 	if _, d, ok := strings.Cut(i.ImageRef, "@"); ok {
 		return d
