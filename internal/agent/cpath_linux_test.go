@@ -75,7 +75,7 @@ spec:
 		t.Fatal(err)
 	}
 	container := func(cmd string) (string, error) {
-		script := fmt.Sprintf("echo $$ > %s/cgroup.procs && exec unshare -m --propagation private sh -c 'mount --bind %s %s/etc/app && exec chroot %s /bin/busybox %s'",
+		script := fmt.Sprintf("echo $$ > %s/cgroup.procs && exec unshare -m -p --fork --propagation private sh -c 'mount --bind %s %s/etc/app && exec chroot %s /bin/busybox %s'",
 			cg, h.path("secret"), root, root, cmd)
 		return run(t, "/", "sh", "-c", script)
 	}
