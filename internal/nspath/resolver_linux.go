@@ -41,8 +41,11 @@ func splitDev(dev uint64) (uint32, uint32, error) {
 // path, device and inode. Symbolic links are resolved inside the
 // process's root (<root>/proc/PID/root): an absolute link or a ".." at the
 // top stays in that root, as for the process itself, and never reaches
-// the agent's files. The file must exist. Only stat(2) is used on the
-// file, so no fanotify open event is raised for it.
+// the agent's files. The file must exist. The file itself is only
+// lstat'ed, never opened, so no fanotify open event is raised for it (the
+// directories on the way are opened by os.Root). Meant for tools and
+// policy explain, not for the per-event path: it walks the path one
+// component at a time.
 func (r *Resolver) HostPath(pid int, containerPath string) (File, error) {
 	fail := func(err error) (File, error) {
 		return File{}, &Error{Op: "host path", PID: pid, Path: containerPath, Err: err}
