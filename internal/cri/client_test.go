@@ -376,6 +376,9 @@ func TestTTLRefresh(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// A refresh that finds the container gone makes it Missing.
+	f.removeContainer(ctrNginx.id)
+	waitFor(t, c, ctrNginx.id, Missing)
 }
 
 func TestRemovedContainerIsDropped(t *testing.T) {
