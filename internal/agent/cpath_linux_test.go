@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/drmfilter/drmfilter/internal/config"
@@ -18,26 +19,13 @@ import (
 // policy written in container paths must decide for the file as the
 // container sees it, and not for the host.
 func TestContainerPathPolicy(t *testing.T) {
-	busybox, err := exec.LookPath("busybox")
-	if err != nil {
-		if testutil.InCI() {
-			t.Fatal("busybox is missing (Debian package busybox-static)")
-		}
-		t.Skip("busybox is missing (Debian package busybox-static)")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		if testutil.InCI() {
-			t.Fatal("unshare is missing")
-		}
-		t.Skip("unshare is missing")
-	}
+	busybox := requireContainerTools(t)
 	id := "7e57c0de" + "0123456789abcdef0123456789abcdef0123456789abcdef01234567"
 	base := "/sys/fs/cgroup/unified"
 	if _, err := os.Stat(filepath.Join(base, "cgroup.procs")); err != nil {
 		base = "/sys/fs/cgroup"
 	}
 	cg := filepath.Join(base, "system.slice", "docker-"+id+".scope")
-	testutil.RequireRoot(t)
 	if err := os.MkdirAll(cg, 0o755); err != nil {
 		t.Fatalf("cgroup: %v", err)
 	}
@@ -61,24 +49,8 @@ spec:
 		c.MarkOnly = []string{fs}
 	})
 
-	root := t.TempDir()
-	for _, d := range []string{"bin", "etc/app", "proc"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data, err := os.ReadFile(busybox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	container := func(cmd string) (string, error) {
-		script := fmt.Sprintf("echo $$ > %s/cgroup.procs && exec unshare -m -p --fork --propagation private sh -c 'mount --bind %s %s/etc/app && exec chroot %s /bin/busybox %s'",
-			cg, h.path("secret"), root, root, cmd)
-		return run(t, "/", "sh", "-c", script)
-	}
+	root := busyboxRoot(t, busybox)
+	container := func(cmd string) (string, error) { return inContainer(t, cg, root, h.path("secret"), cmd) }
 	out, err := container("cat /etc/app/plan.txt")
 	mustDeny(t, out, err, "a container opening /etc/app/plan.txt")
 	out, err = container("cat /etc/app/../app/plan.txt")
@@ -97,5 +69,118 @@ spec:
 	}
 	if !found {
 		t.Errorf("no deny record: %+v", h.audit.records(t))
+	}
+}
+
+// busyboxRoot makes a container root filesystem holding a static busybox.
+func busyboxRoot(t *testing.T, busybox string) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range []string{"bin", "etc/app", "proc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// inContainer runs busybox cmd as a container would: in cgroup cg, in its
+// own mount and PID namespaces, with volume bind-mounted at /etc/app, and
+// root as its root directory.
+func inContainer(t *testing.T, cg, root, volume, cmd string) (string, error) {
+	t.Helper()
+	script := fmt.Sprintf("echo $$ > %s/cgroup.procs && exec unshare -m -p --fork --propagation private sh -c 'mount --bind %s %s/etc/app && exec chroot %s /bin/busybox %s'",
+		cg, volume, root, root, cmd)
+	return run(t, "/", "sh", "-c", script)
+}
+
+func requireContainerTools(t *testing.T) string {
+	t.Helper()
+	testutil.RequireRoot(t)
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		if testutil.InCI() {
+			t.Fatal("busybox is missing (Debian package busybox-static)")
+		}
+		t.Skip("busybox is missing (Debian package busybox-static)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		if testutil.InCI() {
+			t.Fatal("unshare is missing")
+		}
+		t.Skip("unshare is missing")
+	}
+	return busybox
+}
+
+// TestPodContainerEndToEnd: a container made by the test, in a cgroup of a
+// Kubernetes pod that a CRI runtime describes, opens a file by its
+// container path; a policy by namespace, labels and container path decides,
+// and the audit record names the container, the pod and both paths.
+func TestPodContainerEndToEnd(t *testing.T) {
+	busybox := requireContainerTools(t)
+	id := strings.Repeat("abcd", 16)
+	cg := podCgroup(t, id)
+	sock := serveFakeCRI(t, &fakeCRI{containerID: id, sandboxID: strings.Repeat("5b", 32)})
+	other := strings.Repeat("0f", 32)
+	base := filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(cg))))
+	otherCg := filepath.Join(base, "system.slice", "docker-"+other+".scope")
+	if err := os.MkdirAll(otherCg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(otherCg) })
+	var fs string
+	h := startAgent(t, func(f string) string {
+		fs = f
+		return `apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: pod-secrets}
+spec:
+  files: {containerPaths: ["/etc/app/**"]}
+  rules:
+    - name: payments-api
+      operations: [open]
+      # container: any as well, to be more specific than other-containers
+      # (deny would win at equal specificity).
+      subjects: {container: any, kubernetes: {namespaces: [payments], podLabels: {matchLabels: {app: payments-api}}}}
+      effect: audit
+    - {name: other-containers, operations: [open], subjects: {container: any}, effect: deny}
+`
+	}, func(c *config.Config) {
+		c.MarkOnly = []string{fs}
+		c.CRI.Endpoints = []string{sock}
+	})
+	root := busyboxRoot(t, busybox)
+	waitFor(t, func() bool {
+		_, err := inContainer(t, cg, root, h.path("secret"), "cat /etc/app/plan.txt")
+		return err == nil
+	}, "the payments pod's container to be allowed")
+	out, err := inContainer(t, otherCg, root, h.path("secret"), "cat /etc/app/plan.txt")
+	mustDeny(t, out, err, "a container outside the pod")
+	h.stop()
+	var podRec, otherRec bool
+	for _, r := range h.audit.records(t) {
+		switch {
+		case r.Decision == "audit" && r.Rule == "payments-api":
+			podRec = true
+			if r.Pod != "payments/api-0" || r.ContainerID != id || r.ContainerPath != "/etc/app/plan.txt" || r.Path == "" {
+				t.Errorf("the pod's record: %+v", r)
+			}
+		case r.Decision == "deny" && r.ContainerID == other:
+			otherRec = true
+			if r.ContainerPath != "/etc/app/plan.txt" || r.Pod != "" {
+				t.Errorf("the other container's record: %+v", r)
+			}
+		}
+	}
+	if !podRec || !otherRec {
+		t.Errorf("records: pod %v, other container %v among %d records", podRec, otherRec, len(h.audit.records(t)))
 	}
 }
