@@ -15,7 +15,7 @@
 # docs/benchmarks.md for what each row means.
 set -euo pipefail
 
-FILES=20000 PASSES=5 PAIRS=5 EXECS=500 TWO=1 FAPO=1 SPIN=1
+FILES=20000 PASSES=3 PAIRS=5 EXECS=200 TWO=1 FAPO=1 SPIN=1
 ONLY="" OUTPUT="" RAW="" WORKBASE=/tmp SPIN_US=200 LISTENER_TIMEOUT=900
 usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
@@ -360,13 +360,15 @@ table() {
 			s = $3; c[s]++
 			r[s, c[s]] = $5; q[s, c[s]] = $5 / $4; f[s, c[s]] = $6 / $7; u[s, c[s]] = $8 / $9 * 100000
 		}
+		function lo(s,   i, m) { m = q[s, 1]; for (i = 2; i <= c[s]; i++) if (q[s, i] < m) m = q[s, i]; return m }
+		function hi(s,   i, m) { m = q[s, 1]; for (i = 2; i <= c[s]; i++) if (q[s, i] > m) m = q[s, i]; return m }
 		function med(kind, s,   a, i) {
 			for (i = 1; i <= c[s]; i++) a[i] = (kind == "r" ? r[s, i] : kind == "q" ? q[s, i] : kind == "f" ? f[s, i] : u[s, i]);
 			return median(a, c[s])
 		}
 		END {
 			if (!c["open1"]) { printf "| %s | skipped |\n", label; exit }
-			line = sprintf("| %s | %.0f | %.3f | %s | %s |", label, med("r", "open1"), med("q", "open1"),
+			line = sprintf("| %s | %.0f | %.3f (%.3f-%.3f) | %s | %s |", label, med("r", "open1"), med("q", "open1"), lo("open1"), hi("open1"),
 				(med("f", "open1") > 0 ? sprintf("%.0f%%", 100 * med("f", "open1")) : "0"),
 				(cfg == "none" ? "-" : sprintf("%.2f", med("u", "open1"))))
 			if (two) line = line sprintf(" %.0f | %.3f | %.2f |", med("r", "open2"), med("q", "open2"), med("r", "open2") / med("r", "open1"))
@@ -377,7 +379,7 @@ table() {
 	done
 	[ -n "$FAPO_SKIP" ] && { echo; echo "fapolicyd row skipped: $FAPO_SKIP"; }
 	echo
-	echo "Ratios are medians of per-pair ratios against the no-listener run of the same pair (on the identical copy of the files); rates are medians. CPU is the listener's utime+stime over the whole workload run, warm-up pass included, per 100,000 opens the workload made."
+	echo "Ratios are medians of per-pair ratios against the no-listener run of the same pair (on the identical copy of the files); rates are medians; the range after the 1-process ratio is the lowest and highest of the pairs. CPU is the listener's utime+stime over the whole workload run, warm-up pass included, per 100,000 opens the workload made."
 }
 table | tee "$W/table.md"
 [ -n "$OUTPUT" ] && cp "$W/table.md" "$OUTPUT"
