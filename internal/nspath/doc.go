@@ -58,17 +58,21 @@
 // reads hostPath in turn as a path in the agent's own view, in the node's
 // view (PID 1 under the Resolver's root; skipped when it is the agent's),
 // and in the process's own view (the answer is then hostPath itself), and
-// takes the first reading the tables can place. A path of the form
-// /proc/N/root/rest or <root>/proc/N/root/rest is read in N's view only.
+// takes the first reading the tables can place. The process's reading is
+// tried only when no earlier view explains the path: when none has the
+// device mounted there, or no file of the device exists at that path in
+// it (one stat(2)). A path of the form /proc/N/root/rest or
+// <root>/proc/N/root/rest is read in N's view only.
 //
-// The first reading that places is not always the right one: when the
-// agent's view has the device at a path that, read as the agent's, leads
-// to another file the process can also see, ContainerPath names that other
+// A reading that places is not always the right one: when the agent's
+// view has the device at a path that, read as the agent's, leads to
+// another file the process can also see, ContainerPath names that other
 // file. ContainerPathOf takes the file's inode as well and checks every
 // reading's answer inside the process's root (openat2(2) with
 // RESOLVE_IN_ROOT and RESOLVE_NO_SYMLINKS, then fstat): the agent, which
 // has the event descriptor, should call it. It costs an open, an openat2,
-// an fstat and two closes per reading tried.
+// an fstat and two closes per reading tried. TestLiveContainer builds that
+// trap and shows both answers.
 //
 // Paths are compared as strings, segment by segment; nothing is resolved.
 // A configmap file is reached through "..data" symlinks, so the canonical
@@ -79,9 +83,11 @@
 // is matched against events. A readlink of a deleted file ends in
 // " (deleted)": callers strip it first.
 //
-// Not handled: a process whose root is not the root of a mount in its own
-// table (a chroot into a plain subdirectory, without pivot_root, lists no
-// mount at "/"; mounts below its root are still found).
+// A process chrooted into a plain directory (no pivot_root) has no mount
+// at "/" in its mountinfo, which lists only mounts at or below its root:
+// the Resolver finds its root directory in the agent's view (readlink of
+// /proc/PID/root, on the device of the root) and adds it to the table as a
+// mount of that subtree at "/" (TestLiveChroot).
 //
 // # The cache
 //

@@ -140,18 +140,20 @@ echo ready
 exec /bin/busybox sleep 600
 `
 
-// startContainer starts containerScript and returns the PID (in the test's
+// startContainer starts script (containerScript, chrootScript) with
+// arguments rootfs and args, and returns the PID (in the test's
 // PID namespace) of the process inside the namespaces once it is ready.
 // The process and unshare are killed by PID in t.Cleanup.
-func startContainer(t *testing.T, unshare, rootfs, volume, volfs string) int {
+func startContainer(t *testing.T, unshare, rootfs, script string, args ...string) int {
 	t.Helper()
 	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stderr.Close()
-	cmd := exec.Command(unshare, "--mount", "--pid", "--fork", "--propagation", "private", "--kill-child",
-		filepath.Join(rootfs, "bin/busybox"), "sh", "-c", containerScript, "sh", rootfs, volume, volfs)
+	argv := append([]string{"--mount", "--pid", "--fork", "--propagation", "private", "--kill-child",
+		filepath.Join(rootfs, "bin/busybox"), "sh", "-c", script, "sh", rootfs}, args...)
+	cmd := exec.Command(unshare, argv...)
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
@@ -260,7 +262,7 @@ func TestLiveContainer(t *testing.T) {
 	unbound := filepath.Join(layers, "unbound.txt") // the layers' tmpfs is not in the container
 	mustWrite(t, unbound, "not bound\n")
 
-	pid := startContainer(t, unshare, merged, volume, volfs)
+	pid := startContainer(t, unshare, merged, containerScript, volume, volfs)
 	r := New("/", Options{})
 
 	containerPath := func(t *testing.T, hostPath string, dev uint64, want string) {
@@ -401,4 +403,67 @@ func TestLiveContainer(t *testing.T) {
 		hostPath(t, "/run/private/only-here.txt", "/run/private/only-here.txt", statT(t, via), via, true)
 		containerPath(t, via, statT(t, via).Dev, "/run/private/only-here.txt")
 	})
+}
+
+// chrootScript is a container without pivot_root: a bind of the volume
+// into a plain directory, then chroot(2) into it. The process's mountinfo
+// then lists /etc/app but no mount at "/".
+const chrootScript = `set -e
+R="$1"; SRC="$2"; BB="$R/bin/busybox"
+"$BB" mount -o bind,ro "$SRC" "$R/etc/app"
+exec "$BB" chroot "$R" /bin/busybox sh -c 'echo ready; exec /bin/busybox sleep 600'
+`
+
+// TestLiveChroot checks a process chrooted into a plain directory of a
+// tmpfs, in a mount namespace of its own: the files of its root come from
+// the root directory the agent finds for it.
+func TestLiveChroot(t *testing.T) {
+	testutil.RequireRoot(t)
+	busybox := requireBusybox(t)
+	unshare := requireUnshare(t)
+	testutil.CheckFDLeaks(t)
+
+	fsDir := testutil.MountTmpfs(t)
+	jail := filepath.Join(fsDir, "jail")
+	copyFile(t, busybox, filepath.Join(jail, "bin/busybox"), 0o755)
+	if err := os.MkdirAll(filepath.Join(jail, "etc/app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(jail, "etc/motd"), "in the jail\n")
+	outside := filepath.Join(fsDir, "outside.txt")
+	mustWrite(t, outside, "next to the jail\n")
+	volume := filepath.Join(fsDir, "volume")
+	hostSecret := filepath.Join(volume, "secret.yaml")
+	mustWrite(t, hostSecret, "password: hunter2\n")
+
+	pid := startContainer(t, unshare, jail, chrootScript, volume)
+	r := New("/", Options{})
+	for _, tc := range []struct{ hostPath, want string }{
+		{filepath.Join(jail, "etc/motd"), "/etc/motd"},
+		{filepath.Join(jail, "bin/busybox"), "/bin/busybox"},
+		{jail, "/"},
+		{hostSecret, "/etc/app/secret.yaml"},
+		{outside, ""},
+	} {
+		st := statT(t, tc.hostPath)
+		got, ok, err := r.ContainerPath(pid, tc.hostPath, st.Dev)
+		if err != nil || ok != (tc.want != "") || got != tc.want {
+			t.Errorf("ContainerPath(%q) = %q, %v, %v; want %q", tc.hostPath, got, ok, err, tc.want)
+		}
+		if tc.want == "" {
+			continue
+		}
+		if got, ok, err := r.ContainerPathOf(pid, tc.hostPath, st.Dev, st.Ino); err != nil || !ok || got != tc.want {
+			t.Errorf("ContainerPathOf(%q) = %q, %v, %v; want %q", tc.hostPath, got, ok, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"/etc/motd", filepath.Join(jail, "etc/motd")},
+		{"/etc/app/secret.yaml", hostSecret},
+	} {
+		f, err := r.HostPath(pid, tc.in)
+		if err != nil || f.Path != tc.want || f.ViaProcRoot {
+			t.Errorf("HostPath(%q) = %+v, %v; want %q", tc.in, f, err, tc.want)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -266,6 +267,7 @@ func (r *Resolver) procView(pid int, maxAge time.Duration) (*view, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount table: %w", err)
 	}
+	mounts = r.withRootMount(pid, k, mounts)
 	v = &view{key: k, tab: mountinfo.NewTable(mounts), loaded: now}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -274,6 +276,48 @@ func (r *Resolver) procView(pid int, maxAge time.Duration) (*view, error) {
 	}
 	r.views[k] = v
 	return v, nil
+}
+
+// withRootMount completes the table of a process chrooted into a plain
+// directory. mountinfo lists only the mounts at or below the process's
+// root (proc(5)), so such a table has no mount at "/" and the files of
+// the root's own filesystem could not be placed. The root directory is
+// found in the agent's view (readlink of /proc/PID/root, on the device
+// the key holds) and prepended as a mount of that subtree at "/". A table
+// with a mount at "/" is returned unchanged, and so is one whose root the
+// agent cannot place.
+func (r *Resolver) withRootMount(pid int, k viewKey, mounts []mountinfo.Mount) []mountinfo.Mount {
+	for i := range mounts {
+		if mounts[i].MountPoint == "/" {
+			return mounts
+		}
+	}
+	target, err := os.Readlink(r.procPath(pid, "root"))
+	if err != nil || !path.IsAbs(target) {
+		return mounts
+	}
+	self, err := r.selfView(0)
+	if err != nil {
+		return mounts
+	}
+	major, minor, err := splitDev(k.rootDev)
+	if err != nil {
+		return mounts
+	}
+	target = path.Clean(target)
+	i, ok := locate(self.tab, target, major, minor)
+	if !ok {
+		return mounts
+	}
+	m := self.tab.At(i)
+	root := mountinfo.Mount{
+		ID: -1, ParentID: -1, // matches no real mount
+		Major: m.Major, Minor: m.Minor,
+		Root:       fsPath(m, target),
+		MountPoint: "/",
+		Options:    m.Options, FSType: m.FSType, Source: m.Source, SuperOptions: m.SuperOptions,
+	}
+	return append([]mountinfo.Mount{root}, mounts...)
 }
 
 // evict makes room for one table: expired tables go, and if none had
@@ -346,9 +390,7 @@ func (r *Resolver) containerPath(pid int, hostPath string, dev, ino uint64, veri
 		return fail(err)
 	}
 	srcPID, p := r.splitProcRoot(hostPath)
-	accept := func(s string, ok bool) bool {
-		return ok && (!verify || r.sameFile(pid, s, dev, ino))
-	}
+	accept := func(s string) bool { return !verify || r.sameFile(pid, s, dev, ino) }
 	maxAge := time.Duration(0)
 	for attempt := 0; ; attempt++ {
 		// The agent's table first: a process in the agent's own view then
@@ -375,7 +417,24 @@ func (r *Resolver) containerPath(pid int, hostPath string, dev, ino uint64, veri
 		if dst.loaded.Before(oldest) {
 			oldest = dst.loaded
 		}
-		if s, ok := translate(src.tab, dst.tab, p, major, minor); accept(s, ok) {
+		// reading reads p in view v (of process viewPID, 0 for the
+		// agent). explained is true when the view has the device at p
+		// and, unless verifying, a file of that device exists there: the
+		// path then names a file of that view, and the process's own
+		// reading of it is not tried.
+		reading := func(v *view, viewPID int) (s string, ok, explained bool) {
+			i, found := locate(v.tab, p, major, minor)
+			if !found {
+				return "", false, false
+			}
+			m := v.tab.At(i)
+			if s, ok := place(dst.tab, fsPath(m, p), m.Major, m.Minor); ok && accept(s) {
+				return s, true, true
+			}
+			return "", false, !verify && r.existsIn(viewPID, p, dev)
+		}
+		s, ok, explained := reading(src, srcPID)
+		if ok {
 			return s, true, nil
 		}
 		if srcPID == 0 {
@@ -387,13 +446,17 @@ func (r *Resolver) containerPath(pid int, hostPath string, dev, ino uint64, veri
 				if node.loaded.Before(oldest) {
 					oldest = node.loaded
 				}
-				if s, ok := translate(node.tab, dst.tab, p, major, minor); accept(s, ok) {
+				s, ok, nodeExplained := reading(node, 1)
+				if ok {
 					return s, true, nil
 				}
+				explained = explained || nodeExplained
 			}
 		}
-		if s, ok := foreign(dst.tab, p, major, minor); accept(s, ok) {
-			return s, true, nil
+		if !explained {
+			if s, ok := foreign(dst.tab, p, major, minor); ok && accept(s) {
+				return s, true, nil
+			}
 		}
 		if attempt > 0 || r.retryAfter < 0 || r.now().Sub(oldest) < r.retryAfter {
 			return "", false, nil

@@ -239,3 +239,15 @@ func openat2Retry(dirfd int, name string, how *unix.OpenHow) (int, error) {
 	}
 	return -1, unix.EAGAIN
 }
+
+// existsIn reports whether p, as a path in the view of process viewPID (0:
+// the agent's own, where p is used as it is), names a file on device dev.
+// It follows symlinks as the view's owner would; it is a plausibility
+// check for ContainerPath, not a proof.
+func (r *Resolver) existsIn(viewPID int, p string, dev uint64) bool {
+	if viewPID != 0 {
+		p = r.procPath(viewPID, "root") + p
+	}
+	var st unix.Stat_t
+	return statRetry(p, &st) == nil && st.Dev == dev
+}

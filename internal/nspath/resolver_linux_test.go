@@ -107,6 +107,9 @@ func TestContainerPathFixture(t *testing.T) {
 		{"via /proc/N/root of a host process", "/proc/7/root/var/lib/docker/volumes/pgdata/_data/y", dev(259, 2), "/data/y", true},
 		{"via /proc/self/root", "/proc/self/root" + dockerMerged + "/bin/sh", dev(0, 115), "/bin/sh", true},
 		{"invisible", "/etc/shadow", dev(259, 2), "", false},
+		// No /work/go.mod here on 259:2: the path is read as the
+		// container's own (a readlink from its namespace).
+		{"the container's own path of a bind", "/work/go.mod", dev(259, 2), "/work/go.mod", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

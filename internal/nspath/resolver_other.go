@@ -22,3 +22,6 @@ func (r *Resolver) HostPath(pid int, containerPath string) (File, error) {
 
 // sameFile is never true off Linux.
 func (r *Resolver) sameFile(pid int, containerPath string, dev, ino uint64) bool { return false }
+
+// existsIn is never true off Linux.
+func (r *Resolver) existsIn(viewPID int, p string, dev uint64) bool { return false }

@@ -23,7 +23,10 @@ import (
 // procMounts has the device at hostPath itself, hostPath is returned as it
 // is: a readlink of a file on a mount outside the reader's namespace
 // prints the path from that namespace's root (see "Which view a path is
-// in" in the package documentation).
+// in" in the package documentation). When hostMounts does have the device
+// there, hostPath is taken as the viewer's path; the Resolver also tries
+// the process's reading when no file of the device exists at hostPath in
+// the viewer's view, which a pure function cannot know.
 //
 // Paths are handled lexically: hostPath is cleaned but no symlink is
 // resolved, so it should be canonical (a readlink of an open file is). A
@@ -41,17 +44,9 @@ func TranslateTables(host, proc *mountinfo.Table, hostPath string, major, minor 
 		return "", false
 	}
 	p := path.Clean(hostPath)
-	if s, ok := translate(host, proc, p, major, minor); ok {
-		return s, true
-	}
-	return foreign(proc, p, major, minor)
-}
-
-// translate is steps 1 to 3 of the algorithm for a clean, absolute p.
-func translate(host, proc *mountinfo.Table, p string, major, minor uint32) (string, bool) {
 	src, ok := locate(host, p, major, minor)
 	if !ok {
-		return "", false
+		return foreign(proc, p, major, minor)
 	}
 	m := host.At(src)
 	// Match the process's mounts by the device of the source mount: with

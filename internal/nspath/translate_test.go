@@ -85,6 +85,10 @@ func TestTranslateDocker(t *testing.T) {
 		{"wrong device", "/var/lib/docker/volumes/pgdata/_data/x", 8, 1, ""},
 		{"other filesystem", "/boot/efi/EFI/debian/grubx64.efi", 259, 1, ""},
 		{"relative path", "etc/passwd", 259, 2, ""},
+		// A readlink from the container's own namespace of its bind at
+		// /work: the host has 259:2 at "/", so the pure function takes
+		// the path as the host's (the Resolver checks whether it exists).
+		{"container path on a device the host has at that path", "/work/go.mod", 259, 2, ""},
 	})
 }
 
