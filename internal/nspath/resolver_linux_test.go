@@ -2,6 +2,7 @@ package nspath
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -495,5 +496,48 @@ func TestContainerPathFromAPod(t *testing.T) {
 	// The fixture's process root is empty: no reading can be verified.
 	if got, ok, err := r.ContainerPathOf(42, "/etc/hosts", dev(259, 1), 1234); ok || err != nil {
 		t.Errorf("ContainerPathOf = %q, %v, %v; want no verified answer", got, ok, err)
+	}
+}
+
+// TestChrootRootMount is TestLiveChroot without root: a process chrooted
+// into <tmp>/jail whose mountinfo lists only its bind at /data. The
+// fixture's device numbers are those of the temporary directory, so that
+// the readlink and statx of proc/60/root agree with the tables.
+func TestChrootRootMount(t *testing.T) {
+	root := t.TempDir()
+	jail := filepath.Join(root, "jail")
+	mustWrite(t, filepath.Join(jail, "etc/motd"), "in the jail\n")
+	mustWrite(t, filepath.Join(jail, "vol/x"), "volume\n")
+	mustWrite(t, filepath.Join(root, "outside"), "next to the jail\n")
+	st := statT(t, root)
+	mm := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	mustWrite(t, filepath.Join(root, "proc/self/mountinfo"), "1 1 "+mm+" / / rw - ext4 /dev/x rw\n")
+	mustWrite(t, filepath.Join(root, "proc/60/mountinfo"), "5 4 "+mm+" "+jail+"/vol /data rw - ext4 /dev/x rw\n")
+	if err := os.MkdirAll(filepath.Join(root, "proc/60/ns"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "proc/self/ns"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustSymlink(t, "mnt:[4026532060]", filepath.Join(root, "proc/60/ns/mnt"))
+	mustSymlink(t, jail, filepath.Join(root, "proc/60/root"))
+	mustSymlink(t, "mnt:[4026531841]", filepath.Join(root, "proc/self/ns/mnt"))
+	mustSymlink(t, root, filepath.Join(root, "proc/self/root"))
+
+	r := New(root, Options{SelfRoot: root})
+	for _, tc := range []struct{ hostPath, want string }{
+		{filepath.Join(jail, "etc/motd"), "/etc/motd"},
+		{jail, "/"},
+		{filepath.Join(jail, "vol/x"), "/data/x"},
+		{filepath.Join(root, "outside"), ""},
+	} {
+		got, ok, err := r.ContainerPath(60, tc.hostPath, st.Dev)
+		if err != nil || ok != (tc.want != "") || got != tc.want {
+			t.Errorf("ContainerPath(%q) = %q, %v, %v; want %q", tc.hostPath, got, ok, err, tc.want)
+		}
+	}
+	f, err := r.HostPath(60, "/etc/motd")
+	if err != nil || f.Path != filepath.Join(jail, "etc/motd") || f.ViaProcRoot {
+		t.Errorf("HostPath(/etc/motd) = %+v, %v", f, err)
 	}
 }
