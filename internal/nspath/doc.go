@@ -97,7 +97,10 @@
 // device and inode of /proc/PID/root: two processes of one namespace, one
 // chrooted, see different tables. The key costs a readlink(2) and a
 // statx(2) per call, made through stack buffers, so a call on a cached
-// view allocates nothing but its answer (BenchmarkContainerPath). The
+// view allocates nothing but its answer (BenchmarkContainerPath): about
+// 10 µs on the 2-vCPU development VM, nearly all of it those two /proc
+// system calls, against under 1 µs for the translation itself
+// (BenchmarkTranslateTables); ContainerPathOf about 23 µs. The
 // agent's own table comes from /proc/self/mountinfo under Options.SelfRoot
 // and is shared by every process in the agent's view.
 //
