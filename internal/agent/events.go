@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/drmfilter/drmfilter/internal/audit"
 	"github.com/drmfilter/drmfilter/internal/cri"
 	"github.com/drmfilter/drmfilter/internal/fanotify"
@@ -343,32 +345,31 @@ func modeOf(global string, d policy.Decision) string {
 }
 
 // containerPath is the path under which the job's process sees its file.
-//
-// The path the agent read from the event's descriptor is d_path of the
-// file's mount, which depends on where that mount lives: if the agent can
-// see the mount, it is a host path, translated through the mount tables
-// (nspath); if the mount exists only in the process's mount namespace (a
-// bind mount made inside a container), it is already the path in that
-// namespace, and the container path is what lies below the process's root
-// directory (/proc/PID/root, where a chroot or pivot_root put it).
+// The path read from the event's descriptor is d_path of the file's mount:
+// a host path when the agent can see that mount, the path in the
+// container's own view when the mount exists only in the container's
+// namespace. nspath tries each reading and keeps the one under which the
+// file, looked up inside the process's root, is this very inode. For a
+// chrooted process whose bind mount the agent cannot see, the path below
+// the process's root directory is tried last, checked the same way.
 func (a *Agent) containerPath(j *job) (string, bool) {
-	if cp, ok, err := a.ns.ContainerPath(int(j.ev.Pid), j.path, j.st.Dev); err == nil && ok {
+	if cp, ok, err := a.ns.ContainerPathOf(int(j.ev.Pid), j.path, j.st.Dev, j.st.Ino); err == nil && ok {
 		return cp, true
 	}
-	root, err := os.Readlink(filepath.Join(a.cfg.HostRoot, "proc", strconv.Itoa(int(j.ev.Pid)), "root"))
-	if err != nil || !filepath.IsAbs(root) {
+	procRoot := filepath.Join(a.cfg.HostRoot, "proc", strconv.Itoa(int(j.ev.Pid)), "root")
+	root, err := os.Readlink(procRoot)
+	if err != nil || !filepath.IsAbs(root) || root == "/" {
 		return "", false
 	}
-	if root == "/" {
-		return j.path, true
+	rest, ok := strings.CutPrefix(j.path, root)
+	if !ok || rest == "" || rest[0] != '/' {
+		return "", false
 	}
-	if rest, ok := strings.CutPrefix(j.path, root); ok && (rest == "" || rest[0] == '/') {
-		if rest == "" {
-			rest = "/"
-		}
-		return rest, true
+	var st unix.Stat_t
+	if err := unix.Stat(procRoot+rest, &st); err != nil || st.Dev != j.st.Dev || st.Ino != j.st.Ino {
+		return "", false
 	}
-	return "", false
+	return rest, true
 }
 
 // podInfo fills the subject's image and pod from the container runtime's
