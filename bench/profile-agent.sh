@@ -7,19 +7,23 @@
 # same way for comparison.
 #
 #   sudo bench/profile-agent.sh [--files N] [--passes P] [--policy allowed|denied|uncovered]
-#        [--out DIR]
+#        [--execs M] [--out DIR]
+#
+# With --execs M the workload execs a static binary on the tmpfs M times
+# instead of opening files (two permission events per exec).
 #
 # Writes DIR/perf-<listener>.data and DIR/report-<listener>.txt (flat, self
 # time) and DIR/callers-<listener>.txt (with callers), and prints a summary.
 # Runs in a mount namespace of its own, on a tmpfs it makes; marks nothing else.
 set -euo pipefail
-FILES=20000 PASSES=5 POLICY=allowed OUT=""
+FILES=20000 PASSES=5 POLICY=allowed OUT="" EXECS=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--files) FILES=$2; shift 2 ;;
 	--passes) PASSES=$2; shift 2 ;;
 	--policy) POLICY=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
+	--execs) EXECS=$2; shift 2 ;;
 	-h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "unknown argument: $1" >&2; exit 2 ;;
 	esac
@@ -37,7 +41,7 @@ if [ -z "${FPROF_INNER:-}" ]; then
 	(cd "$repo" && go build -o "$W/bin/drmfilter" ./cmd/drmfilter)
 	rc=0
 	FPROF_INNER=1 FPROF_W="$W" unshare -m --propagation private -- "$0" --files "$FILES" --passes "$PASSES" \
-		--policy "$POLICY" --out "$OUT" || rc=$?
+		--policy "$POLICY" --out "$OUT" --execs "$EXECS" || rc=$?
 	echo "profiles in $OUT"
 	# keep OUT (it may be under W): remove only the rest
 	find "$W" -mindepth 1 -maxdepth 1 ! -path "$OUT" -exec rm -rf {} +
@@ -54,22 +58,23 @@ stop() {
 trap 'stop; umount "$A" 2>/dev/null || umount -l "$A"' EXIT
 mkdir -p "$A"
 mount -t tmpfs -o "size=$(( FILES * 8 / 1024 + 64 ))m" fprof "$A"
-mkdir -p "$A/files" "$A/protected"
+mkdir -p "$A/files" "$A/protected" "$A/bin"
 "$BIN/workload" make "$A/files" "$FILES"
+cp "$BIN/workload" "$A/bin/true"
 case $POLICY in
 uncovered) paths="\"$A/protected/**\"" rules="    - name: nobody
-      operations: [open]
+      operations: [open, exec]
       effect: deny" ;;
-allowed) paths="\"$A/files/**\"" rules="    - name: workload-may
-      operations: [open]
+allowed) paths="\"$A/files/**\", \"$A/bin/**\"" rules="    - name: workload-may
+      operations: [open, exec]
       subjects:
         executables: [\"$BIN/workload\"]
       effect: allow
     - name: everyone-else
-      operations: [open]
+      operations: [open, exec]
       effect: deny" ;;
-denied) paths="\"$A/files/**\"" rules="    - name: workload-may-not
-      operations: [open]
+denied) paths="\"$A/files/**\", \"$A/bin/**\"" rules="    - name: workload-may-not
+      operations: [open, exec]
       subjects:
         executables: [\"$BIN/workload\"]
       effect: deny" ;;
@@ -93,10 +98,14 @@ ctxsw() { # voluntary and involuntary switches of every thread
 }
 profile() { # name
 	local name=$1 c0 c1 s0 s1 out ev
+	local cmd=("$BIN/workload" open "$A/files" "$FILES" "$PASSES")
 	ev=$(( FILES * (PASSES + 1) ))
+	if [ "$EXECS" -gt 0 ]; then
+		name=$name-exec cmd=("$BIN/workload" exec "$A/bin/true" "$EXECS") ev=$(( EXECS * 2 ))
+	fi
 	c0=$(ticks "$LPID"); s0=$(ctxsw "$LPID")
 	perf record -q -g -e cpu-clock -F 2000 -p "$LPID" -o "$OUT/perf-$name.data" -- \
-		timeout 300 "$BIN/workload" open "$A/files" "$FILES" "$PASSES" >"$W/wl.out" 2>/dev/null
+		timeout 300 "${cmd[@]}" >"$W/wl.out" 2>/dev/null
 	out=$(cat "$W/wl.out")
 	c1=$(ticks "$LPID"); s1=$(ctxsw "$LPID")
 	perf report -i "$OUT/perf-$name.data" --no-children --sort symbol --percent-limit 0.7 --stdio -g none 2>/dev/null \
