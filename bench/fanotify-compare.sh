@@ -377,6 +377,26 @@ table() {
 			print line
 		}' "$RESULTS"
 	done
+	echo
+	# the issue's comparisons, pair by pair (same pair, so the same host load)
+	awk -F'\t' '
+	function median(arr, n,   i, j, t) {
+		for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j+1] = arr[j]; arr[j+1] = t }
+		return n % 2 ? arr[(n+1)/2] : (arr[n/2] + arr[n/2+1]) / 2
+	}
+	$1 != "hwm" { rate[$1, $2, $3] = $5; if ($1 > k) k = $1 }
+	END {
+		split("drm-allowed fapolicyd 1.5|drm-allowed noop 1|drm-denied drm-allowed 1", cmp, "|")
+		for (c in cmp) order[c] = cmp[c]
+		for (c = 1; c <= 3; c++) {
+			split(order[c], f, " ")
+			for (s = 1; s <= 2; s++) {
+				set = s == 1 ? "open1" : "open2"; n = 0
+				for (i = 1; i <= k; i++) if (rate[i, f[1], set] > 0 && rate[i, f[2], set] > 0) a[++n] = rate[i, f[1], set] / rate[i, f[2], set]
+				if (n) printf "- %s / %s, %s: %.2f (median of %d pairs; issue 6 asks at least %s)\n", f[1], f[2], (set == "open1" ? "1 process" : "2 processes"), median(a, n), n, f[3]
+			}
+		}
+	}' "$RESULTS"
 	[ -n "$FAPO_SKIP" ] && { echo; echo "fapolicyd row skipped: $FAPO_SKIP"; }
 	echo
 	echo "Ratios are medians of per-pair ratios against the no-listener run of the same pair (on the identical copy of the files); rates are medians; the range after the 1-process ratio is the lowest and highest of the pairs. CPU is the listener's utime+stime over the whole workload run, warm-up pass included, per 100,000 opens the workload made."
