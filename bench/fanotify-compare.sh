@@ -6,17 +6,19 @@
 #
 #   sudo bench/fanotify-compare.sh [--files N] [--passes P] [--pairs K]
 #        [--execs M] [--no-2proc] [--no-fapolicyd] [--no-spin]
-#        [--only LIST] [--output FILE] [--raw FILE] [--workdir DIR]
+#        [--only LIST] [--fs tmpfs,ext4] [--output FILE] [--raw FILE] [--workdir DIR]
 #
 # Everything runs in a mount namespace of its own: the files live on two
 # tmpfs mounts made here (one marked by the listener under test, an
 # identical copy for the no-listener runs), nothing else is marked, and
-# every listener runs under `timeout` and is stopped by PID. See
+# every listener runs under `timeout` and is stopped by PID. --fs ext4 runs
+# the same on two ext4 images on loop devices (without fapolicyd, which
+# would have to watch every ext4 mount, / included). See
 # docs/benchmarks.md for what each row means.
 set -euo pipefail
 
 FILES=20000 PASSES=3 PAIRS=5 EXECS=200 TWO=1 FAPO=1 SPIN=1
-ONLY="" OUTPUT="" RAW="" WORKBASE=/tmp SPIN_US=200 LISTENER_TIMEOUT=900
+ONLY="" FSLIST=tmpfs OUTPUT="" RAW="" WORKBASE=/tmp SPIN_US=200 LISTENER_TIMEOUT=900
 usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
 	--no-fapolicyd) FAPO=0; shift ;;
 	--no-spin) SPIN=0; shift ;;
 	--only) ONLY=$2; shift 2 ;;
+	--fs) FSLIST=$2; shift 2 ;;
 	--output) OUTPUT=$2; shift 2 ;;
 	--raw) RAW=$2; shift 2 ;;
 	--workdir) WORKBASE=$2; shift 2 ;;
@@ -62,7 +65,7 @@ if [ -z "${FCMP_INNER:-}" ]; then
 	FCMP_INNER=1 FCMP_W="$W" FCMP_REV="$rev" \
 		unshare -m --propagation private -- "$0" --files "$FILES" --passes "$PASSES" --pairs "$PAIRS" \
 		--execs "$EXECS" $([ $TWO = 1 ] || echo --no-2proc) $([ $FAPO = 1 ] || echo --no-fapolicyd) \
-		$([ $SPIN = 1 ] || echo --no-spin) ${ONLY:+--only "$ONLY"} ${OUTPUT:+--output "$OUTPUT"} ${RAW:+--raw "$RAW"} || rc=$?
+		$([ $SPIN = 1 ] || echo --no-spin) ${ONLY:+--only "$ONLY"} --fs "$FSLIST" ${OUTPUT:+--output "$OUTPUT"} ${RAW:+--raw "$RAW"} || rc=$?
 	if [ -d "$W/fapolicyd-backup" ]; then
 		log "restoring fapolicyd's configuration (the inner part did not)"
 		rm -rf /etc/fapolicyd && cp -a "$W/fapolicyd-backup/etc" /etc/fapolicyd
@@ -75,12 +78,11 @@ fi
 
 # ---------------------------------------------------------------- inner part
 W=$FCMP_W
-A=$W/a   # marked by the listener under test
-B=$W/b   # identical copy on another tmpfs, for the no-listener runs
+A="" B=""   # the mount the listener under test marks, and the identical copy for the references
 BIN=$W/bin
 HZ=$(getconf CLK_TCK)
-RESULTS=$W/results.tsv
-: >"$RESULTS"
+RESULTS=""
+MOUNTS=()
 LPID="" TPID="" FAPO_ACTIVE=0
 
 cpu_ticks() { # utime+stime of a process, all threads
@@ -112,22 +114,40 @@ restore_fapolicyd() {
 cleanup() {
 	stop_listener
 	restore_fapolicyd
-	umount "$A" 2>/dev/null || umount -l "$A" 2>/dev/null || true
-	umount "$B" 2>/dev/null || umount -l "$B" 2>/dev/null || true
+	local m
+	for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+	MOUNTS=()
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- the files: two identical tmpfs mounts
-size_mb=$(( FILES * 8 / 1024 + 64 ))
-for m in "$A" "$B"; do
-	mkdir -p "$m"
-	mount -t tmpfs -o "size=${size_mb}m,mode=755" fcmp "$m"
-	mkdir -p "$m/files" "$m/bin" "$m/protected"
-	"$BIN/workload" make "$m/files" "$FILES"
-	cp "$BIN/workload" "$m/bin/true"
-done
-log "made $FILES files of 1 KiB on two tmpfs mounts ($A, $B)"
+# --- the files: two identical mounts of one filesystem type, and policies
+setup_fs() { # tmpfs | ext4
+	local fs=$1 m size_mb=$(( FILES * 8 / 1024 + 64 ))
+	A=$W/$fs-a B=$W/$fs-b
+	for m in "$A" "$B"; do
+		mkdir -p "$m"
+		case $fs in
+		tmpfs) mount -t tmpfs -o "size=${size_mb}m,mode=755" fcmp "$m" ;;
+		ext4)
+			truncate -s "$(( size_mb * 2 ))M" "$m.img"
+			mkfs.ext4 -q -F -N $(( FILES + 1024 )) "$m.img"
+			mount -o loop "$m.img" "$m" ;;
+		*) echo "unknown filesystem type $fs" >&2; exit 2 ;;
+		esac
+		MOUNTS+=("$m")
+		mkdir -p "$m/files" "$m/bin" "$m/protected"
+		"$BIN/workload" make "$m/files" "$FILES"
+		cp "$BIN/workload" "$m/bin/true"
+	done
+	log "made $FILES files of 1 KiB on two $fs mounts ($A, $B)"
+	write_policies
+}
+teardown_fs() {
+	local m
+	for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; rm -f "$m.img"; done
+	MOUNTS=()
+}
 
 # --- policies
 policy() { # name, paths, rules
@@ -143,6 +163,7 @@ spec:
 $3
 EOF
 }
+write_policies() {
 policy uncovered "\"$A/protected/**\"" "    - name: nobody
       operations: [open, exec]
       effect: deny"
@@ -160,6 +181,7 @@ policy denied "\"$A/files/**\", \"$A/bin/**\"" "    - name: workload-may-not
         executables: [\"$BIN/workload\"]
       effect: deny"
 for p in uncovered allowed denied; do "$BIN/drmfilter" policy check "$W/$p.yaml" >/dev/null; done
+}
 
 # --- fapolicyd: possible?
 FAPO_SKIP=""
@@ -258,7 +280,7 @@ measure() { # round config set
 CONFIGS=(none noop)
 [ $SPIN = 1 ] && CONFIGS+=(noop-spin)
 CONFIGS+=(drm-uncovered drm-allowed drm-denied)
-[ -z "$FAPO_SKIP" ] && CONFIGS+=(fapolicyd)
+[ -z "$FAPO_SKIP" ] && [[ ",$FSLIST," == *,tmpfs,* ]] && CONFIGS+=(fapolicyd)
 if [ -n "$ONLY" ]; then
 	keep=()
 	for c in "${CONFIGS[@]}"; do case ",$ONLY," in *",$c,"*) keep+=("$c") ;; esac; done
@@ -300,8 +322,15 @@ EOF
 	fapolicyd --version 2>/dev/null | head -1 >"$W/fapolicyd.version" || true
 fi
 
-log "configurations: ${CONFIGS[*]}; sets: ${SETS[*]}; $PAIRS pairs"
-declare -A HWM STATUS
+ALLCONFIGS=("${CONFIGS[@]}")
+measure_fs() { # fs
+	local fs=$1 k i n cfg s h c
+	CONFIGS=()
+	for c in "${ALLCONFIGS[@]}"; do [ "$fs" != tmpfs ] && [ "$c" = fapolicyd ] && continue; CONFIGS+=("$c"); done
+	RESULTS=$W/results-$fs.tsv
+	: >"$RESULTS"
+	unset HWM; declare -gA HWM=()
+	log "$fs: configurations: ${CONFIGS[*]}; sets: ${SETS[*]}; $PAIRS pairs"
 for k in $(seq "$PAIRS"); do
 	log "pair $k/$PAIRS"
 	n=${#CONFIGS[@]}
@@ -320,13 +349,14 @@ for k in $(seq "$PAIRS"); do
 	done
 done
 for c in "${!HWM[@]}"; do printf 'hwm\t%s\t%s\n' "$c" "${HWM[$c]}" >>"$RESULTS"; done
+}
 
 # ---------------------------------------------------------------- the table
 describe() {
 	local virt=""
 	command -v systemd-detect-virt >/dev/null && virt="$(systemd-detect-virt --vm 2>/dev/null || true)/$(systemd-detect-virt --container 2>/dev/null || true)"
 	echo "Machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), kernel $(uname -r)${virt:+, virtualization $virt}, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
-	echo "Run: $(date -u +'%Y-%m-%d %H:%M UTC'), drmfilter $FCMP_REV, $FILES files of 1 KiB on tmpfs, $PASSES timed passes after one warm-up pass, $PAIRS pairs, $EXECS execs per exec run$( [ -s "$W/fapolicyd.version" ] && echo ", $(cat "$W/fapolicyd.version")")."
+	echo "Run: $(date -u +'%Y-%m-%d %H:%M UTC'), drmfilter $FCMP_REV, $FILES files of 1 KiB on $1, $PASSES timed passes after one warm-up pass, $PAIRS pairs, $EXECS execs per exec run$( [ -s "$W/fapolicyd.version" ] && echo ", $(cat "$W/fapolicyd.version")")."
 }
 label() {
 	case $1 in
@@ -339,8 +369,8 @@ label() {
 	fapolicyd) echo "fapolicyd, allow-all rules" ;;
 	esac
 }
-table() {
-	describe
+table() { # fs
+	describe "$1"
 	echo
 	local hdr="| configuration | opens/s | ratio to none | refused | CPU s / 100k opens |"
 	local sep="|---|---:|---:|---:|---:|"
@@ -398,12 +428,22 @@ table() {
 		}
 	}' "$RESULTS"
 	[ -n "$FAPO_SKIP" ] && { echo; echo "fapolicyd row skipped: $FAPO_SKIP"; }
+	[ "$1" != tmpfs ] && [ -z "$FAPO_SKIP" ] && { echo; echo "no fapolicyd row on $1: it would watch every $1 mount of its namespace, / included"; }
 	echo
 	echo "Ratios are medians of per-pair ratios against the no-listener run of the same pair (on the identical copy of the files); rates are medians; the range after the 1-process ratio is the lowest and highest of the pairs. CPU is the listener's utime+stime over the whole workload run, warm-up pass included, per 100,000 opens the workload made."
 }
-table | tee "$W/table.md"
+: >"$W/table.md"
+: >"$W/raw.tsv"
+IFS=, read -r -a FSES <<<"$FSLIST"
+for fs in "${FSES[@]}"; do
+	setup_fs "$fs"
+	measure_fs "$fs"
+	teardown_fs
+	{ echo "### $fs"; echo; table "$fs"; echo; } | tee -a "$W/table.md"
+	sed "s/^/$fs\t/" "$RESULTS" >>"$W/raw.tsv"
+done
 [ -n "$OUTPUT" ] && cp "$W/table.md" "$OUTPUT"
-[ -n "$RAW" ] && cp "$RESULTS" "$RAW"
+[ -n "$RAW" ] && cp "$W/raw.tsv" "$RAW"
 for c in drm-uncovered drm-allowed drm-denied; do
 	[ -s "$W/$c.status.json" ] && log "$c counters (last pair): $(tr -d ' \n' <"$W/$c.status.json" | grep -o '"counters":{[^}]*}')"
 done
