@@ -194,6 +194,7 @@ func (a *Agent) Settings() map[string]string {
 		"failureMode": string(a.cfg.FailureMode),
 		"deadline":    a.cfg.Deadline.String(),
 		"workers":     fmt.Sprint(a.cfg.Workers),
+		"spin":        a.cfg.Spin.String(),
 		"queueSize":   fmt.Sprint(a.cfg.QueueSize),
 		"tuning":      a.tuning.Reason,
 		"environment": a.envTag,
@@ -206,7 +207,7 @@ func (a *Agent) Settings() map[string]string {
 // until ctx is done. On return every event read has been answered and the
 // fanotify descriptor is closed, which allows whatever was still queued.
 func (a *Agent) Run(ctx context.Context) error {
-	fan, err := fanotify.Open(fanotify.Options{UnlimitedMarks: true})
+	fan, err := fanotify.Open(fanotify.Options{UnlimitedMarks: true, Spin: a.cfg.Spin})
 	if err != nil {
 		return fmt.Errorf("fanotify: %w", err)
 	}

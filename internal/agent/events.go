@@ -141,6 +141,14 @@ func (a *Agent) dispatch(e *fanotify.Event, jobs chan<- *job, pathBuf []byte) {
 		return
 	}
 	j := &job{ev: *e, op: op, path: path, st: st, class: info, fsType: info.FSType, state: state, start: time.Now(), byContainerPath: !covered}
+	if a.hook == nil && !state.m.NeedsHash() {
+		// Nothing in this decision can block (no executable to read):
+		// decide here, without the hand-off to a worker, which costs a
+		// goroutine wake-up per event. The deferred Close closes the
+		// descriptors j shares with e.
+		a.decide(j)
+		return
+	}
 	// From here the job owns the descriptors: the last of the worker and
 	// the deadline timer to let go of it closes them.
 	handedOff = true

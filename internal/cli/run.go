@@ -37,6 +37,7 @@ type runFlags struct {
 	deadline    time.Duration
 	workers     int
 	queueSize   int
+	spin        time.Duration
 }
 
 func newRunCommand(s Streams) *cobra.Command {
@@ -78,6 +79,7 @@ answered is allowed by the kernel when it exits.`,
 	fl.BoolVar(&f.watch, "watch", true, "reload when policy files change")
 	fl.DurationVar(&f.deadline, "deadline", 0, "per-event decision deadline (default: tuned to the environment)")
 	fl.IntVar(&f.workers, "workers", 0, "goroutines deciding covered events (default: tuned)")
+	fl.DurationVar(&f.spin, "spin", 0, "how long the reader polls for the next event before sleeping (default: tuned; negative: never)")
 	fl.IntVar(&f.queueSize, "queue-size", 0, "covered events waiting for a worker before the failure mode answers (default: tuned)")
 	fl.BoolVar(&f.demo, "demo", false, "mount a demo directory at "+demoDir+", protect it with examples/demo.yaml and print audit records")
 	return cmd
@@ -145,6 +147,9 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 	}
 	if f.queueSize != 0 {
 		cfg.QueueSize = f.queueSize
+	}
+	if f.spin != 0 {
+		cfg.Spin = f.spin
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {

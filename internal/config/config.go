@@ -44,8 +44,15 @@ type Config struct {
 	// Deadline bounds the decision of one event; past it the event is
 	// answered by FailureMode.
 	Deadline time.Duration `yaml:"deadline"`
-	// Workers is the number of goroutines deciding covered events.
+	// Workers is the number of goroutines deciding covered events whose
+	// decision may block (reading an executable to hash it); the others
+	// are decided where they are read.
 	Workers int `yaml:"workers"`
+	// Spin is how long the reader keeps polling for the next event before
+	// it sleeps: it saves the kernel's wake-up of the agent for events that
+	// follow each other closely, at a CPU cost bounded by Spin per batch
+	// of events (none when idle). Negative disables it; zero means tuned.
+	Spin time.Duration `yaml:"spin"`
 	// QueueSize bounds covered events waiting for a worker; when it is
 	// full an event is answered by FailureMode at once.
 	QueueSize int `yaml:"queueSize"`

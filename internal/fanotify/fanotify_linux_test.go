@@ -869,3 +869,43 @@ func TestHandlerMistakes(t *testing.T) {
 	_, stderr, err = client(t, "cat", f.path("zero"))
 	wantDenied(t, stderr, err)
 }
+
+// TestSpinningListener: a listener that spins before parking still
+// decides every event and still stops when closed.
+func TestSpinningListener(t *testing.T) {
+	testutil.RequireFanotify(t)
+	dir := testutil.MountTmpfs(t)
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(Options{Spin: 200 * time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkFilesystem(dir, OpenPerm); err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Handle(context.Background(), func(e *Event) Verdict { return Deny }, HandleOptions{})
+	}()
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := exec.CommandContext(ctx, "cat", file).CombinedOutput()
+		cancel()
+		if err == nil || !strings.Contains(string(out), "Operation not permitted") {
+			t.Fatalf("open %d through a spinning listener: %v %q", i, err, out)
+		}
+	}
+	l.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Handle did not return after Close")
+	}
+}

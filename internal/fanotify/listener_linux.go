@@ -65,6 +65,7 @@ type Listener struct {
 	f        *os.File
 	rc       syscall.RawConn
 	pid      int32
+	spin     time.Duration
 	features Features
 	// closed is set by Close. The runtime poller reports a closed
 	// descriptor with an unexported error; this flag names it ErrClosed.
@@ -100,8 +101,9 @@ func Open(opts Options) (*Listener, error) {
 		return nil, &Error{Op: "fanotify_init", Errno: errno, unsupported: errno == unix.EINVAL}
 	}
 	l := &Listener{
-		f:   os.NewFile(uintptr(fd), "fanotify"),
-		pid: int32(os.Getpid()),
+		f:    os.NewFile(uintptr(fd), "fanotify"),
+		pid:  int32(os.Getpid()),
+		spin: opts.Spin,
 		features: Features{
 			PidFd: pidfd,
 			Audit: opts.EnableAudit,
@@ -338,17 +340,29 @@ func (l *Listener) ReadEvents(ctx context.Context, buf []byte, dst []Event) ([]E
 		})
 	}
 	var (
-		n     int
-		errno error
+		n         int
+		errno     error
+		spinUntil time.Time
 	)
+	if l.spin > 0 {
+		spinUntil = time.Now().Add(l.spin)
+	}
 	err := l.rc.Read(func(fd uintptr) bool {
-		errno = ignoringEINTR(func() error {
-			var err error
-			n, err = unix.Read(int(fd), buf)
-			return err
-		})
-		// EAGAIN: nothing queued, park on the poller until readable.
-		return errno != unix.EAGAIN
+		for {
+			errno = ignoringEINTR(func() error {
+				var err error
+				n, err = unix.Read(int(fd), buf)
+				return err
+			})
+			// EAGAIN: nothing queued. Try again while the spin budget
+			// lasts, then park on the poller until readable.
+			if errno != unix.EAGAIN {
+				return true
+			}
+			if l.spin == 0 || !time.Now().Before(spinUntil) {
+				return false
+			}
+		}
 	})
 	if stop != nil && !stop() {
 		// The deadline was or is being set; wait so that it cannot
