@@ -19,7 +19,7 @@ set -euo pipefail
 
 FILES=20000 PASSES=3 PAIRS=5 EXECS=200 TWO=1 FAPO=1 SPIN=1
 ONLY="" FSLIST=tmpfs OUTPUT="" RAW="" WORKBASE=/tmp SPIN_US=200 LISTENER_TIMEOUT=900
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--files) FILES=$2; shift 2 ;;
