@@ -163,6 +163,16 @@ func unescapeSystemd(s string) string {
 func ContainerFromCgroupPath(p string) CgroupContainer {
 	c := CgroupContainer{}
 	segs := strings.Split(strings.Trim(p, "/"), "/")
+	// containerd with the systemd cgroup driver under a kubelet using
+	// cgroupfs writes "<pod slice>:<prefix>:<id>" as one segment; read it
+	// as the slice followed by the usual "<prefix>-<id>.scope".
+	for i := 0; i < len(segs); i++ {
+		if slice, rest, ok := strings.Cut(segs[i], ".slice:"); ok {
+			if prefix, id, ok := strings.Cut(rest, ":"); ok {
+				segs = append(segs[:i], append([]string{slice + ".slice", prefix + "-" + id + ".scope"}, segs[i+1:]...)...)
+			}
+		}
+	}
 	for i, seg := range segs {
 		next := ""
 		if i+1 < len(segs) {
@@ -171,7 +181,10 @@ func ContainerFromCgroupPath(p string) CgroupContainer {
 		// Kubernetes pods: kubepods[/burstable|/besteffort]/pod<uid>/<id>
 		// (cgroupfs) or kubepods.slice/kubepods-<qos>.slice/
 		// kubepods-<qos>-pod<uid>.slice/<engine>-<id>.scope (systemd).
-		if seg == "kubepods" || strings.HasPrefix(seg, "kubepods.slice") || strings.HasPrefix(seg, "kubepods-") {
+		// With --cgroup-root (kind runs its kubelet with /kubelet) the
+		// systemd driver prefixes every slice: kubelet-kubepods-....slice.
+		if seg == "kubepods" || strings.HasPrefix(seg, "kubepods.slice") || strings.HasPrefix(seg, "kubepods-") ||
+			(strings.HasSuffix(seg, ".slice") && (strings.HasSuffix(seg, "-kubepods.slice") || strings.Contains(seg, "-kubepods-"))) {
 			c.Kubernetes = true
 			if c.QoSClass == "" {
 				c.QoSClass = "guaranteed"
@@ -182,7 +195,7 @@ func ContainerFromCgroupPath(p string) CgroupContainer {
 			case strings.Contains(seg, "besteffort"):
 				c.QoSClass = "besteffort"
 			}
-			if j := strings.Index(seg, "-pod"); j >= 0 && strings.HasSuffix(seg, ".slice") {
+			if j := strings.LastIndex(seg, "-pod"); j >= 0 && strings.HasSuffix(seg, ".slice") {
 				c.PodUID = strings.ReplaceAll(strings.TrimSuffix(seg[j+4:], ".slice"), "_", "-")
 			}
 			continue
