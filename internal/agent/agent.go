@@ -125,7 +125,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.index = newIdentityIndex(maxIndexed)
-	a.procs = proc.NewResolver(a.cfg.HostRoot, proc.Options{Environ: environ.NewResolver(a.cfg.HostRoot, 4096)})
+	a.procs = proc.NewResolver(a.cfg.HostRoot, proc.Options{Cgroups: true})
 	a.exempt = newExemption(a.cfg)
 	if !a.cfg.CRI.Disabled {
 		a.cri = cri.New(cri.Options{Endpoints: a.cfg.CRI.Endpoints, Root: a.cfg.HostRoot})

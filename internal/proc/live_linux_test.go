@@ -438,3 +438,47 @@ func TestLiveHashTrue(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// TestLiveCgroupContainer: with Options.Cgroups, a process in a cgroup
+// named like a Docker container is reported in that container.
+func TestLiveCgroupContainer(t *testing.T) {
+	testutil.RequireRoot(t)
+	base := "/sys/fs/cgroup/unified"
+	if _, err := os.Stat(filepath.Join(base, "cgroup.procs")); err != nil {
+		base = "/sys/fs/cgroup"
+	}
+	id := strings.Repeat("d0c4e7", 10) + "abcd"
+	cg := filepath.Join(base, "system.slice", "docker-"+id+".scope")
+	if err := os.MkdirAll(cg, 0o755); err != nil {
+		if testutil.InCI() {
+			t.Fatalf("cgroup: %v", err)
+		}
+		t.Skipf("cgroup: %v", err)
+	}
+	t.Cleanup(func() { os.Remove(cg) })
+	cmd := exec.Command("sh", "-c", "echo $$ > "+filepath.Join(cg, "cgroup.procs")+" && exec sleep 30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	r := NewResolver("/", Options{Cgroups: true})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p, err := r.Lookup(int32(cmd.Process.Pid), -1)
+		if err == nil && p.Exe != "" && strings.HasSuffix(p.Exe, "sleep") {
+			if p.Container.ID != id || p.Container.Runtime != "docker" {
+				t.Fatalf("container: %+v", p.Container)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lookup: %+v %v", p, err)
+		}
+		r.Forget(int32(cmd.Process.Pid))
+		time.Sleep(10 * time.Millisecond)
+	}
+	own, err := r.Lookup(int32(os.Getpid()), -1)
+	if err != nil || own.Container.ID != "" {
+		t.Fatalf("this test process must not be in a container: %+v %v", own, err)
+	}
+}

@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -314,7 +315,14 @@ func (r *Resolver) load(pid int32, pidfd int, usePidfd bool, k key, pb []byte) (
 	}
 	p.KernelThread = noExe
 	p.UID, p.GID, p.Groups, p.Comm = st.UID, st.GID, st.Groups, st.Name
-	if e := r.opts.Environ; e != nil {
+	if r.opts.Cgroups {
+		// One small file: the container is the one the cgroup names.
+		if b, err := os.ReadFile(r.procFile(pid, "cgroup")); err == nil {
+			if cc, _ := environ.ParseCgroup(bytes.NewReader(b)); cc.ID != "" {
+				p.Container = Container{ID: cc.ID, Runtime: cc.Runtime, Kubernetes: cc.Kubernetes, PodUID: cc.PodUID}
+			}
+		}
+	} else if e := r.opts.Environ; e != nil {
 		info, _, err := e.Lookup(int(pid))
 		if err != nil {
 			return nil, fmt.Errorf("container: %w", err)

@@ -121,6 +121,11 @@ type Options struct {
 	// Environ, when set, gives each process's container. It must read
 	// the same root as the Resolver. Nil leaves Process.Container empty.
 	Environ *environ.Resolver
+	// Cgroups, instead of Environ, takes the container from the process's
+	// cgroup file alone (environ.ParseCgroup): one small read, which is
+	// what the agent needs per new process. Environ's full detection also
+	// reads the process's mounts and environment.
+	Cgroups bool
 }
 
 // Stats counts what the caches did, for metrics. Counters only grow.
