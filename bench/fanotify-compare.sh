@@ -223,7 +223,7 @@ start_listener() { # config
 		local pol=${cfg#drm-}
 		rm -f "$W/drm.sock"
 		timeout "$LISTENER_TIMEOUT" "$BIN/drmfilter" run --policy "$W/$pol.yaml" --audit-file - \
-			--metrics-address - --status-socket "$W/drm.sock" --watch=false >"$lg" 2>&1 &
+			--metrics-address - --status-socket "$W/drm.sock" --watch=false ${DRMFILTER_FLAGS:-} >"$lg" 2>&1 &
 		TPID=$!; LPID=$(child_of $TPID)
 		local i ok=0
 		for i in $(seq 300); do

@@ -19,7 +19,7 @@ type Facts struct {
 // an intercepted open here (MACHINE-NOTES: from 0.31 to 0.04 of the native
 // rate as the host's load varies); a sequential workload's next open comes
 // a few microseconds after the answer.
-const DefaultSpin = 50 * time.Microsecond
+const DefaultSpin = 200 * time.Microsecond
 
 // Tuning records which settings Tune chose and why, for the start-up log.
 type Tuning struct {
