@@ -21,15 +21,7 @@ import (
 func TestContainerPathPolicy(t *testing.T) {
 	busybox := requireContainerTools(t)
 	id := "7e57c0de" + "0123456789abcdef0123456789abcdef0123456789abcdef01234567"
-	base := "/sys/fs/cgroup/unified"
-	if _, err := os.Stat(filepath.Join(base, "cgroup.procs")); err != nil {
-		base = "/sys/fs/cgroup"
-	}
-	cg := filepath.Join(base, "system.slice", "docker-"+id+".scope")
-	if err := os.MkdirAll(cg, 0o755); err != nil {
-		t.Fatalf("cgroup: %v", err)
-	}
-	t.Cleanup(func() { os.Remove(cg) })
+	cg := testCgroup(t, "system.slice/docker-"+id+".scope")
 
 	var fs string
 	h := startAgent(t, func(f string) string {
@@ -130,12 +122,7 @@ func TestPodContainerEndToEnd(t *testing.T) {
 	cg := podCgroup(t, id)
 	sock := serveFakeCRI(t, &fakeCRI{containerID: id, sandboxID: strings.Repeat("5b", 32)})
 	other := strings.Repeat("0f", 32)
-	base := filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(cg))))
-	otherCg := filepath.Join(base, "system.slice", "docker-"+other+".scope")
-	if err := os.MkdirAll(otherCg, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Remove(otherCg) })
+	otherCg := testCgroup(t, "system.slice/docker-"+other+".scope")
 	var fs string
 	h := startAgent(t, func(f string) string {
 		fs = f

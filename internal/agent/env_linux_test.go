@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/drmfilter/drmfilter/internal/config"
-	"github.com/drmfilter/drmfilter/internal/testutil"
 )
 
 func copyFile(t *testing.T, from, to string) {
@@ -92,20 +91,8 @@ func TestPolicyOnAMountThatAppearsLater(t *testing.T) {
 // Docker names its containers, and checks that a rule selecting that
 // container by ID decides for it.
 func TestContainerSelector(t *testing.T) {
-	testutil.RequireRoot(t)
-	base := "/sys/fs/cgroup/unified"
-	if _, err := os.Stat(filepath.Join(base, "cgroup.procs")); err != nil {
-		base = "/sys/fs/cgroup"
-	}
 	id := "5d3f0c2a9b8e7f6a1d4c3b2a5e6f7d8c9b0a1e2f3d4c5b6a7e8f9d0c1b2a3e4f"
-	cg := filepath.Join(base, "system.slice", "docker-"+id+".scope")
-	if err := os.MkdirAll(cg, 0o755); err != nil {
-		if testutil.InCI() {
-			t.Fatalf("cannot create a cgroup: %v", err)
-		}
-		t.Skipf("cannot create a cgroup: %v", err)
-	}
-	t.Cleanup(func() { os.Remove(cg) })
+	cg := testCgroup(t, "system.slice/docker-"+id+".scope")
 	h := startAgent(t, func(fs string) string {
 		return policyFor(fs, fmt.Sprintf(`    - name: this-container
       operations: [open]

@@ -86,24 +86,28 @@ func serveFakeCRI(t *testing.T, f *fakeCRI) string {
 	return sock
 }
 
-// podCgroup makes a cgroup named as the kubelet's systemd driver names a
-// containerd container of a BestEffort pod.
-func podCgroup(t *testing.T, containerID string) string {
+// testCgroup creates the cgroup at path (relative to the unified
+// hierarchy: /sys/fs/cgroup/unified on a hybrid host, /sys/fs/cgroup on a
+// pure v2 one), with its missing parents, and removes what it made when
+// the test ends. Processes written into it show the path in
+// /proc/PID/cgroup as a runtime's would.
+func testCgroup(t *testing.T, path string) string {
 	t.Helper()
 	testutil.RequireRoot(t)
 	base := "/sys/fs/cgroup/unified"
 	if _, err := os.Stat(filepath.Join(base, "cgroup.procs")); err != nil {
 		base = "/sys/fs/cgroup"
 	}
-	podSlice := "kubepods-besteffort-pod" + strings.ReplaceAll(podUID, "-", "_") + ".slice"
-	dirs := []string{
-		filepath.Join(base, "kubepods.slice"),
-		filepath.Join(base, "kubepods.slice", "kubepods-besteffort.slice"),
-		filepath.Join(base, "kubepods.slice", "kubepods-besteffort.slice", podSlice),
-		filepath.Join(base, "kubepods.slice", "kubepods-besteffort.slice", podSlice, "cri-containerd-"+containerID+".scope"),
-	}
-	for _, d := range dirs {
-		if err := os.Mkdir(d, 0o755); err != nil && !os.IsExist(err) {
+	var made []string
+	dir := base
+	for _, part := range strings.Split(path, "/") {
+		dir = filepath.Join(dir, part)
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			made = append(made, dir)
+			continue
+		}
+		if !os.IsExist(err) {
 			if testutil.InCI() {
 				t.Fatalf("cannot create a cgroup: %v", err)
 			}
@@ -111,11 +115,19 @@ func podCgroup(t *testing.T, containerID string) string {
 		}
 	}
 	t.Cleanup(func() {
-		for i := len(dirs) - 1; i >= 0; i-- {
-			os.Remove(dirs[i])
+		for i := len(made) - 1; i >= 0; i-- {
+			os.Remove(made[i])
 		}
 	})
-	return dirs[len(dirs)-1]
+	return dir
+}
+
+// podCgroup makes a cgroup named as the kubelet's systemd driver names a
+// containerd container of a BestEffort pod.
+func podCgroup(t *testing.T, containerID string) string {
+	t.Helper()
+	podSlice := "kubepods-besteffort-pod" + strings.ReplaceAll(podUID, "-", "_") + ".slice"
+	return testCgroup(t, "kubepods.slice/kubepods-besteffort.slice/"+podSlice+"/cri-containerd-"+containerID+".scope")
 }
 
 // runIn runs a shell command line inside cgroup cg.
