@@ -25,6 +25,9 @@ import (
 	"github.com/drmfilter/drmfilter/internal/version"
 )
 
+// auditLinger is how late an audit record may be written.
+const auditLinger = 5 * time.Millisecond
+
 // ErrPolicy is matched by errors that mean the policies could not be
 // loaded (as opposed to a kernel or I/O failure).
 var ErrPolicy = errors.New("policy could not be loaded")
@@ -145,7 +148,9 @@ func New(opts Options) (*Agent, error) {
 			sinks = append(sinks, audit.NewStreamSink(os.Stdout))
 		}
 	}
-	a.audit = audit.New(audit.Options{QueueSize: a.cfg.Audit.QueueSize}, sinks...)
+	// Records are written within auditLinger, in batches: a wake-up of the
+	// writer per denied open would take CPU from the decisions.
+	a.audit = audit.New(audit.Options{QueueSize: a.cfg.Audit.QueueSize, Linger: auditLinger}, sinks...)
 	return a, nil
 }
 

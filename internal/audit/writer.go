@@ -38,6 +38,12 @@ type Options struct {
 	// Now gives the time for records written without one and for
 	// "dropped" records; time.Now when nil. Tests set it.
 	Now func() time.Time
+	// Linger is how long the goroutine waits after writing a batch before
+	// it looks at the queue again, so that a burst of records is written
+	// in a few large batches instead of waking it for each record (each
+	// wake-up costs the decision path CPU on a small machine). Records are
+	// written at most this late. Zero means no wait; Close does not wait.
+	Linger time.Duration
 }
 
 // Writer queues records and writes them to its sinks from a background
@@ -181,10 +187,24 @@ func (w *Writer) closeSinks() error {
 func (w *Writer) run() {
 	defer close(w.done)
 	buf := make([]byte, 0, w.opts.BatchBytes+4096)
+	var linger *time.Timer
+	if w.opts.Linger > 0 {
+		linger = time.NewTimer(w.opts.Linger)
+		linger.Stop()
+	}
 	for {
 		select {
 		case r := <-w.queue:
 			buf = w.batch(buf[:0], &r)
+			if linger != nil {
+				linger.Reset(w.opts.Linger)
+				select {
+				case <-linger.C:
+				case <-w.stop:
+					// Close: go on to drain the queue below.
+					linger.Stop()
+				}
+			}
 		case <-w.stop:
 			for !w.abort.Load() {
 				select {

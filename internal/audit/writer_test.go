@@ -365,3 +365,33 @@ func BenchmarkWriteParallel(b *testing.B) {
 	_ = w.Close(context.Background())
 	b.ReportMetric(float64(w.Dropped())/float64(b.N), "dropped/op")
 }
+
+// TestLingerWritesBurstsInFewBatches: with Linger, a burst of records is
+// written in a few sink writes instead of one per wake-up, nothing is
+// lost, and Close does not wait for the linger to pass.
+func TestLingerWritesBurstsInFewBatches(t *testing.T) {
+	sink := &memSink{}
+	w := New(Options{Linger: time.Hour}, sink)
+	for i := range 1000 {
+		w.Write(&Record{Decision: DecisionDeny, Path: "/srv/f", PID: int32(i)})
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Close(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for the linger")
+	}
+	if got := len(sink.records(t)); got != 1000 {
+		t.Fatalf("%d records written, want 1000", got)
+	}
+	sink.mu.Lock()
+	writes := sink.writes
+	sink.mu.Unlock()
+	if writes > 10 {
+		t.Fatalf("1000 records took %d sink writes", writes)
+	}
+}
