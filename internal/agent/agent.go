@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -40,6 +41,9 @@ type Options struct {
 	Env *environ.Report
 	// AuditSinks replace the sinks built from Config.Audit (tests).
 	AuditSinks []audit.Sink
+	// Stdout receives audit records when Config.Audit.Stdout is set;
+	// os.Stdout when nil.
+	Stdout io.Writer
 
 	// decideHook, when set, runs at the start of every covered decision
 	// (tests stall decisions with it).
@@ -145,7 +149,11 @@ func New(opts Options) (*Agent, error) {
 			sinks = append(sinks, fs)
 		}
 		if a.cfg.Audit.Stdout {
-			sinks = append(sinks, audit.NewStreamSink(os.Stdout))
+			w := opts.Stdout
+			if w == nil {
+				w = os.Stdout
+			}
+			sinks = append(sinks, audit.NewStreamSink(w))
 		}
 	}
 	// Records are written within auditLinger, in batches: a wake-up of the

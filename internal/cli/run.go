@@ -157,7 +157,7 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 	}
 	log := slog.New(slog.NewTextHandler(s.Err, &slog.HandlerOptions{Level: level}))
 
-	a, err := agent.New(agent.Options{Config: cfg, Logger: log})
+	a, err := agent.New(agent.Options{Config: cfg, Logger: log, Stdout: s.Out})
 	if err != nil {
 		if errors.Is(err, agent.ErrPolicy) {
 			return withCode(exitcode.PolicyInvalid, err)
