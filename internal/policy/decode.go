@@ -109,6 +109,16 @@ func (d *decoder) mapping(n *yaml.Node, field string, allowed ...string) (fields
 	return f, true
 }
 
+// selector is mapping for a selector, which must also name at least one
+// of its fields; what starts the error message for an empty one.
+func (d *decoder) selector(n *yaml.Node, field, what string, allowed ...string) (fields, bool) {
+	f, ok := d.mapping(n, field, allowed...)
+	if ok && len(f.vals) == 0 {
+		d.errorf(resolve(n), field, "empty %s one of %s", what, strings.Join(allowed, ", "))
+	}
+	return f, ok
+}
+
 func joinField(parent, name string) string {
 	if parent == "" {
 		return name
@@ -548,12 +558,9 @@ func (d *decoder) container(n *yaml.Node, field string) *ContainerSelector {
 		}
 		return c
 	}
-	f, ok := d.mapping(n, field, "runtimes", "ids", "images")
+	f, ok := d.selector(n, field, "container selector; write container: any, container: none, or give", "runtimes", "ids", "images")
 	if !ok {
 		return c
-	}
-	if len(f.vals) == 0 {
-		d.errorf(n, field, "empty container selector; write container: any, container: none, or give runtimes, ids or images")
 	}
 	if v := f.get("images"); v != nil {
 		c.Images = d.strList(v, field+".images", checkImage)
@@ -583,12 +590,9 @@ func checkImage(s string) error {
 
 func (d *decoder) kubernetes(n *yaml.Node, field string) *KubernetesSelector {
 	k := &KubernetesSelector{Pos: d.pos(n)}
-	f, ok := d.mapping(n, field, "namespaces", "podLabels")
+	f, ok := d.selector(n, field, "kubernetes selector; give", "namespaces", "podLabels")
 	if !ok {
 		return k
-	}
-	if len(f.vals) == 0 {
-		d.errorf(n, field, "empty kubernetes selector; give namespaces and/or podLabels")
 	}
 	if v := f.get("namespaces"); v != nil {
 		k.Namespaces = d.strList(v, field+".namespaces", checkLabelValue)
@@ -609,12 +613,9 @@ var machines = []string{"physical", "virtual"}
 
 func (d *decoder) environment(n *yaml.Node, field string) *EnvironmentSelector {
 	e := &EnvironmentSelector{Pos: d.pos(n)}
-	f, ok := d.mapping(n, field, "machines", "hypervisors", "clouds", "inContainer")
+	f, ok := d.selector(n, field, "environment selector; give", "machines", "hypervisors", "clouds", "inContainer")
 	if !ok {
 		return e
-	}
-	if len(f.vals) == 0 {
-		d.errorf(n, field, "empty environment selector; give machines, hypervisors, clouds or inContainer")
 	}
 	if v := f.get("machines"); v != nil {
 		e.Machines = d.strList(v, field+".machines", oneOf(machines, "machine kind"))

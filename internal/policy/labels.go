@@ -146,12 +146,9 @@ func checkLabelKey(k string) error {
 
 func (d *decoder) labelSelector(n *yaml.Node, field string) *LabelSelector {
 	s := &LabelSelector{Pos: d.pos(n)}
-	f, ok := d.mapping(n, field, "matchLabels", "matchExpressions")
+	f, ok := d.selector(n, field, "label selector; give", "matchLabels", "matchExpressions")
 	if !ok {
 		return s
-	}
-	if len(f.vals) == 0 {
-		d.errorf(n, field, "empty label selector; give matchLabels and/or matchExpressions")
 	}
 	if v := f.get("matchLabels"); v != nil {
 		s.MatchLabels = d.stringMap(v, field+".matchLabels")
