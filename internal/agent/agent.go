@@ -45,6 +45,11 @@ type Options struct {
 	// os.Stdout when nil.
 	Stdout io.Writer
 
+	// PolicySource, when set, returns the policy files to load in place of
+	// reading Config.Policies: the agent in a Kubernetes cluster reads its
+	// policy ConfigMap through the API server this way.
+	PolicySource func() ([]policy.Source, error)
+
 	// decideHook, when set, runs at the start of every covered decision
 	// (tests stall decisions with it).
 	decideHook func()
@@ -73,6 +78,9 @@ type Agent struct {
 	stats  *stats
 	hook   func()
 	grants execGrants
+	source func() ([]policy.Source, error)
+
+	policyErr atomic.Pointer[string] // the last rejected reload; nil after a good one
 
 	fan      *fanotify.Listener
 	names    *fanotify.Watcher // nil when the kernel cannot report name changes
@@ -102,7 +110,7 @@ func New(opts Options) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a := &Agent{cfg: opts.Config, log: log, selfPID: int32(os.Getpid()), stats: newStats(), marked: map[string]uint64{}, watched: map[string]bool{}, started: time.Now(), hook: opts.decideHook}
+	a := &Agent{cfg: opts.Config, log: log, selfPID: int32(os.Getpid()), stats: newStats(), marked: map[string]uint64{}, watched: map[string]bool{}, started: time.Now(), hook: opts.decideHook, source: opts.PolicySource}
 	if opts.Env != nil {
 		a.env = *opts.Env
 	} else {
@@ -164,7 +172,15 @@ func New(opts Options) (*Agent, error) {
 
 // load reads and compiles the configured policies.
 func (a *Agent) load(gen uint64) (*policyState, error) {
-	set, err := policy.LoadPaths(a.cfg.Policies, policy.LoadOptions{})
+	read := a.source
+	if read == nil {
+		read = func() ([]policy.Source, error) { return policy.ReadPaths(a.cfg.Policies) }
+	}
+	srcs, err := read()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
+	}
+	set, err := policy.Load(srcs, policy.LoadOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
 	}
@@ -293,9 +309,12 @@ func (a *Agent) Reload() error {
 	st, err := a.load(old.gen + 1)
 	if err != nil {
 		a.stats.reloadFailures.Add(1)
+		msg := err.Error()
+		a.policyErr.Store(&msg)
 		a.log.Error("policy reload rejected; the previous policy stays in force", "error", err, "generation", old.gen)
 		return err
 	}
+	a.policyErr.Store(nil)
 	if st.hash == old.hash {
 		return nil
 	}

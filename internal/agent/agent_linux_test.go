@@ -508,8 +508,18 @@ func TestReloadSwapsPoliciesAndKeepsTheOldOnError(t *testing.T) {
 	mustAllow(t, out, err, "after a rejected reload")
 	out, err = run(t, "/", "tail", h.path("secret/plan.txt"))
 	mustDeny(t, out, err, "others after a rejected reload")
-	if st := h.a.Status(); st.Policy.Generation != gen+1 || st.ReloadFailure != 1 {
-		t.Errorf("status after a rejected reload: generation %d, failures %d", st.Policy.Generation, st.ReloadFailure)
+	if st := h.a.Status(); st.Policy.Generation != gen+1 || st.ReloadFailure != 1 || !strings.Contains(st.Policy.Error, "rules") {
+		t.Errorf("status after a rejected reload: generation %d, failures %d, error %q", st.Policy.Generation, st.ReloadFailure, st.Policy.Error)
+	}
+	// Fixing the policy clears the reported error.
+	if err := os.WriteFile(h.policy, []byte(policyFor(h.fs, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.a.Status(); st.Policy.Error != "" {
+		t.Errorf("policy error still reported after a good reload: %q", st.Policy.Error)
 	}
 }
 

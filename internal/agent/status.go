@@ -41,6 +41,9 @@ type PolicyStatus struct {
 	LoadedAt   time.Time `json:"loadedAt"`
 	Files      []string  `json:"files"`
 	Rules      int       `json:"rules"`
+	// Error is the last policy that was rejected (the one above stays in
+	// force); empty when the newest policy loaded.
+	Error string `json:"error,omitempty"`
 }
 
 // EnvSummary is the compact environment of the node.
@@ -68,10 +71,14 @@ func (a *Agent) Status() Status {
 	for i, r := range failureNames {
 		counters["failure."+r] = s.fails[i].Load()
 	}
+	var perr string
+	if p := a.policyErr.Load(); p != nil {
+		perr = *p
+	}
 	return Status{
 		Version: version.Get().Version, PID: os.Getpid(), Uptime: time.Since(a.started).Round(time.Second).String(),
 		Ready: a.ready.Load(), Mode: a.cfg.Mode, FailureMode: string(a.cfg.FailureMode),
-		Policy:      PolicyStatus{Generation: st.gen, Hash: st.hash, LoadedAt: st.loadedAt, Files: st.files, Rules: st.m.Rules()},
+		Policy:      PolicyStatus{Generation: st.gen, Hash: st.hash, LoadedAt: st.loadedAt, Files: st.files, Rules: st.m.Rules(), Error: perr},
 		Environment: EnvSummary{Hypervisor: orNone(a.env.Hypervisor), Cloud: orNone(a.env.Cloud), Container: orNone(a.env.Container), Nested: a.env.Nested.Available},
 		Settings:    a.Settings(), Marked: a.markedList(), IndexedFiles: a.index.len(), Counters: counters,
 		AuditDropped: a.audit.Dropped(), AuditWritten: a.audit.Written(), ReloadFailure: s.reloadFailures.Load(),

@@ -89,6 +89,9 @@ Start with:
 		newEnvCommand(s),
 		newRunCommand(s),
 		newStatusCommand(s),
+		newDeployCommand(s),
+		newUndeployCommand(s),
+		newFleetCommand(s),
 	)
 	return root
 }

@@ -38,7 +38,10 @@ type Source struct {
 type Set struct {
 	Policies []*Policy // sorted by name
 	Files    []string  // the files they came from, in load order
-	Hash     string    // "sha256:<hex>" of the sources' names and contents
+	// Hash is "sha256:<hex>" of the sources' base names and contents, in
+	// load order: the same files give the same hash wherever they are, so a
+	// ConfigMap's keys and the files of its mounted volume hash alike.
+	Hash string
 }
 
 // Rules is the number of rules in the set.
@@ -143,9 +146,10 @@ func Load(srcs []Source, opts LoadOptions) (*Set, error) {
 	for _, src := range srcs {
 		set.Files = append(set.Files, src.Name)
 		var n [8]byte
-		binary.LittleEndian.PutUint64(n[:], uint64(len(src.Name)))
+		base := filepath.Base(src.Name)
+		binary.LittleEndian.PutUint64(n[:], uint64(len(base)))
 		h.Write(n[:])
-		h.Write([]byte(src.Name))
+		h.Write([]byte(base))
 		binary.LittleEndian.PutUint64(n[:], uint64(len(src.Data)))
 		h.Write(n[:])
 		h.Write(src.Data)
