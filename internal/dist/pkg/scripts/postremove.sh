@@ -1,0 +1,20 @@
+#!/bin/sh
+# drmfilter post-remove script, shared by the .deb (postrm) and the .rpm
+# (%postun). It makes systemd forget the removed unit. It deletes nothing:
+# policies under /etc/drmfilter/policies and audit logs under
+# /var/log/drmfilter stay after a removal; a Debian purge removes only the
+# configuration files dpkg itself installed.
+#
+# Arguments: deb: "remove", "purge", "upgrade ..." and others; rpm: the
+# number of instances left (0: erase, 1: upgrade).
+set -e
+
+case "${1:-}" in
+remove | purge | 0) ;;
+*) exit 0 ;;
+esac
+
+if [ -d "${DPKG_ROOT:-}/run/systemd/system" ]; then
+	systemctl daemon-reload || :
+fi
+exit 0
