@@ -1,0 +1,237 @@
+package kubernetes
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+	clientset "k8s.io/client-go/kubernetes"
+
+	"github.com/drmfilter/drmfilter/internal/kubeschema"
+)
+
+// Action is what applying an object did.
+type Action string
+
+// The actions, worded as kubectl words them.
+const (
+	Created    Action = "created"
+	Configured Action = "configured"
+	Unchanged  Action = "unchanged"
+)
+
+// Result is the outcome of applying one object.
+type Result struct {
+	// Ref is "kind/name", such as "daemonset/drmfilter-agent".
+	Ref    string
+	Action Action
+	// Object is the object as the server has (or, in a server dry run,
+	// would have) it.
+	Object runtime.Object
+}
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	// Force takes over fields that another field manager owns.
+	Force bool
+	// ServerDryRun sends every object with dryRun=All: the server
+	// validates and defaults them and stores nothing.
+	ServerDryRun bool
+	// Report, if set, is called after each object is applied.
+	Report func(Result)
+}
+
+// ConflictError is a server-side apply refused because fields deploy sets
+// are owned by another field manager (someone ran kubectl edit, or another
+// tool manages them).
+type ConflictError struct {
+	Ref       string
+	Conflicts []FieldConflict
+}
+
+// FieldConflict is one field and the manager that owns it.
+type FieldConflict struct {
+	Field   string // such as .spec.template.spec.containers[name="agent"].image
+	Manager string // such as kubectl-edit
+}
+
+func (e *ConflictError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apply %s: %d field(s) are owned by another field manager:", e.Ref, len(e.Conflicts))
+	for _, c := range e.Conflicts {
+		fmt.Fprintf(&b, "\n  %s (owned by %q)", c.Field, c.Manager)
+	}
+	return b.String()
+}
+
+// Apply creates or updates every object of m with server-side apply, in
+// dependency order, and stops at the first error. An object whose fields
+// are already what m says (as owned by kubeschema.FieldManager) is not sent
+// at all, so a second deploy with the same inputs writes nothing.
+func Apply(ctx context.Context, cs clientset.Interface, m *Manifest, o ApplyOptions) ([]Result, error) {
+	ns := m.Namespace.Name
+	core, rbac, apps := cs.CoreV1(), cs.RbacV1(), cs.AppsV1()
+	steps := []func() (Result, error){
+		func() (Result, error) {
+			c := core.Namespaces()
+			return applyObject(ctx, o, "namespace/"+*ns, *ns, m.Namespace, c.Get, corev1ac.ExtractNamespace, c.Apply)
+		},
+		func() (Result, error) {
+			c := core.ServiceAccounts(*m.ServiceAccount.Namespace)
+			return applyObject(ctx, o, "serviceaccount/"+*m.ServiceAccount.Name, *m.ServiceAccount.Name, m.ServiceAccount, c.Get, corev1ac.ExtractServiceAccount, c.Apply)
+		},
+		func() (Result, error) {
+			c := rbac.Roles(*m.Role.Namespace)
+			return applyObject(ctx, o, "role/"+*m.Role.Name, *m.Role.Name, m.Role, c.Get, rbacv1ac.ExtractRole, c.Apply)
+		},
+		func() (Result, error) {
+			c := rbac.RoleBindings(*m.RoleBinding.Namespace)
+			return applyObject(ctx, o, "rolebinding/"+*m.RoleBinding.Name, *m.RoleBinding.Name, m.RoleBinding, c.Get, rbacv1ac.ExtractRoleBinding, c.Apply)
+		},
+		func() (Result, error) {
+			c := core.ConfigMaps(*m.ConfigMap.Namespace)
+			return applyObject(ctx, o, "configmap/"+*m.ConfigMap.Name, *m.ConfigMap.Name, m.ConfigMap, c.Get, corev1ac.ExtractConfigMap, c.Apply)
+		},
+		func() (Result, error) {
+			c := apps.DaemonSets(*m.DaemonSet.Namespace)
+			return applyObject(ctx, o, "daemonset/"+*m.DaemonSet.Name, *m.DaemonSet.Name, m.DaemonSet, c.Get, appsv1ac.ExtractDaemonSet, c.Apply)
+		},
+	}
+	var results []Result
+	for _, step := range steps {
+		r, err := step()
+		if err != nil {
+			return results, err
+		}
+		results = append(results, r)
+		if o.Report != nil {
+			o.Report(r)
+		}
+	}
+	return results, nil
+}
+
+// apiObject is a typed API object pointer, such as *corev1.ConfigMap.
+type apiObject interface {
+	runtime.Object
+	GetResourceVersion() string
+}
+
+// applyObject applies desired, one object of any kind: get, extract and
+// apply are the kind's typed client methods and client-go's extractor.
+func applyObject[O apiObject, C any](ctx context.Context, o ApplyOptions, ref, name string, desired C,
+	get func(context.Context, string, metav1.GetOptions) (O, error),
+	extract func(O, string) (C, error),
+	apply func(context.Context, C, metav1.ApplyOptions) (O, error),
+) (Result, error) {
+	cur, err := get(ctx, name, metav1.GetOptions{})
+	exists := err == nil
+	if err != nil && !apierrors.IsNotFound(err) {
+		return Result{}, apiError("read "+ref, err)
+	}
+	same := false
+	if exists {
+		owned, err := extract(cur, kubeschema.FieldManager)
+		if err != nil {
+			return Result{}, fmt.Errorf("read %s: fields owned by %s: %w", ref, kubeschema.FieldManager, err)
+		}
+		if same, err = sameJSON(owned, desired); err != nil {
+			return Result{}, fmt.Errorf("compare %s: %w", ref, err)
+		}
+	}
+	if same && !o.ServerDryRun {
+		printed, err := forPrinting(cur)
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{Ref: ref, Action: Unchanged, Object: printed}, nil
+	}
+	opts := metav1.ApplyOptions{FieldManager: kubeschema.FieldManager, Force: o.Force}
+	if o.ServerDryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	out, err := apply(ctx, desired, opts)
+	if err != nil {
+		return Result{}, applyError(ref, err)
+	}
+	action := Configured
+	switch {
+	case !exists:
+		action = Created
+	case same:
+		action = Unchanged
+	case !o.ServerDryRun && out.GetResourceVersion() != "" && out.GetResourceVersion() == cur.GetResourceVersion():
+		// The server found nothing to change (a field's form differed, not
+		// its value).
+		action = Unchanged
+	}
+	printed, err := forPrinting(out)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Ref: ref, Action: action, Object: printed}, nil
+}
+
+// sameJSON reports whether two apply configurations are the same fields
+// with the same values.
+func sameJSON(a, b any) (bool, error) {
+	ja, err := json.Marshal(a)
+	if err != nil {
+		return false, err
+	}
+	jb, err := json.Marshal(b)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(ja, jb), nil
+}
+
+// conflictManager finds the manager in a conflict cause's message, which
+// reads `conflict with "kubectl-edit"` and may go on with the operation's
+// API version and time.
+var conflictManager = regexp.MustCompile(`conflict with "((?:[^"\\]|\\.)*)"`)
+
+// applyError turns an apply conflict into a ConflictError and names the
+// object and the API's reason in every other error.
+func applyError(ref string, err error) error {
+	var status apierrors.APIStatus
+	if apierrors.IsConflict(err) && errors.As(err, &status) {
+		st := status.Status()
+		if st.Details != nil {
+			ce := &ConflictError{Ref: ref}
+			for _, c := range st.Details.Causes {
+				if c.Type != metav1.CauseTypeFieldManagerConflict {
+					continue
+				}
+				fc := FieldConflict{Field: c.Field, Manager: c.Message}
+				if m := conflictManager.FindStringSubmatch(c.Message); m != nil {
+					fc.Manager = m[1]
+				}
+				ce.Conflicts = append(ce.Conflicts, fc)
+			}
+			if len(ce.Conflicts) > 0 {
+				return ce
+			}
+		}
+	}
+	return apiError("apply "+ref, err)
+}
+
+// apiError prefixes err with what failed and the API's reason, such as
+// "apply daemonset/drmfilter-agent: Forbidden: ...".
+func apiError(what string, err error) error {
+	if reason := apierrors.ReasonForError(err); reason != metav1.StatusReasonUnknown {
+		return fmt.Errorf("%s: %s: %w", what, reason, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,182 @@
+package kubernetes
+
+import (
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	"github.com/drmfilter/drmfilter/internal/kubeschema"
+)
+
+// The agent container.
+const (
+	// ContainerName is the agent's container in the DaemonSet's pods.
+	ContainerName = "agent"
+	// MetricsPort serves /metrics, /healthz and /readyz on the pod's IP.
+	MetricsPort = 9477
+	// MetricsPortName names MetricsPort; the probes refer to it.
+	MetricsPortName = "metrics"
+	// RunDir holds the agent's status socket (an emptyDir).
+	RunDir = "/run/drmfilter"
+)
+
+// Volume names.
+const (
+	volumeHostRoot = "host-root"
+	volumePolicies = "policies"
+	volumeRun      = "run"
+)
+
+// AgentArgs are the arguments of `drmfilter` in the agent's container.
+func AgentArgs(o Options) []string {
+	args := []string{
+		"run",
+		"--kubernetes",
+		"--host-root=" + kubeschema.HostRootMountPath,
+		"--policy=" + kubeschema.PolicyMountPath,
+		"--metrics-address=0.0.0.0:" + strconv.Itoa(MetricsPort),
+		// Audit records go to the container's standard output, where the
+		// cluster's log collection picks them up.
+		"--audit-file=-",
+		"--audit-stdout",
+		"--status-socket=" + RunDir + "/status.sock",
+	}
+	if o.RuntimeSocket != "" {
+		// The node's filesystem is seen under the host root mount.
+		args = append(args, "--cri-endpoint="+kubeschema.HostRootMountPath+o.RuntimeSocket)
+	}
+	return args
+}
+
+// daemonSet runs one agent on every Linux node.
+func daemonSet(o Options) *appsv1ac.DaemonSetApplyConfiguration {
+	return appsv1ac.DaemonSet(kubeschema.DaemonSet, o.Namespace).
+		WithLabels(agentLabels()).
+		WithSpec(appsv1ac.DaemonSetSpec().
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels())).
+			WithUpdateStrategy(appsv1ac.DaemonSetUpdateStrategy().
+				WithType("RollingUpdate").
+				WithRollingUpdate(appsv1ac.RollingUpdateDaemonSet().WithMaxUnavailable(o.MaxUnavailable))).
+			WithTemplate(corev1ac.PodTemplateSpec().
+				// No policy hash here: a policy change updates only the
+				// ConfigMap, and the agents reload it in place. A changing
+				// template annotation would restart every pod instead.
+				WithLabels(agentLabels()).
+				WithAnnotations(map[string]string{"kubectl.kubernetes.io/default-container": ContainerName}).
+				WithSpec(podSpec(o))))
+}
+
+func podSpec(o Options) *corev1ac.PodSpecApplyConfiguration {
+	return corev1ac.PodSpec().
+		WithServiceAccountName(kubeschema.ServiceAccount).
+		// The agent reads its policy ConfigMap and writes its node's status
+		// Lease through the API with this token.
+		WithAutomountServiceAccountToken(true).
+		WithNodeSelector(map[string]string{"kubernetes.io/os": "linux"}).
+		// Every node, tainted ones and control-plane nodes included: a node
+		// without an agent is a node whose files are not protected.
+		WithTolerations(corev1ac.Toleration().WithOperator(corev1.TolerationOpExists)).
+		// Evicting the agent under node pressure would lift the protection.
+		WithPriorityClassName("system-node-critical").
+		// The agent names the process behind every file access (its
+		// executable, credentials, cgroup and container) from /proc/PID,
+		// which needs the host's PID namespace.
+		WithHostPID(true).
+		WithTerminationGracePeriodSeconds(30).
+		WithContainers(container(o)).
+		WithVolumes(
+			// The node's filesystems, read-only, for marks, path resolution
+			// and the container runtime's socket. HostToContainer makes mounts
+			// made on the node later (new pod volumes, FUSE mounts) appear.
+			corev1ac.Volume().WithName(volumeHostRoot).
+				WithHostPath(corev1ac.HostPathVolumeSource().WithPath("/").WithType(corev1.HostPathDirectory)),
+			// The whole ConfigMap, never a subPath: a subPath mount is never
+			// updated. The agent watches the ConfigMap through the API and
+			// uses this copy when the API server cannot be reached.
+			corev1ac.Volume().WithName(volumePolicies).
+				WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(kubeschema.PolicyConfigMap)),
+			corev1ac.Volume().WithName(volumeRun).
+				WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
+		)
+}
+
+func container(o Options) *corev1ac.ContainerApplyConfiguration {
+	fieldEnv := func(name, field string) *corev1ac.EnvVarApplyConfiguration {
+		return corev1ac.EnvVar().WithName(name).
+			WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath(field)))
+	}
+	probe := func(path string, period int32) *corev1ac.ProbeApplyConfiguration {
+		return corev1ac.Probe().
+			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(MetricsPortName))).
+			WithPeriodSeconds(period).
+			WithTimeoutSeconds(3).
+			WithFailureThreshold(3)
+	}
+	return corev1ac.Container().
+		WithName(ContainerName).
+		WithImage(o.Image).
+		WithArgs(AgentArgs(o)...).
+		WithEnv(
+			fieldEnv(kubeschema.EnvNodeName, "spec.nodeName"),
+			fieldEnv(kubeschema.EnvPodName, "metadata.name"),
+			fieldEnv(kubeschema.EnvPodNamespace, "metadata.namespace"),
+		).
+		WithPorts(corev1ac.ContainerPort().WithName(MetricsPortName).WithContainerPort(MetricsPort).WithProtocol(corev1.ProtocolTCP)).
+		// /healthz answers while the process runs; /readyz once the policy
+		// is loaded and the kernel marks are in place.
+		WithLivenessProbe(probe("/healthz", 10).WithInitialDelaySeconds(10)).
+		WithReadinessProbe(probe("/readyz", 5)).
+		// No CPU limit: the kernel holds every covered open on the node until
+		// the agent answers, so throttling the agent would freeze those opens
+		// node-wide. Memory is bounded: the caches are bounded by design.
+		WithResources(corev1ac.ResourceRequirements().
+			WithRequests(corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("50m"),
+				corev1.ResourceMemory: resource.MustParse("64Mi"),
+			}).
+			WithLimits(corev1.ResourceList{
+				corev1.ResourceMemory: resource.MustParse("256Mi"),
+			})).
+		WithSecurityContext(securityContext()).
+		WithVolumeMounts(
+			corev1ac.VolumeMount().WithName(volumeHostRoot).WithMountPath(kubeschema.HostRootMountPath).
+				WithReadOnly(true).WithMountPropagation(corev1.MountPropagationHostToContainer),
+			corev1ac.VolumeMount().WithName(volumePolicies).WithMountPath(kubeschema.PolicyMountPath).WithReadOnly(true),
+			corev1ac.VolumeMount().WithName(volumeRun).WithMountPath(RunDir),
+		)
+}
+
+// AgentCapabilities are the only capabilities the agent keeps:
+//
+//   - SYS_ADMIN: fanotify_init with permission classes and fanotify_mark on
+//     whole filesystems.
+//   - SYS_PTRACE: reading /proc/PID/root, /proc/PID/exe and the mount table
+//     of processes of other users and containers (ptrace access mode checks).
+//   - DAC_READ_SEARCH: opening files by handle (open_by_handle_at) and reading
+//     executables and index files that root without it could not read (mode
+//     0000, other owners), to hash and index them.
+//
+// The container is not privileged: privileged would add every capability,
+// every host device and no seccomp or AppArmor confinement, and fanotify
+// needs none of that.
+var AgentCapabilities = []corev1.Capability{"SYS_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"}
+
+func securityContext() *corev1ac.SecurityContextApplyConfiguration {
+	return corev1ac.SecurityContext().
+		WithPrivileged(false).
+		// no_new_privs: the agent executes nothing, so it never needs to gain
+		// privileges. Kubernetes accepts this with added capabilities.
+		WithAllowPrivilegeEscalation(false).
+		WithReadOnlyRootFilesystem(true).
+		// Root, for fanotify and /proc of every user's processes; the
+		// capabilities above bound what root can do.
+		WithRunAsUser(0).
+		WithCapabilities(corev1ac.Capabilities().
+			WithDrop("ALL").
+			WithAdd(AgentCapabilities...))
+}
