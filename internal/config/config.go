@@ -18,6 +18,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -68,7 +70,10 @@ type Config struct {
 	// Audit configures the audit log.
 	Audit AuditConfig `yaml:"audit"`
 	// MetricsAddress serves /metrics, /healthz and /readyz; "" disables.
-	// Only loopback addresses are accepted.
+	// The default listens on loopback only. Any other host:port (for
+	// example 0.0.0.0:9477 in a pod, where the kubelet probes the pod's
+	// IP) exposes metrics and health, unauthenticated, to every network
+	// that reaches that address.
 	MetricsAddress string `yaml:"metricsAddress"`
 	// StatusSocket is the root-only unix socket `drmfilter status` asks.
 	StatusSocket string `yaml:"statusSocket"`
@@ -201,10 +206,8 @@ func (c *Config) Validate() error {
 		bad("audit: maxSizeMB (%d) and queueSize (%d) must be positive and backups (%d) not negative", c.Audit.MaxSizeMB, c.Audit.QueueSize, c.Audit.Backups)
 	}
 	if c.MetricsAddress != "" {
-		host, _, err := net.SplitHostPort(c.MetricsAddress)
-		ip := net.ParseIP(host)
-		if err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
-			bad("metricsAddress: %q must be a loopback host:port (127.0.0.1:9477) or empty", c.MetricsAddress)
+		if err := checkHostPort(c.MetricsAddress); err != nil {
+			bad("metricsAddress: %q must be host:port (127.0.0.1:9477, 0.0.0.0:9477) or empty: %v", c.MetricsAddress, err)
 		}
 	}
 	if c.StatusSocket != "" && !filepath.IsAbs(c.StatusSocket) {
@@ -216,6 +219,22 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkHostPort accepts what net.Listen("tcp", addr) does for a server:
+// an optional host (IP address or name) and a numeric port.
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("host %q is not an address or a name", host)
+	}
+	return nil
 }
 
 // ExemptionEnabled reports whether the hypervisor exemption is on.

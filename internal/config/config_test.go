@@ -60,12 +60,37 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 	cfg.Tune(Facts{CPUs: 2})
 	cfg.Mode = "block"
 	cfg.FailureMode = "maybe"
-	cfg.MetricsAddress = "0.0.0.0:9477"
+	cfg.MetricsAddress = "nonsense"
 	cfg.Audit.File = "relative.log"
 	err := cfg.Validate()
-	for _, want := range []string{`mode: "block"`, `failureMode: "maybe"`, `metricsAddress: "0.0.0.0:9477" must be a loopback`, `audit.file: "relative.log"`} {
+	for _, want := range []string{`mode: "block"`, `failureMode: "maybe"`, `metricsAddress: "nonsense" must be host:port`, `audit.file: "relative.log"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+}
+
+func TestMetricsAddress(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"":               true,
+		"127.0.0.1:9477": true,
+		"localhost:9477": true,
+		"[::1]:9477":     true,
+		"0.0.0.0:9477":   true, // a pod: the kubelet probes the pod's IP
+		":9477":          true,
+		"10.0.0.5:9477":  true,
+		"nonsense":       false,
+		"0.0.0.0":        false,
+		"0.0.0.0:http":   false,
+		"0.0.0.0:70000":  false,
+		"a b:9477":       false,
+	} {
+		cfg := Default()
+		cfg.Tune(Facts{CPUs: 2})
+		cfg.MetricsAddress = addr
+		err := cfg.Validate()
+		if (err == nil) != ok {
+			t.Errorf("%q: got %v, want accepted=%v", addr, err, ok)
 		}
 	}
 }
