@@ -50,7 +50,8 @@ type Response struct {
 }
 
 // Handler answers one action. n counts the calls of that action so far,
-// starting at 1.
+// starting at 1. Handlers run one at a time, so they may keep state
+// without locking.
 type Handler func(c Call, n int) Response
 
 // Server is the loopback fake. Its zero value is not usable: call New.
@@ -58,6 +59,7 @@ type Server struct {
 	*httptest.Server
 	t        testing.TB
 	mu       sync.Mutex
+	serving  sync.Mutex // held while a handler runs
 	calls    []Call
 	counts   map[string]int
 	handlers map[string]Handler
@@ -149,7 +151,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.t.Errorf("awsfake: no handler for %s %s", c.Service, c.Action)
 		h = func(c Call, _ int) Response { return Error(c, 400, "InvalidAction", "no fake for "+c.Action) }
 	}
+	s.serving.Lock()
 	resp := h(c, n)
+	s.serving.Unlock()
 	if resp.Status == 0 {
 		resp.Status = http.StatusOK
 	}
