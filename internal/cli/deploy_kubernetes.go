@@ -146,7 +146,13 @@ func deployKubernetes(cmd *cobra.Command, s Streams, f *deployKubernetesFlags) e
 		// The objects go to standard output; the summary beside them.
 		suffix, report = " (server dry run)", s.Err
 	}
-	opts.Report = func(r kubernetes.Result) { fmt.Fprintf(report, "%s %s%s\n", r.Ref, r.Action, suffix) }
+	opts.Report = func(r kubernetes.Result) {
+		if r.Action == kubernetes.Skipped {
+			fmt.Fprintf(report, "%s not checked (server dry run): namespace %s does not exist yet, and the server cannot check objects in it\n", r.Ref, f.namespace)
+			return
+		}
+		fmt.Fprintf(report, "%s %s%s\n", r.Ref, r.Action, suffix)
+	}
 	results, err := kubernetes.Apply(cmd.Context(), cs, m, opts)
 	if err != nil {
 		var ce *kubernetes.ConflictError
@@ -158,7 +164,9 @@ func deployKubernetes(cmd *cobra.Command, s Streams, f *deployKubernetesFlags) e
 	if opts.ServerDryRun {
 		objs := make([]any, 0, len(results))
 		for _, r := range results {
-			objs = append(objs, r.Object)
+			if r.Object != nil {
+				objs = append(objs, r.Object)
+			}
 		}
 		if err := kubernetes.Encode(s.Out, f.output, objs); err != nil {
 			return withCode(exitcode.Failure, err)

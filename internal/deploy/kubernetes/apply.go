@@ -28,6 +28,10 @@ const (
 	Created    Action = "created"
 	Configured Action = "configured"
 	Unchanged  Action = "unchanged"
+	// Skipped is an object of a server dry run whose namespace does not
+	// exist yet: the server cannot check an object in a namespace it does
+	// not have, and a dry run does not create the namespace.
+	Skipped Action = "skipped"
 )
 
 // Result is the outcome of applying one object.
@@ -77,41 +81,53 @@ func (e *ConflictError) Error() string {
 // Apply creates or updates every object of m with server-side apply, in
 // dependency order, and stops at the first error. An object whose fields
 // are already what m says (as owned by kubeschema.FieldManager) is not sent
-// at all, so a second deploy with the same inputs writes nothing.
+// at all, so a second deploy with the same inputs writes nothing. In a
+// server dry run, the objects of a namespace that does not exist yet are
+// Skipped.
 func Apply(ctx context.Context, cs clientset.Interface, m *Manifest, o ApplyOptions) ([]Result, error) {
-	ns := m.Namespace.Name
 	core, rbac, apps := cs.CoreV1(), cs.RbacV1(), cs.AppsV1()
-	steps := []func() (Result, error){
-		func() (Result, error) {
+	ns := *m.Namespace.Name
+	type step struct {
+		ref   string
+		apply func(ref string) (Result, error)
+	}
+	steps := []step{
+		{"namespace/" + ns, func(ref string) (Result, error) {
 			c := core.Namespaces()
-			return applyObject(ctx, o, "namespace/"+*ns, *ns, m.Namespace, c.Get, corev1ac.ExtractNamespace, c.Apply)
-		},
-		func() (Result, error) {
-			c := core.ServiceAccounts(*m.ServiceAccount.Namespace)
-			return applyObject(ctx, o, "serviceaccount/"+*m.ServiceAccount.Name, *m.ServiceAccount.Name, m.ServiceAccount, c.Get, corev1ac.ExtractServiceAccount, c.Apply)
-		},
-		func() (Result, error) {
-			c := rbac.Roles(*m.Role.Namespace)
-			return applyObject(ctx, o, "role/"+*m.Role.Name, *m.Role.Name, m.Role, c.Get, rbacv1ac.ExtractRole, c.Apply)
-		},
-		func() (Result, error) {
-			c := rbac.RoleBindings(*m.RoleBinding.Namespace)
-			return applyObject(ctx, o, "rolebinding/"+*m.RoleBinding.Name, *m.RoleBinding.Name, m.RoleBinding, c.Get, rbacv1ac.ExtractRoleBinding, c.Apply)
-		},
-		func() (Result, error) {
-			c := core.ConfigMaps(*m.ConfigMap.Namespace)
-			return applyObject(ctx, o, "configmap/"+*m.ConfigMap.Name, *m.ConfigMap.Name, m.ConfigMap, c.Get, corev1ac.ExtractConfigMap, c.Apply)
-		},
-		func() (Result, error) {
-			c := apps.DaemonSets(*m.DaemonSet.Namespace)
-			return applyObject(ctx, o, "daemonset/"+*m.DaemonSet.Name, *m.DaemonSet.Name, m.DaemonSet, c.Get, appsv1ac.ExtractDaemonSet, c.Apply)
-		},
+			return applyObject(ctx, o, ref, ns, m.Namespace, c.Get, corev1ac.ExtractNamespace, c.Apply)
+		}},
+		{"serviceaccount/" + *m.ServiceAccount.Name, func(ref string) (Result, error) {
+			c := core.ServiceAccounts(ns)
+			return applyObject(ctx, o, ref, *m.ServiceAccount.Name, m.ServiceAccount, c.Get, corev1ac.ExtractServiceAccount, c.Apply)
+		}},
+		{"role/" + *m.Role.Name, func(ref string) (Result, error) {
+			c := rbac.Roles(ns)
+			return applyObject(ctx, o, ref, *m.Role.Name, m.Role, c.Get, rbacv1ac.ExtractRole, c.Apply)
+		}},
+		{"rolebinding/" + *m.RoleBinding.Name, func(ref string) (Result, error) {
+			c := rbac.RoleBindings(ns)
+			return applyObject(ctx, o, ref, *m.RoleBinding.Name, m.RoleBinding, c.Get, rbacv1ac.ExtractRoleBinding, c.Apply)
+		}},
+		{"configmap/" + *m.ConfigMap.Name, func(ref string) (Result, error) {
+			c := core.ConfigMaps(ns)
+			return applyObject(ctx, o, ref, *m.ConfigMap.Name, m.ConfigMap, c.Get, corev1ac.ExtractConfigMap, c.Apply)
+		}},
+		{"daemonset/" + *m.DaemonSet.Name, func(ref string) (Result, error) {
+			c := apps.DaemonSets(ns)
+			return applyObject(ctx, o, ref, *m.DaemonSet.Name, m.DaemonSet, c.Get, appsv1ac.ExtractDaemonSet, c.Apply)
+		}},
 	}
 	var results []Result
-	for _, step := range steps {
-		r, err := step()
-		if err != nil {
-			return results, err
+	for i, s := range steps {
+		var r Result
+		if i > 0 && o.ServerDryRun && results[0].Action == Created {
+			// The namespace exists only in the dry run.
+			r = Result{Ref: s.ref, Action: Skipped}
+		} else {
+			var err error
+			if r, err = s.apply(s.ref); err != nil {
+				return results, err
+			}
 		}
 		results = append(results, r)
 		if o.Report != nil {

@@ -102,9 +102,21 @@ func TestIntegrationDeployRedeployPolicyChangeConflictUndeploy(t *testing.T) {
 	policyFile(t, dir, "a.yaml", "/srv/a")
 	deploy := []string{"deploy", "kubernetes", "--kubeconfig", srv.Kubeconfig, "-n", ns, "--policy", dir, "--image", "registry.example/drmfilter:it"}
 
+	// A server dry run before the namespace exists checks the namespace
+	// only, says why, and stores nothing.
+	code, out, errOut := drmfilter(t, append(deploy, "--dry-run=server")...)
+	if code != exitcode.OK || !strings.HasPrefix(errOut, "namespace/"+ns+" created (server dry run)\n") ||
+		!strings.Contains(errOut, "daemonset/drmfilter-agent not checked (server dry run): namespace "+ns+" does not exist yet") ||
+		strings.Count(out, "kind:") != 1 {
+		t.Fatalf("server dry run of a new namespace: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("server dry run stored the namespace: %v", err)
+	}
+
 	// First deploy: everything is created, and the API server accepts the
 	// DaemonSet's security settings.
-	code, out, errOut := drmfilter(t, deploy...)
+	code, out, errOut = drmfilter(t, deploy...)
 	if code != exitcode.OK {
 		t.Fatalf("deploy: exit %d\n%s", code, errOut)
 	}
