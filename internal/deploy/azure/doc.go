@@ -21,6 +21,8 @@
 //     extension profile, upgrade instances in batches, check each instance,
 //     stop past a failure threshold, resume from a state file).
 //   - plan.go: what --dry-run prints.
+//   - azurefake/: the fake Azure the tests (here and in internal/cli) run
+//     against, built on armcompute's official fake servers.
 //
 // Only reads are made for a dry run. See
 // https://learn.microsoft.com/azure/virtual-machines/extensions/custom-script-linux

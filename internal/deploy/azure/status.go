@@ -90,7 +90,8 @@ func readExtensionView(r *Result, v *armcompute.VirtualMachineExtensionInstanceV
 			r.Result = Failed
 			r.Message = "the extension is still " + state
 		}
-		if m := firstLine(deref(s.Message)); m != "" {
+		// "Enable succeeded: \n[stdout]\n…": the first line is the summary.
+		if m := strings.TrimSuffix(firstLine(deref(s.Message)), ":"); m != "" {
 			r.Message = m
 		} else if state == "succeeded" || state == "failed" {
 			r.Message = deref(s.DisplayStatus)

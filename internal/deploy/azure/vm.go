@@ -125,7 +125,7 @@ func DeployVM(ctx context.Context, env Env, t Target, in Install) (Result, error
 	if err != nil && ctx.Err() != nil {
 		r.Result = TimedOut
 		r.Message = fmt.Sprintf("no result before the timeout; the extension may still be running: az vm extension show -g %s --vm-name %s -n %s --instance-view", t.ResourceGroup, t.Name, in.ExtensionName)
-		log.Warn("timed out")
+		log.Info("timed out")
 		return r, nil
 	}
 	view, viewErr := vmExtensionView(ctx, c, t, in.ExtensionName)
@@ -139,7 +139,7 @@ func DeployVM(ctx context.Context, env Env, t Target, in Install) (Result, error
 			readExtensionView(&fromView, view)
 			r.Stdout, r.Stderr = fromView.Stdout, fromView.Stderr
 		}
-		log.Warn("extension failed", "error", r.Message)
+		log.Info("extension failed", "error", r.Message)
 		return r, nil
 	}
 	if viewErr != nil {

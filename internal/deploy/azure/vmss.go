@@ -329,7 +329,7 @@ func DeployScaleSet(ctx context.Context, env Env, req ScaleSetRequest) (*ScaleSe
 		switch {
 		case ctx.Err() != nil:
 			report.Stopped = fmt.Sprintf("timed out during batch %d of %d", n+1, len(ro.batches))
-		case failures > req.MaxFailures:
+		case failures > req.MaxFailures && n+1 < len(ro.batches):
 			report.Stopped = fmt.Sprintf("stopped after batch %d of %d: %d failed instances exceed --max-failures %d", n+1, len(ro.batches), failures, req.MaxFailures)
 		}
 	}

@@ -262,7 +262,7 @@ func (c *Cloud) servers() *fake.ServerFactory {
 // extensionView is the Custom Script extension's instance view for an
 // outcome, in the format the extension reports.
 func extensionView(name string, o Outcome) *armcompute.VirtualMachineExtensionInstanceView {
-	code, msg, sub := "ProvisioningState/succeeded", "Enable succeeded", "succeeded"
+	code, msg, sub := "ProvisioningState/succeeded", "Enable succeeded: ", "succeeded"
 	if o.Fail {
 		code, msg, sub = "ProvisioningState/failed/1", "Enable failed: failed to execute command: command terminated with exit status=1", "failed"
 	}
