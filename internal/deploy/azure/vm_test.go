@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -230,5 +233,35 @@ func TestPlanVMReadsOnly(t *testing.T) {
 	}
 	if strings.Contains(out, "SECRET") || strings.Contains(out, "sig=") {
 		t.Errorf("plan shows a secret:\n%s", out)
+	}
+}
+
+// commandToExecute is run by the extension with /bin/sh from the download
+// directory: run it the same way with a stand-in install.sh that prints
+// its arguments, to check the quoting of URLs with & and '.
+func TestCommandToExecuteQuotesForSh(t *testing.T) {
+	c := vmCloud(&azurefake.VM{OSType: armcompute.OperatingSystemTypesLinux})
+	in := install()
+	in.PolicyURLs = append(in.PolicyURLs, "https://example.com/it's a policy.yaml?a=1&b=$(reboot)")
+	if _, err := azure.DeployVM(context.Background(), c.Env(), vmTarget, in); err != nil {
+		t.Fatal(err)
+	}
+	ext := c.CallsTo(azurefake.VMExtensionCreate)[0].Body.(armcompute.VirtualMachineExtension)
+	command := ext.Properties.ProtectedSettings.(map[string]any)["commandToExecute"].(string)
+
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "install.sh"), []byte("for a in \"$@\"; do printf '%s\\n' \"$a\"; done\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", command)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", command, err)
+	}
+	want := strings.Join([]string{"--package-url", pkgURL, "--sha256", sha, "--policy-url", polURL,
+		"--policy-url", "https://example.com/it's a policy.yaml?a=1&b=$(reboot)", "--mode", "audit"}, "\n") + "\n"
+	if string(out) != want {
+		t.Errorf("install.sh got:\n%s\nwant:\n%s", out, want)
 	}
 }

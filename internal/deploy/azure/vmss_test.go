@@ -367,3 +367,16 @@ func TestPlanScaleSetReadsOnlyAndShowsBatches(t *testing.T) {
 		t.Errorf("plan shows a secret:\n%s", out)
 	}
 }
+
+func TestScaleSetProfileUpdateDenied(t *testing.T) {
+	c := ssCloud(3, nil)
+	c.Errors[azurefake.ScaleSetExtCreate] = azurefake.ErrorSpec{Status: 403, Code: "AuthorizationFailed"}
+	_, err := azure.DeployScaleSet(context.Background(), c.Env(), ssRequest(t, 0))
+	want := "set extension drmfilter-install on scale set web: permission denied (AuthorizationFailed); " + azure.RoleHint
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+	if n := len(c.CallsTo(azurefake.UpdateInstances)); n != 0 {
+		t.Errorf("%d upgrades after the model update failed", n)
+	}
+}
