@@ -47,13 +47,21 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "mkdist:", err)
-		}
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
 		os.Exit(2)
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(os.Stderr, "mkdist:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "mkdist:", err)
+		os.Exit(1)
 	}
 }
+
+// usageError is a mistake in the command line (exit status 2).
+type usageError struct{ error }
 
 func parse(args []string, stderr io.Writer) (options, error) {
 	var o options
@@ -69,21 +77,32 @@ func parse(args []string, stderr io.Writer) (options, error) {
 			return o, err
 		}
 		fs.Usage()
-		return o, errors.New("no target given (deb, rpm, image or all)")
+		return o, usageError{errors.New("no target given (deb, rpm, image or all)")}
 	}
 	o.target = args[0]
 	if err := fs.Parse(args[1:]); err != nil {
-		return o, err
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return o, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	switch o.target {
 	case "deb", "rpm", "image", "all":
 	default:
-		return o, fmt.Errorf("unknown target %q (want deb, rpm, image or all)", o.target)
+		return o, usageError{fmt.Errorf("unknown target %q (want deb, rpm, image or all)", o.target)}
 	}
-	return o, dist.CheckArch(o.arch)
+	if err := dist.CheckArch(o.arch); err != nil {
+		return o, usageError{err}
+	}
+	if o.version != "" {
+		if err := dist.CheckVersion(o.version); err != nil {
+			return o, usageError{err}
+		}
+	}
+	return o, nil
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -97,9 +116,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.version == "" {
 		o.version = dist.DefaultVersion(ctx, repo)
-	}
-	if err := dist.CheckVersion(o.version); err != nil {
-		return err
 	}
 	created, err := sourceDate()
 	if err != nil {
