@@ -19,8 +19,7 @@ type State struct {
 	PackageSHA256 string `json:"packageSha256"`
 	// ExtensionName names the extension on the scale set.
 	ExtensionName string `json:"extensionName"`
-	// ForceUpdateTag is the tag set on the extension profile; a resumed run
-	// of the same package keeps it.
+	// ForceUpdateTag is the tag the last run set on the extension profile.
 	ForceUpdateTag string `json:"forceUpdateTag"`
 	// CompletedBatches lists the batches that finished, across runs.
 	CompletedBatches []BatchRecord `json:"completedBatches"`

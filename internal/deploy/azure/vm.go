@@ -76,6 +76,9 @@ func osType(sp *armcompute.StorageProfile, op *armcompute.OSProfile) string {
 
 // PlanVM checks the VM (a read) and says what DeployVM would do.
 func PlanVM(ctx context.Context, env Env, t Target, in Install) (*Plan, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
 	c, err := env.clients(t.Subscription)
 	if err != nil {
 		return nil, err
@@ -103,6 +106,9 @@ func PlanVM(ctx context.Context, env Env, t Target, in Install) (*Plan, error) {
 // its status and output. An error means nothing was attempted (VM missing,
 // not Linux, no access); a failed installation is a Result.
 func DeployVM(ctx context.Context, env Env, t Target, in Install) (Result, error) {
+	if err := in.Validate(); err != nil {
+		return Result{}, err
+	}
 	c, err := env.clients(t.Subscription)
 	if err != nil {
 		return Result{}, err

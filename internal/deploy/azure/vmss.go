@@ -92,6 +92,9 @@ type rollout struct {
 // prepare reads the scale set and its instances (reads only), loads the
 // state to resume from, and cuts the remaining instances into batches.
 func prepare(ctx context.Context, env Env, req ScaleSetRequest) (*rollout, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
 	c, err := env.clients(req.Subscription)
 	if err != nil {
 		return nil, err
@@ -123,13 +126,12 @@ func prepare(ctx context.Context, env Env, req ScaleSetRequest) (*rollout, error
 			return nil, fmt.Errorf("--resume: state file %s is for scale set %s, not %s", ro.statePath, s.ScaleSetID, ro.id)
 		}
 		ro.state = s
-		if s.PackageSHA256 == sha && s.ExtensionName == req.Install.ExtensionName {
-			ro.tag = s.ForceUpdateTag
-		}
 	}
-	if ro.tag == "" {
-		ro.tag = ForceUpdateTag(sha, env.now())
-	}
+	// Every run, resumed ones too, gets a new tag: an instance that
+	// already has the latest model is not upgraded again, so a failed
+	// instance is retried only if the model changed. Instances skipped as
+	// done keep the package; Azure shows them as not on the latest model.
+	ro.tag = ForceUpdateTag(sha, env.now())
 	var pending []instance
 	for _, in := range instances {
 		if req.Resume && ro.state.done(in.id, sha) {

@@ -153,6 +153,7 @@ func TestScaleSetStopsPastTheThresholdAndResumes(t *testing.T) {
 	// The package is fixed in place (same SHA-256 after the mirror is
 	// repaired, say): resume.
 	c2 := ssCloud(12, nil)
+	c2.Now = c2.Now.Add(10 * time.Minute)
 	req.Resume = true
 	rep, err = azure.DeployScaleSet(context.Background(), c2.Env(), req)
 	if err != nil {
@@ -169,11 +170,11 @@ func TestScaleSetStopsPastTheThresholdAndResumes(t *testing.T) {
 	if got := resultsByID(rep); !reflect.DeepEqual(got, want) {
 		t.Errorf("resumed results %v\nwant %v", got, want)
 	}
-	// The same package keeps its forceUpdateTag, so the model is not
-	// changed again for the instances already done.
+	// A new forceUpdateTag, or Azure would not run the extension again on
+	// instances 7 and 8, which already have the first run's model.
 	ext := c2.CallsTo(azurefake.ScaleSetExtCreate)[0].Body.(armcompute.VirtualMachineScaleSetExtension)
-	if *ext.Properties.ForceUpdateTag != tagWant {
-		t.Errorf("resumed tag %s, want %s", *ext.Properties.ForceUpdateTag, tagWant)
+	if got, want := *ext.Properties.ForceUpdateTag, "9f86d081884c-20261126T221000Z"; got != want {
+		t.Errorf("resumed tag %s, want %s", got, want)
 	}
 	st, err := azure.LoadState(req.StateFile)
 	if err != nil {
