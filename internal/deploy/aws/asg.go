@@ -39,6 +39,9 @@ type ASGOptions struct {
 	PollMinDelay, PollMaxDelay time.Duration
 	// Progress receives progress lines (or a bar on a terminal).
 	Progress io.Writer
+	// OnPlan, if set, is called with the plan right before the first call
+	// that changes anything (not in a dry run).
+	OnPlan func(ASGPlan)
 }
 
 // ASGPlan is what RunASG found and does (or, in a dry run, would do).
@@ -181,6 +184,9 @@ func RunASG(ctx context.Context, cfg awssdk.Config, o ASGOptions) (ASGResult, er
 	}
 	if o.DryRun {
 		return ASGResult{Plan: plan}, nil
+	}
+	if o.OnPlan != nil {
+		o.OnPlan(plan)
 	}
 
 	created, err := ec2Client.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{

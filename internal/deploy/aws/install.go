@@ -23,20 +23,18 @@ type InstallSpec struct {
 	Mode string
 }
 
-// DefaultScriptURL is install.sh of the release tag matching version
-// ("v1.2.3" or "1.2.3"). A build that is not a release (a development or
-// pseudo-version) gets the main branch's script and ok false, so the caller
-// can say that the script is not pinned.
-func DefaultScriptURL(version string) (scriptURL string, ok bool) {
+// DefaultScriptURL is install.sh at the release tag of version ("v1.2.3"
+// or "1.2.3") on GitHub. A build that is not a release (a development or
+// pseudo-version) has no tagged script, and the caller must name one.
+func DefaultScriptURL(version string) (string, error) {
 	v := version
 	if !strings.HasPrefix(v, "v") {
 		v = "v" + v
 	}
-	ref := "main"
-	if releaseVersion.MatchString(v) && !pseudoVersion.MatchString(v) {
-		ref, ok = v, true
+	if !releaseVersion.MatchString(v) || pseudoVersion.MatchString(v) {
+		return "", fmt.Errorf("this build (%s) is not a release, so install.sh has no tagged URL: pass --script-url", version)
 	}
-	return "https://raw.githubusercontent.com/drmfilter/drmfilter/" + ref + "/scripts/install.sh", ok
+	return "https://raw.githubusercontent.com/drmfilter/drmfilter/" + v + "/scripts/install.sh", nil
 }
 
 var (

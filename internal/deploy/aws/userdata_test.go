@@ -144,15 +144,17 @@ func TestAddInstallStepRefuses(t *testing.T) {
 
 func TestDefaultScriptURL(t *testing.T) {
 	for v, want := range map[string]string{
-		"v1.2.3":                             "v1.2.3 true",
-		"1.2.3":                              "v1.2.3 true",
-		"v1.3.0-rc.1":                        "v1.3.0-rc.1 true",
-		"devel":                              "main false",
-		"v0.0.0-20261126223100-0123456789ab": "main false",
+		"v1.2.3":                             "https://raw.githubusercontent.com/drmfilter/drmfilter/v1.2.3/scripts/install.sh",
+		"1.2.3":                              "https://raw.githubusercontent.com/drmfilter/drmfilter/v1.2.3/scripts/install.sh",
+		"v1.3.0-rc.1":                        "https://raw.githubusercontent.com/drmfilter/drmfilter/v1.3.0-rc.1/scripts/install.sh",
+		"devel":                              "this build (devel) is not a release, so install.sh has no tagged URL: pass --script-url",
+		"v0.0.0-20261126223100-0123456789ab": "this build (v0.0.0-20261126223100-0123456789ab) is not a release, so install.sh has no tagged URL: pass --script-url",
 	} {
-		u, ok := DefaultScriptURL(v)
-		ref := strings.TrimSuffix(strings.TrimPrefix(u, "https://raw.githubusercontent.com/drmfilter/drmfilter/"), "/scripts/install.sh")
-		if got := ref + " " + map[bool]string{true: "true", false: "false"}[ok]; got != want {
+		got, err := DefaultScriptURL(v)
+		if err != nil {
+			got = err.Error()
+		}
+		if got != want {
 			t.Errorf("%s: %s, want %s", v, got, want)
 		}
 	}

@@ -37,6 +37,8 @@ const (
 type Call struct {
 	Service string
 	Action  string
+	// Header is the request's HTTP header (Authorization, X-Amz-Target).
+	Header http.Header
 	// Form holds the fields of an EC2 or Auto Scaling request.
 	Form url.Values
 	// JSON holds the decoded body of an SSM request.
@@ -115,7 +117,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	var c Call
+	c := Call{Header: r.Header.Clone()}
 	if target := r.Header.Get("X-Amz-Target"); target != "" {
 		c.Service = SSM
 		_, c.Action, _ = strings.Cut(target, ".")
