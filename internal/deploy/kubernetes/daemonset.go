@@ -106,9 +106,12 @@ func podSpec(o Options) *corev1ac.PodSpecApplyConfiguration {
 }
 
 func container(o Options) *corev1ac.ContainerApplyConfiguration {
+	// The fieldRef's apiVersion is what the server would default it to;
+	// written out, it is a field deploy owns, so a redeploy finds its
+	// fields unchanged and sends nothing.
 	fieldEnv := func(name, field string) *corev1ac.EnvVarApplyConfiguration {
 		return corev1ac.EnvVar().WithName(name).
-			WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath(field)))
+			WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath(field)))
 	}
 	probe := func(path string, period int32) *corev1ac.ProbeApplyConfiguration {
 		return corev1ac.Probe().
