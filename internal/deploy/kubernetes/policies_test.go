@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/drmfilter/drmfilter/internal/kubeagent"
+	"github.com/drmfilter/drmfilter/internal/kubeschema"
 	"github.com/drmfilter/drmfilter/internal/policy"
 )
 
@@ -82,5 +86,32 @@ func TestPoliciesReportsPolicyErrorsAsPolicyCheckDoes(t *testing.T) {
 	}
 	if got := perrs[0].Error(); !strings.Contains(got, filepath.Join(dir, "bad.yaml")+":4:15: spec.files: empty file selector") {
 		t.Errorf("first error %q", got)
+	}
+}
+
+// TestAgentHashesTheConfigMapAsDeployDoes checks the contract with the
+// agent: the policies it reads from the deployed ConfigMap hash to the
+// ConfigMap's policy-hash annotation, which is how `fleet status` tells a
+// node that has the desired policy.
+func TestAgentHashesTheConfigMapAsDeployDoes(t *testing.T) {
+	dir := writePolicies(t, map[string]string{
+		"b.yaml": policyDoc("b", "/srv/b"),
+		"a.yml":  policyDoc("a", "/srv/a"),
+	})
+	p, err := ReadPolicies([]string{filepath.Join(dir, "b.yaml"), filepath.Join(dir, "a.yml")}, policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Build(Options{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{Data: m.ConfigMap.Data}
+	onNode, err := policy.Load(kubeagent.ConfigMapSources(cm), policy.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := m.ConfigMap.Annotations[kubeschema.AnnotationPolicyHash]; onNode.Hash != want {
+		t.Errorf("the agent computes %s from the ConfigMap, its annotation says %s", onNode.Hash, want)
 	}
 }
