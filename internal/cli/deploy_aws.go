@@ -190,6 +190,7 @@ func writeSSMReport(w io.Writer, output string, rep awsdeploy.SSMReport) error {
 	if output == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		return enc.Encode(rep)
 	}
 	if rep.DryRun {
@@ -278,6 +279,7 @@ func writeASGResult(w io.Writer, output string, res awsdeploy.ASGResult, dryRun 
 	if output == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		return enc.Encode(res)
 	}
 	if dryRun {

@@ -108,6 +108,22 @@ func TestDeployAWSSSMJSON(t *testing.T) {
 	}
 }
 
+func TestDeployAWSDryRunJSONKeepsSecrets(t *testing.T) {
+	f := ssmFleet(t, map[string]string{"i-a": "Success"})
+	code, out, errOut := runAWS(t, f, append([]string{"deploy", "aws", "ssm", "--instances", "i-a", "--dry-run", "-o", "json"}, installArgs()...)...)
+	if code != exitcode.OK || !strings.Contains(out, `"documentName": "AWS-RunShellScript"`) || !strings.Contains(out, "drmfilter.deb?<redacted>") {
+		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	g := asgGroup(t, `<Status>Successful</Status>`)
+	code, out, errOut = runAWS(t, g, append([]string{"deploy", "aws", "asg", "--group", "web", "--dry-run", "-o", "json"}, installArgs()...)...)
+	if code != exitcode.OK || !strings.Contains(out, `"userDataFormat": "shell script"`) {
+		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if strings.Contains(out, "topsecret") {
+		t.Error("the presigned URL's signature was printed")
+	}
+}
+
 func TestDeployAWSSSMDryRun(t *testing.T) {
 	f := ssmFleet(t, map[string]string{"i-a": "Success"})
 	code, out, errOut := runAWS(t, f, append([]string{"deploy", "aws", "ssm", "--instances", "i-a,i-b", "--dry-run"}, installArgs()...)...)

@@ -10,7 +10,7 @@
 //   - config.go: LoadConfig, the SDK's default credential and region chain.
 //   - ssm.go, ssm_targets.go, ssm_report.go: `deploy aws ssm`.
 //   - userdata.go: adds the install step to existing launch template user data.
-//   - asg.go, asg_refresh.go: `deploy aws asg`.
+//   - asg.go, asg_refresh.go, asg_report.go: `deploy aws asg`.
 //   - awsfake/: a loopback fake of the three services, for tests.
 //
 // Nothing here changes state in a dry run: only Describe* and List* calls

@@ -29,3 +29,12 @@ func hasQuery(raw string) bool {
 	u, err := url.Parse(raw)
 	return err == nil && u.RawQuery != ""
 }
+
+// redactAll redacts each of lines.
+func redactAll(lines []string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = Redact(l)
+	}
+	return out
+}

@@ -125,7 +125,9 @@ func (r SSMReport) Succeeded() bool {
 	return true
 }
 
-var rateValue = regexp.MustCompile(`^([0-9]+)(%?)$`)
+// rateValue is SSM's MaxConcurrency and MaxErrors syntax: a number or a
+// percentage, without leading zeros.
+var rateValue = regexp.MustCompile(`^(0|[1-9][0-9]*)(%?)$`)
 
 // validate checks the options before any call.
 func (o *SSMOptions) validate() error {
@@ -216,7 +218,7 @@ func RunSSM(ctx context.Context, cfg awssdk.Config, o SSMOptions) (SSMReport, er
 		return SSMReport{}, err
 	}
 	var send []string
-	report := SSMReport{DryRun: o.DryRun}
+	report := SSMReport{DryRun: o.DryRun, Results: []InstanceResult{}}
 	for _, t := range targets {
 		if t.Skip != "" {
 			report.Results = append(report.Results, InstanceResult{InstanceID: t.InstanceID, Status: StatusSkipped, Message: t.Skip})
@@ -231,7 +233,7 @@ func RunSSM(ctx context.Context, cfg awssdk.Config, o SSMOptions) (SSMReport, er
 	}
 	if o.DryRun {
 		report.Plan = &SSMPlan{
-			DocumentName: DocumentName, Comment: comment, Commands: o.Install.Commands(),
+			DocumentName: DocumentName, Comment: comment, Commands: redactAll(o.Install.Commands()),
 			MaxConcurrency: o.MaxConcurrency, MaxErrors: o.MaxErrors, TimeoutSeconds: timeoutSeconds,
 			Batches: slices.Collect(slices.Chunk(send, maxInstanceIDs)), Targets: targets,
 		}
@@ -349,15 +351,12 @@ func waitOne(ctx context.Context, client *ssm.Client, commandID, instanceID stri
 	var apiErr smithy.APIError
 	switch {
 	case err == nil:
-	case errors.As(err, &apiErr):
-		res.Status, res.Message = StatusError, awsMessage(err)
-		return res
-	case ctx.Err() != nil || time.Until(deadline) < o.WaitMinDelay:
+	case ctx.Err() != nil || (!errors.As(err, &apiErr) && time.Until(deadline) < o.WaitMinDelay):
 		res.Status = StatusUnfinished
 		res.Message = fmt.Sprintf("no result within --timeout %s; the script stops at the same timeout (executionTimeout). Follow it with: aws ssm get-command-invocation --command-id %s --instance-id %s", o.Timeout, commandID, instanceID)
 		return res
 	default:
-		res.Status, res.Message = StatusError, err.Error()
+		res.Status, res.Message = StatusError, awsMessage(err)
 		return res
 	}
 	res.Status = string(out.Status)

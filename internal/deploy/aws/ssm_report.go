@@ -40,7 +40,8 @@ func WriteSSMTable(w io.Writer, r SSMReport) error {
 	return err
 }
 
-// WriteSSMPlan prints what a dry run found and would send.
+// WriteSSMPlan prints what a dry run found and would send (the plan's
+// commands are already redacted).
 func WriteSSMPlan(w io.Writer, r SSMReport) error {
 	p := r.Plan
 	fmt.Fprintln(w, "Dry run: nothing was changed (only DescribeInstances and DescribeInstanceInformation were called).")
@@ -64,7 +65,7 @@ func WriteSSMPlan(w io.Writer, r SSMReport) error {
 	fmt.Fprintf(w, "  TimeoutSeconds  %d (also executionTimeout)\n", p.TimeoutSeconds)
 	fmt.Fprintln(w, "  commands:")
 	for _, c := range p.Commands {
-		fmt.Fprintf(w, "    %s\n", Redact(c))
+		fmt.Fprintf(w, "    %s\n", c)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package aws
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -376,5 +377,42 @@ func TestSSMDryRunCallsNothingThatChangesState(t *testing.T) {
 	}
 	if strings.Contains(out, "secret") {
 		t.Errorf("plan shows a secret:\n%s", out)
+	}
+}
+
+func TestSSMWithNoReachableInstanceSendsNothing(t *testing.T) {
+	f := awsfake.New(t)
+	f.Handle("DescribeInstanceInformation", func(c awsfake.Call, _ int) awsfake.Response {
+		return awsfake.JSON(map[string]any{"InstanceInformationList": []map[string]any{}})
+	})
+	o := testSSMOptions()
+	o.Instances = []string{"i-a"}
+	rep, err := RunSSM(context.Background(), f.Config(), o)
+	if err == nil || err.Error() != "no instance can receive the command (see the reasons above)" {
+		t.Fatalf("error: %v", err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].Status != StatusSkipped {
+		t.Errorf("results: %+v", rep.Results)
+	}
+	if got := strings.Join(f.Actions(), " "); got != "DescribeInstanceInformation" {
+		t.Errorf("calls: %s", got)
+	}
+}
+
+func TestSSMRejectsBadRateControls(t *testing.T) {
+	for _, tc := range []struct{ concurrency, errors, want string }{
+		{"0", "1", `--max-concurrency "0" is not a number of at least 1`},
+		{"101%", "1", `--max-concurrency "101%" is not`},
+		{"10", "01", `--max-errors "01" is not a number`},
+		{"10", "x", `--max-errors "x" is not a number`},
+	} {
+		o := testSSMOptions()
+		o.Instances = []string{"i-a"}
+		o.MaxConcurrency, o.MaxErrors = tc.concurrency, tc.errors
+		_, err := RunSSM(context.Background(), awsfake.New(t).Config(), o)
+		var oe *OptionError
+		if !errors.As(err, &oe) || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s/%s: %v", tc.concurrency, tc.errors, err)
+		}
 	}
 }
