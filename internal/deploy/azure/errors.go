@@ -79,6 +79,17 @@ func describe(err error) string {
 	return RedactText(oneLine(s))
 }
 
+// errorCode is Azure's error code for err, or "error".
+func errorCode(err error) string {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		if code, _ := providerError(re); code != "" {
+			return code
+		}
+	}
+	return "error"
+}
+
 // providerError reads the code and message Azure put in the response body
 // ({"error":{"code","message"}}), falling back on the x-ms-error-code
 // header azcore already parsed.

@@ -64,50 +64,51 @@ func lastLine(s string) string {
 }
 
 // readExtensionView fills r from the Custom Script extension's instance
-// view: the "ProvisioningState/<state>[/<exit code>]" status, and the
-// StdOut and StdErr substatuses.
+// view. The Linux extension reports one status, code
+// "ProvisioningState/<state>[/<exit code>]", whose message is a summary
+// followed by the script's output:
+//
+//	Enable succeeded: \n[stdout]\n<stdout>\n[stderr]\n<stderr>
 func readExtensionView(r *Result, v *armcompute.VirtualMachineExtensionInstanceView) {
+	r.Result = Failed
 	if v == nil {
-		r.Result = Failed
 		r.Message = "the extension reported no status"
 		return
 	}
-	r.Result = Failed
 	r.Message = "the extension reported no provisioning state"
 	for _, s := range v.Statuses {
-		code := deref(s.Code)
-		state, ok := strings.CutPrefix(code, "ProvisioningState/")
+		state, ok := strings.CutPrefix(deref(s.Code), "ProvisioningState/")
 		if !ok {
 			continue
 		}
 		state, _, _ = strings.Cut(state, "/")
-		switch state {
-		case "succeeded":
+		if state == "succeeded" {
 			r.Result = Succeeded
-		case "failed":
-			r.Result = Failed
-		default:
-			r.Result = Failed
-			r.Message = "the extension is still " + state
 		}
-		// "Enable succeeded: \n[stdout]\n…": the first line is the summary.
-		if m := strings.TrimSuffix(firstLine(deref(s.Message)), ":"); m != "" {
-			r.Message = m
-		} else if state == "succeeded" || state == "failed" {
+		summary, stdout, stderr := splitOutput(deref(s.Message))
+		r.Stdout, r.Stderr = tail(stdout), tail(stderr)
+		switch {
+		case state != "succeeded" && state != "failed":
+			r.Message = "the extension is still " + state
+		case summary != "":
+			r.Message = summary
+		default:
 			r.Message = deref(s.DisplayStatus)
 		}
 		break
 	}
-	for _, s := range v.Substatuses {
-		code := deref(s.Code)
-		switch {
-		case strings.Contains(code, "/StdOut/"):
-			r.Stdout = tail(deref(s.Message))
-		case strings.Contains(code, "/StdErr/"):
-			r.Stderr = tail(deref(s.Message))
-		}
-	}
 	r.Message = RedactText(r.Message)
+}
+
+// splitOutput cuts the extension's status message into its summary line
+// ("Enable succeeded", without the colon), stdout and stderr.
+func splitOutput(msg string) (summary, stdout, stderr string) {
+	summary, rest, ok := strings.Cut(msg, "\n[stdout]\n")
+	if ok {
+		stdout, stderr, _ = strings.Cut(rest, "\n[stderr]\n")
+	}
+	summary = strings.TrimSuffix(strings.TrimSpace(firstLine(summary)), ":")
+	return summary, stdout, stderr
 }
 
 // findExtensionView picks the named extension out of an instance view's

@@ -144,6 +144,11 @@ func DeployVM(ctx context.Context, env Env, t Target, in Install) (Result, error
 			var fromView Result
 			readExtensionView(&fromView, view)
 			r.Stdout, r.Stderr = fromView.Stdout, fromView.Stderr
+			if fromView.Result == Failed {
+				// The view's summary without the output Azure's message
+				// repeats.
+				r.Message = errorCode(err) + ": " + fromView.Message
+			}
 		}
 		log.Info("extension failed", "error", r.Message)
 		return r, nil

@@ -145,7 +145,7 @@ func TestDeployVMExtensionFailure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := azure.Result{Name: "web-1", Result: azure.Failed, Message: "VMExtensionProvisioningError",
+		want := azure.Result{Name: "web-1", Result: azure.Failed, Message: "VMExtensionProvisioningError: Enable failed: failed to execute command: command terminated with exit status=1",
 			Stdout: "downloading package", Stderr: "install.sh: sha256 mismatch: got 0123, want 9f86"}
 		if res != want {
 			t.Errorf("at begin %t: result\n%+v\nwant\n%+v", atBegin, res, want)

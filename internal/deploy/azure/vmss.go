@@ -380,8 +380,11 @@ func (ro *rollout) upgradeBatch(ctx context.Context, batch []instance) []Result 
 		default:
 			ext := findExtensionView(view.Extensions, ro.req.Install.ExtensionName)
 			readExtensionView(&r, ext)
-			if ext == nil && err != nil {
+			switch {
+			case ext == nil && err != nil:
 				r.Message = describe(err)
+			case r.Result == Failed && err != nil:
+				r.Message = errorCode(err) + ": " + r.Message
 			}
 		}
 		out = append(out, r)

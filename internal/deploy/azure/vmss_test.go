@@ -142,7 +142,8 @@ func TestScaleSetStopsPastTheThresholdAndResumes(t *testing.T) {
 		t.Errorf("results %v\nwant %v", got, want)
 	}
 	for _, r := range rep.Results {
-		if r.InstanceID == "7" && (r.Tail() != "install.sh: install failed" || r.Stderr != "dpkg: error: dependency problems\ninstall.sh: install failed") {
+		if r.InstanceID == "7" && (r.Tail() != "install.sh: install failed" || r.Stderr != "dpkg: error: dependency problems\ninstall.sh: install failed" ||
+			r.Message != "VMExtensionProvisioningError: Enable failed: failed to execute command: command terminated with exit status=1") {
 			t.Errorf("instance 7: %+v", r)
 		}
 	}

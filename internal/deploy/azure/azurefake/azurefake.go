@@ -259,24 +259,24 @@ func (c *Cloud) servers() *fake.ServerFactory {
 	}
 }
 
-// extensionView is the Custom Script extension's instance view for an
-// outcome, in the format the extension reports.
+// extensionView is the Linux Custom Script extension's instance view for
+// an outcome, in the format the extension reports: one status whose
+// message carries the script's output.
 func extensionView(name string, o Outcome) *armcompute.VirtualMachineExtensionInstanceView {
-	code, msg, sub := "ProvisioningState/succeeded", "Enable succeeded: ", "succeeded"
+	code, display, msg := "ProvisioningState/succeeded", "Provisioning succeeded", "Enable succeeded: "
 	if o.Fail {
-		code, msg, sub = "ProvisioningState/failed/1", "Enable failed: failed to execute command: command terminated with exit status=1", "failed"
+		code, display, msg = "ProvisioningState/failed/1", "Provisioning failed", "Enable failed: failed to execute command: command terminated with exit status=1"
 	}
 	return &armcompute.VirtualMachineExtensionInstanceView{
-		Name: to.Ptr(name),
-		Type: to.Ptr("Microsoft.Azure.Extensions.CustomScript"),
+		Name:               to.Ptr(name),
+		Type:               to.Ptr("Microsoft.Azure.Extensions.CustomScript"),
+		TypeHandlerVersion: to.Ptr("2.1.10"),
 		Statuses: []*armcompute.InstanceViewStatus{{
-			Code:    to.Ptr(code),
-			Message: to.Ptr(msg + "\n[stdout]\n" + o.Stdout + "\n[stderr]\n" + o.Stderr),
+			Code:          to.Ptr(code),
+			Level:         to.Ptr(armcompute.StatusLevelTypesInfo),
+			DisplayStatus: to.Ptr(display),
+			Message:       to.Ptr(msg + "\n[stdout]\n" + o.Stdout + "\n[stderr]\n" + o.Stderr),
 		}},
-		Substatuses: []*armcompute.InstanceViewStatus{
-			{Code: to.Ptr("ComponentStatus/StdOut/" + sub), Message: to.Ptr(o.Stdout)},
-			{Code: to.Ptr("ComponentStatus/StdErr/" + sub), Message: to.Ptr(o.Stderr)},
-		},
 	}
 }
 
