@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -128,6 +129,9 @@ func Apply(ctx context.Context, cs clientset.Interface, m *Manifest, o ApplyOpti
 			if r, err = s.apply(s.ref); err != nil {
 				return results, err
 			}
+		}
+		if n, ok := r.Object.(*corev1.Namespace); ok && n.DeletionTimestamp != nil {
+			return results, fmt.Errorf("namespace %s is being deleted (by an undeploy?) and takes no new objects; deploy again once `kubectl get namespace %s` finds nothing", ns, ns)
 		}
 		results = append(results, r)
 		if o.Report != nil {

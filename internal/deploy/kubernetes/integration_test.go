@@ -260,6 +260,11 @@ func TestIntegrationDeployRedeployPolicyChangeConflictUndeploy(t *testing.T) {
 	if code != exitcode.OK || !strings.Contains(out, "nothing to remove in namespace "+ns) {
 		t.Errorf("second undeploy: exit %d\n%s%s", code, out, errOut)
 	}
+	// A deploy into the namespace being deleted says why it cannot.
+	code, _, errOut = drmfilter(t, deploy...)
+	if code != exitcode.Failure || !strings.Contains(errOut, "namespace "+ns+" is being deleted") {
+		t.Errorf("deploy into a terminating namespace: exit %d\n%s", code, errOut)
+	}
 }
 
 // TestIntegrationAgentRBAC acts as the agent's ServiceAccount and checks
