@@ -102,11 +102,20 @@ func TestImageRunsTheStaticBinary(t *testing.T) {
 	}
 	const version = "v9.8.7-test.1"
 	binary := filepath.Join(t.TempDir(), "drmfilter")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	// Building the whole agent is the slow part of this test: leave a margin
+	// before go test's own deadline so that a slow build fails with a
+	// message, not a panic.
+	ctx, cancel := context.WithCancel(context.Background())
+	if d, ok := t.Deadline(); ok {
+		ctx, cancel = context.WithDeadline(context.Background(), d.Add(-30*time.Second))
+	}
 	defer cancel()
 	// The host's architecture, so that the extracted binary can run here.
 	arch := goarch(t)
 	if err := dist.BuildBinary(ctx, dist.BuildOptions{RepoDir: repoDir(t), Version: version, Arch: arch, Output: binary}); err != nil {
+		if ctx.Err() != nil {
+			t.Fatalf("building drmfilter did not finish before the test's deadline (go test -timeout): %v", err)
+		}
 		t.Fatal(err)
 	}
 	img := buildAndLoad(t, binary, version, arch)
