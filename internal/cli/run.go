@@ -20,6 +20,8 @@ import (
 	"github.com/drmfilter/drmfilter/internal/config"
 	"github.com/drmfilter/drmfilter/internal/exitcode"
 	"github.com/drmfilter/drmfilter/internal/fanotify"
+	"github.com/drmfilter/drmfilter/internal/kubeagent"
+	"github.com/drmfilter/drmfilter/internal/kubeschema"
 )
 
 type runFlags struct {
@@ -38,6 +40,14 @@ type runFlags struct {
 	workers     int
 	queueSize   int
 	spin        time.Duration
+	hostRoot    string
+	criEndpoint []string
+
+	// In-cluster mode (--kubernetes).
+	kubernetes    bool
+	kubeconfig    string
+	nodeName      string
+	kubeNamespace string
 }
 
 func newRunCommand(s Streams) *cobra.Command {
@@ -58,9 +68,22 @@ Reload the policies with SIGHUP; with --watch (the default) the agent also
 reloads when a policy file or directory changes, including a Kubernetes
 ConfigMap update. A policy that fails to load is rejected and the previous
 one stays in force. SIGINT or SIGTERM stop the agent; anything it had not
-answered is allowed by the kernel when it exits.`,
+answered is allowed by the kernel when it exits.
+
+With --kubernetes the agent runs as a pod of the drmfilter DaemonSet (see
+'drmfilter deploy kubernetes'): it reads its policies from the
+drmfilter-policies ConfigMap through the API server and reloads within
+about a second of a change, falling back to the mounted copy (--policy,
+/etc/drmfilter/policies by default) while the API server cannot be reached;
+and it publishes its node's status (policy hash and generation, policy
+error, mode, version, environment) in the Lease drmfilter-node-<node>,
+which 'drmfilter fleet status' reads. The node comes from $DRMFILTER_NODE_NAME
+or --node-name, the pod from $DRMFILTER_POD_NAME, the namespace from
+--kube-namespace or $DRMFILTER_POD_NAMESPACE; the credentials are the pod's
+service account, or --kubeconfig outside a cluster.`,
 		Example: `  sudo drmfilter run --policy examples/finance-docs.yaml --audit-stdout
-  sudo drmfilter run --config /etc/drmfilter/config.yaml`,
+  sudo drmfilter run --config /etc/drmfilter/config.yaml
+  drmfilter run --kubernetes --host-root=/host --policy=/etc/drmfilter/policies   # in the DaemonSet's pod`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAgent(cmd.Context(), s, cmd, &f)
@@ -73,7 +96,7 @@ answered is allowed by the kernel when it exits.`,
 	fl.StringVar(&f.failureMode, "failure-mode", "", "open or closed: the answer when a decision misses its deadline or fails")
 	fl.StringVar(&f.auditFile, "audit-file", "", "audit log file (JSON lines); \"-\" disables the file")
 	fl.BoolVar(&f.auditStdout, "audit-stdout", false, "also write audit records to standard output")
-	fl.StringVar(&f.metrics, "metrics-address", "", "loopback address for /metrics, /healthz, /readyz; \"-\" disables")
+	fl.StringVar(&f.metrics, "metrics-address", "", "host:port for /metrics, /healthz, /readyz (default loopback; another address exposes them to its network); \"-\" disables")
 	fl.StringVar(&f.status, "status-socket", "", "unix socket for `drmfilter status`")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.watch, "watch", true, "reload when policy files change")
@@ -81,6 +104,12 @@ answered is allowed by the kernel when it exits.`,
 	fl.IntVar(&f.workers, "workers", 0, "goroutines deciding covered events (default: tuned)")
 	fl.DurationVar(&f.spin, "spin", 0, "how long the reader polls for the next event before sleeping (default: tuned; negative: never)")
 	fl.IntVar(&f.queueSize, "queue-size", 0, "covered events waiting for a worker before the failure mode answers (default: tuned)")
+	fl.StringVar(&f.hostRoot, "host-root", "", "where the host's / is seen (/host in a pod; default /)")
+	fl.StringSliceVar(&f.criEndpoint, "cri-endpoint", nil, "container runtime (CRI) socket for pod identity (repeatable; default: the well-known ones)")
+	fl.BoolVar(&f.kubernetes, "kubernetes", false, "run in a Kubernetes cluster: policies from the ConfigMap, node status in a Lease")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "with --kubernetes: kubeconfig file (default: the pod's service account)")
+	fl.StringVar(&f.nodeName, "node-name", "", "with --kubernetes: this node's name (default $"+kubeschema.EnvNodeName+")")
+	fl.StringVar(&f.kubeNamespace, "kube-namespace", "", "with --kubernetes: namespace of the ConfigMap and Leases (default $"+kubeschema.EnvPodNamespace+", else "+kubeschema.DefaultNamespace+")")
 	fl.BoolVar(&f.demo, "demo", false, "mount a demo directory at "+demoDir+", protect it with examples/demo.yaml and print audit records")
 	return cmd
 }
@@ -151,21 +180,52 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 	if f.spin != 0 {
 		cfg.Spin = f.spin
 	}
+	if f.hostRoot != "" {
+		cfg.HostRoot = f.hostRoot
+	}
+	if changed("cri-endpoint") {
+		cfg.CRI.Endpoints = f.criEndpoint
+	}
+	kopts, err := kubeOptions(f, changed)
+	if err != nil {
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(s.Err, &slog.HandlerOptions{Level: level}))
 
-	a, err := agent.New(agent.Options{Config: cfg, Logger: log, Stdout: s.Out})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := agent.Options{Config: cfg, Logger: log, Stdout: s.Out}
+	var node *kubeagent.Node
+	if kopts != nil {
+		client, err := kubeagent.Connect(f.kubeconfig)
+		if err != nil {
+			return withCode(exitcode.Failure, err)
+		}
+		kopts.Client, kopts.PolicyPaths, kopts.Logger = client, cfg.Policies, log
+		if node, err = kubeagent.Start(ctx, *kopts); err != nil {
+			return withCode(exitcode.Failure, err)
+		}
+		opts.PolicySource = node.Sources
+	}
+	a, err := agent.New(opts)
 	if err != nil {
 		if errors.Is(err, agent.ErrPolicy) {
 			return withCode(exitcode.PolicyInvalid, err)
 		}
 		return withCode(exitcode.Failure, err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	if node != nil {
+		done := make(chan struct{})
+		defer func() { cancel(); <-done }()
+		go func() {
+			defer close(done)
+			_ = node.Run(ctx, a)
+		}()
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -183,6 +243,9 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 			}
 		}
 	}()
+	// In a cluster the ConfigMap is watched through the API server; the
+	// watch of the mounted copy covers the times the API cannot be reached
+	// (a reload reads the API's copy whenever it can).
 	if f.watch {
 		go func() {
 			if err := a.WatchPolicies(ctx); err != nil {
@@ -207,6 +270,33 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 		return withCode(exitcode.Failure, err)
 	}
 	return nil
+}
+
+// kubeOptions returns the in-cluster options of --kubernetes, nil without
+// it.
+func kubeOptions(f *runFlags, changed func(string) bool) (*kubeagent.Options, error) {
+	if !f.kubernetes {
+		for _, name := range []string{"kubeconfig", "node-name", "kube-namespace"} {
+			if changed(name) {
+				return nil, withCode(exitcode.Usage, fmt.Errorf("--%s needs --kubernetes", name))
+			}
+		}
+		return nil, nil
+	}
+	o := &kubeagent.Options{Node: f.nodeName, Pod: os.Getenv(kubeschema.EnvPodName), Namespace: f.kubeNamespace}
+	if o.Node == "" {
+		o.Node = os.Getenv(kubeschema.EnvNodeName)
+	}
+	if o.Node == "" {
+		return nil, withCode(exitcode.Usage, fmt.Errorf("--kubernetes: the node name is not known: set $%s (the DaemonSet sets it from spec.nodeName) or --node-name", kubeschema.EnvNodeName))
+	}
+	if o.Namespace == "" {
+		o.Namespace = os.Getenv(kubeschema.EnvPodNamespace)
+	}
+	if o.Namespace == "" {
+		o.Namespace = kubeschema.DefaultNamespace
+	}
+	return o, nil
 }
 
 func newStatusCommand(s Streams) *cobra.Command {
