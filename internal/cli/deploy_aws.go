@@ -134,6 +134,12 @@ per instance: status (Success, Failed, ExecutionTimedOut, Undeliverable, ...),
 exit code and the last line of output, then the output of every instance that
 did not succeed.
 
+Permissions: ssm:DescribeInstanceInformation, ssm:SendCommand (on the
+document AWS-RunShellScript and the instances), ssm:GetCommandInvocation, and
+ec2:DescribeInstances for --tag. The instances need the SSM agent, an instance
+profile that lets it register (AmazonSSMManagedInstanceCore), and HTTPS access
+to the script and package URLs.
+
 Exit codes: 0 every instance succeeded, 1 any did not (or AWS refused the
 request; the message is AWS's), 2 wrong flags.`,
 		Example: `  drmfilter deploy aws ssm --tag Role=web --region eu-west-1 \
@@ -180,7 +186,7 @@ request; the message is AWS's), 2 wrong flags.`,
 	fl.StringSliceVar(&o.Instances, "instances", nil, "instance IDs, comma-separated")
 	fl.StringVar(&o.Tag, "tag", "", "select the running instances with this tag: KEY=VALUE")
 	fl.StringVar(&o.MaxConcurrency, "max-concurrency", "10%", "instances running the command at once: a number or a percentage")
-	fl.StringVar(&o.MaxErrors, "max-errors", "1", "failed instances after which SSM stops sending the command: a number or a percentage")
+	fl.StringVar(&o.MaxErrors, "max-errors", "1", "failed instances SSM tolerates before it stops sending the command: a number or a percentage")
 	cmd.MarkFlagsMutuallyExclusive("instances", "tag")
 	cmd.MarkFlagsOneRequired("instances", "tag")
 	return cmd
@@ -227,6 +233,13 @@ them, so that instances launched later have it too.
 If a refresh is already running the command stops before creating anything.
 If --timeout passes, the refresh is left running and the command prints how
 to follow, cancel or roll it back.
+
+Permissions: autoscaling:DescribeAutoScalingGroups,
+autoscaling:DescribeInstanceRefreshes, autoscaling:StartInstanceRefresh,
+ec2:DescribeLaunchTemplateVersions, ec2:CreateLaunchTemplateVersion, and what
+AWS checks when a group is given a launch template: ec2:RunInstances,
+iam:PassRole for the template's instance profile, ec2:CreateTags if it tags
+instances.
 
 Exit codes: 0 the refresh succeeded, 1 it failed, was cancelled or rolled
 back, timed out, or AWS refused a request (the message is AWS's), 2 wrong

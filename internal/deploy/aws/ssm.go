@@ -30,6 +30,8 @@ const DocumentName = "AWS-RunShellScript"
 const (
 	defaultWaitMinDelay = 5 * time.Second
 	defaultWaitMaxDelay = 30 * time.Second
+	// maxExecutionTimeout is AWS-RunShellScript's largest executionTimeout.
+	maxExecutionTimeout = 48 * time.Hour
 	// waiters bounds how many instances are waited on at once, so that a
 	// large fleet does not exceed SSM's request rate.
 	waiters = 8
@@ -153,8 +155,8 @@ func (o *SSMOptions) validate() error {
 	if m := rateValue.FindStringSubmatch(o.MaxErrors); m == nil || (m[2] == "%" && mustAtoi(m[1]) > 100) {
 		return fmt.Errorf("--max-errors %q is not a number or a percentage from 0%% to 100%%", o.MaxErrors)
 	}
-	if o.Timeout < 30*time.Second {
-		return fmt.Errorf("--timeout %s is shorter than SSM's minimum of 30s", o.Timeout)
+	if o.Timeout < 30*time.Second || o.Timeout > maxExecutionTimeout {
+		return fmt.Errorf("--timeout %s is not between 30s and 48h (SSM's limits for the delivery and execution timeouts)", o.Timeout)
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -271,6 +273,9 @@ func RunSSM(ctx context.Context, cfg awssdk.Config, o SSMOptions) (SSMReport, er
 			MaxErrors:      awssdk.String(o.MaxErrors),
 			TimeoutSeconds: awssdk.Int32(timeoutSeconds),
 		})
+		if err == nil && (out.Command == nil || out.Command.CommandId == nil) {
+			err = errors.New("SendCommand answered without a command ID")
+		}
 		if err != nil {
 			msg := "send command: " + awsMessage(err)
 			for _, b := range batches[i:] {
