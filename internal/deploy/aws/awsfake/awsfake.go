@@ -221,6 +221,3 @@ func xmlText(s string) string {
 	}
 	return b.String()
 }
-
-// Text escapes s for use inside an XML element.
-func Text(s string) string { return xmlText(s) }
