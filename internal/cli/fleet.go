@@ -58,9 +58,14 @@ published yet ("no status"), are shown too. The last line sums up, for
 example "policy a1b2c3d4e5f6 on 47/50 nodes; 2 not ready; 1 stale".
 
 --watch prints again whenever something changes (Ctrl-C stops). --wait
-waits until every ready agent reports the desired policy (exit 0) or
---timeout passes (exit 1, naming the nodes that lag), with a progress bar on
-a terminal and one line per change otherwise, on standard error.
+waits until at least one agent pod is ready and every ready one reports the
+desired policy (exit 0), or --timeout passes (exit 1, naming the nodes that
+lag); it shows a progress bar on a terminal and one line per change
+otherwise, on standard error, and the table at the end. Pods that are not
+ready are left out of --wait: 'kubectl rollout status' covers them.
+
+Reading needs get and list on the namespace's pods, leases, configmaps and
+daemonsets (and watch with --watch or --wait).
 
 -o json prints this object (one per change with --watch); fields are only
 ever added:

@@ -105,7 +105,7 @@ service account, or --kubeconfig outside a cluster.`,
 	fl.DurationVar(&f.spin, "spin", 0, "how long the reader polls for the next event before sleeping (default: tuned; negative: never)")
 	fl.IntVar(&f.queueSize, "queue-size", 0, "covered events waiting for a worker before the failure mode answers (default: tuned)")
 	fl.StringVar(&f.hostRoot, "host-root", "", "where the host's / is seen (/host in a pod; default /)")
-	fl.StringSliceVar(&f.criEndpoint, "cri-endpoint", nil, "container runtime (CRI) socket for pod identity (repeatable; default: the well-known ones)")
+	fl.StringSliceVar(&f.criEndpoint, "cri-endpoint", nil, "container runtime (CRI) socket for pod identity, as this process sees it (/host/run/... in a pod; repeatable; default: discover the well-known ones under --host-root)")
 	fl.BoolVar(&f.kubernetes, "kubernetes", false, "run in a Kubernetes cluster: policies from the ConfigMap, node status in a Lease")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "with --kubernetes: kubeconfig file (default: the pod's service account)")
 	fl.StringVar(&f.nodeName, "node-name", "", "with --kubernetes: this node's name (default $"+kubeschema.EnvNodeName+")")
