@@ -1,8 +1,18 @@
+//go:build !nodeploy
+
 package cli
 
 import (
 	"github.com/spf13/cobra"
 )
+
+// fleetCommands are the commands that roll drmfilter out and report on a
+// fleet. They link client-go and the cloud SDKs, which the node agent does
+// not need: the agent's packages and image are built with -tags nodeploy
+// (see deploy_off.go), which keeps its binary and memory small.
+func fleetCommands(s Streams) []*cobra.Command {
+	return []*cobra.Command{newDeployCommand(s), newUndeployCommand(s), newFleetCommand(s)}
+}
 
 // newDeployCommand groups the fleet rollouts: a Kubernetes cluster, Azure
 // VMs and scale sets, AWS instances and Auto Scaling Groups. Each target is

@@ -1,3 +1,5 @@
+//go:build !nodeploy
+
 package cli
 
 import (
@@ -69,7 +71,7 @@ func (f *awsFlags) validate() error {
 	}
 	f.install.SHA256 = strings.ToLower(f.install.SHA256)
 	if f.install.ScriptURL == "" {
-		u, err := awsdeploy.DefaultScriptURL(version.Get().Version)
+		u, err := version.InstallScriptURL(version.Get().Version)
 		if err != nil {
 			return err
 		}

@@ -1,3 +1,5 @@
+//go:build !nodeploy
+
 package cli
 
 import (
@@ -7,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -71,23 +72,13 @@ func (f *azureFlags) validate() error {
 	}
 	f.install.SHA256 = strings.ToLower(f.install.SHA256)
 	if f.install.ScriptURL == "" {
-		u, err := defaultScriptURL(version.Get().Version)
+		u, err := version.InstallScriptURL(version.Get().Version)
 		if err != nil {
 			return err
 		}
 		f.install.ScriptURL = u
 	}
 	return f.install.Validate()
-}
-
-var pseudoVersion = regexp.MustCompile(`\d{14}-[0-9a-f]{12}(\+.*)?$`)
-
-// defaultScriptURL is install.sh at this release's tag on GitHub.
-func defaultScriptURL(v string) (string, error) {
-	if v == "" || v == "devel" || pseudoVersion.MatchString(v) || strings.HasSuffix(v, "+dirty") {
-		return "", fmt.Errorf("this build (%s) is not a release, so install.sh has no tagged URL: pass --script-url", v)
-	}
-	return "https://raw.githubusercontent.com/drmfilter/drmfilter/v" + strings.TrimPrefix(v, "v") + "/scripts/install.sh", nil
 }
 
 // azureCode maps an error from package azure to an exit code.

@@ -1,3 +1,5 @@
+//go:build !nodeploy
+
 package cli
 
 import (
@@ -184,18 +186,3 @@ func TestDeployAzureUsageErrors(t *testing.T) {
 	}
 }
 
-func TestDefaultScriptURL(t *testing.T) {
-	for v, want := range map[string]string{
-		"v1.4.0": "https://raw.githubusercontent.com/drmfilter/drmfilter/v1.4.0/scripts/install.sh",
-		"1.4.0":  "https://raw.githubusercontent.com/drmfilter/drmfilter/v1.4.0/scripts/install.sh",
-	} {
-		if got, err := defaultScriptURL(v); err != nil || got != want {
-			t.Errorf("defaultScriptURL(%q) = %q, %v", v, got, err)
-		}
-	}
-	for _, v := range []string{"devel", "v0.0.0-20261126220000-0123456789ab", "v1.4.1-0.20261126220000-0123456789ab+dirty"} {
-		if _, err := defaultScriptURL(v); err == nil || !strings.Contains(err.Error(), "pass --script-url") {
-			t.Errorf("defaultScriptURL(%q) = %v, want an error", v, err)
-		}
-	}
-}

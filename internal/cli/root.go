@@ -89,9 +89,7 @@ Start with:
 		newEnvCommand(s),
 		newRunCommand(s),
 		newStatusCommand(s),
-		newDeployCommand(s),
-		newUndeployCommand(s),
-		newFleetCommand(s),
 	)
+	root.AddCommand(fleetCommands(s)...)
 	return root
 }

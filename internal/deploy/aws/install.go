@@ -23,27 +23,6 @@ type InstallSpec struct {
 	Mode string
 }
 
-// DefaultScriptURL is install.sh at the release tag of version ("v1.2.3"
-// or "1.2.3") on GitHub. A build that is not a release (a development or
-// pseudo-version) has no tagged script, and the caller must name one.
-func DefaultScriptURL(version string) (string, error) {
-	v := version
-	if !strings.HasPrefix(v, "v") {
-		v = "v" + v
-	}
-	if !releaseVersion.MatchString(v) || pseudoVersion.MatchString(v) {
-		return "", fmt.Errorf("this build (%s) is not a release, so install.sh has no tagged URL: pass --script-url", version)
-	}
-	return "https://raw.githubusercontent.com/drmfilter/drmfilter/" + v + "/scripts/install.sh", nil
-}
-
-var (
-	// releaseVersion is a tag such as v1.2.3 or v1.3.0-rc.1.
-	releaseVersion = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$`)
-	// pseudoVersion is the tail Go gives an untagged commit (v0.0.0-20261126223100-0123456789ab).
-	pseudoVersion = regexp.MustCompile(`\d{14}-[0-9a-f]{12}$`)
-)
-
 var hexSHA256 = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
 // OptionError is a rollout option that is missing or invalid; it is
