@@ -19,6 +19,7 @@ import (
 	"github.com/drmfilter/drmfilter/internal/deploy/kubernetes"
 	"github.com/drmfilter/drmfilter/internal/exitcode"
 	"github.com/drmfilter/drmfilter/internal/kubeschema"
+	"github.com/drmfilter/drmfilter/internal/testutil/kubeapi"
 )
 
 const (
@@ -264,5 +265,100 @@ func TestFleetStatusWithoutACluster(t *testing.T) {
 	code, _, errOut := run(t, "fleet", "status", "--kubeconfig", "/nonexistent/kubeconfig")
 	if code != exitcode.Failure || !strings.Contains(errOut, "/nonexistent/kubeconfig") {
 		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+// TestFleetStatusAgainstARealAPIServer reads a fleet through a kubeconfig
+// file, as a user would, and waits (informers on a real watch) for an
+// agent to catch up.
+func TestFleetStatusAgainstARealAPIServer(t *testing.T) {
+	srv := kubeapi.Start(t)
+	admin, err := clientset.NewForConfig(srv.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns := "fleet-it"
+	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: kubeschema.DaemonSet, Namespace: ns},
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: fleetLabels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: fleetLabels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "drmfilter:test"}}}}}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: kubeschema.PolicyConfigMap, Namespace: ns,
+		Annotations: map[string]string{kubeschema.AnnotationPolicyHash: fleetDesired}}}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns}}
+	for _, create := range []func() error{
+		func() error {
+			_, err := admin.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{})
+			return err
+		},
+		func() error {
+			_, err := admin.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
+			return err
+		},
+		func() error {
+			_, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{})
+			return err
+		},
+	} {
+		if err := create(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No kubelet: the test writes the pods' status.
+	for _, node := range []string{"node-1", "node-2"} {
+		p := fleetPod(node, true)
+		p.Namespace = ns
+		p.Spec.Containers = []corev1.Container{{Name: "agent", Image: "drmfilter:test"}}
+		p.Spec.AutomountServiceAccountToken = new(false)
+		st := p.Status
+		if p, err = admin.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		p.Status = st
+		p.Status.Conditions[0].LastTransitionTime = metav1.Now()
+		if _, err := admin.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leases := admin.CoordinationV1().Leases(ns)
+	for node, hash := range map[string]string{"node-1": fleetDesired, "node-2": fleetOlder} {
+		l := fleetLease(t, node, hash, "", time.Now())
+		l.Namespace = ns
+		if _, err := leases.Create(ctx, l, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	code, out, errOut := run(t, "fleet", "status", "--kubeconfig", srv.Kubeconfig, "-n", ns)
+	if code != exitcode.OK || !strings.Contains(out, "policy a1b2c3d4e5f6 on 1/2 nodes\n") || !strings.Contains(out, "node-2  drmfilter-agent-node-2  Running  yes    v0.9.0   kvm/aws      0123456789ab*") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	done := make(chan int, 1)
+	var wout, werr lockedBuffer
+	go func() {
+		done <- Main(ctx, []string{"fleet", "status", "--kubeconfig", srv.Kubeconfig, "-n", ns, "--wait", "--timeout", "1m", "-o", "json"},
+			Streams{In: strings.NewReader(""), Out: &wout, Err: &werr})
+	}()
+	l, err := leases.Get(ctx, kubeschema.NodeStatusName("node-2"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := fleetLease(t, "node-2", fleetDesired, "", time.Now())
+	l.Annotations, l.Spec = fresh.Annotations, fresh.Spec
+	if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code = <-done:
+	case <-time.After(50 * time.Second):
+		t.Fatal("--wait did not return")
+	}
+	if code != exitcode.OK || !strings.Contains(wout.String(), `"policyCurrent": 2`) {
+		t.Fatalf("--wait: exit %d\n%s\n%s", code, wout.String(), werr.String())
 	}
 }
