@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -225,7 +227,11 @@ func (w *PolicyWatcher) requested(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
+		// A canceled request is the watcher stopping; an expired resource
+		// version or a closed stream is routine, and the re-list that
+		// follows tells whether the API server answers.
+		if errors.Is(err, context.Canceled) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) ||
+			errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return
 		}
 		if w.apiUp || !w.reported {

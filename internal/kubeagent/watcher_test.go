@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -159,5 +161,21 @@ func TestVolumeFallbackFollowsTheKubeletSymlinkSwap(t *testing.T) {
 	})
 	if w.Source() != kubeschema.SourceVolume {
 		t.Errorf("source %q, want %q", w.Source(), kubeschema.SourceVolume)
+	}
+}
+
+// TestRoutineWatchEndingsAreNotOutages: an expired resource version or a
+// closed stream does not switch the agent to the mounted copy; a refused
+// connection does.
+func TestRoutineWatchEndingsAreNotOutages(t *testing.T) {
+	w := NewPolicyWatcher(WatcherOptions{Client: fake.NewClientset(), Logger: (&logBuffer{}).logger()})
+	w.requested(nil)
+	for _, err := range []error{apierrors.NewResourceExpired("too old resource version: 1 (5)"), io.EOF, io.ErrUnexpectedEOF, context.Canceled} {
+		if w.requested(err); !w.apiUp {
+			t.Errorf("%v counted as an outage", err)
+		}
+	}
+	if w.requested(errors.New("dial tcp 10.96.0.1:443: connect: connection refused")); w.apiUp {
+		t.Error("a refused connection is not counted as an outage")
 	}
 }
