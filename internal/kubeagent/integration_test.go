@@ -116,10 +116,12 @@ func TestAgainstARealAPIServer(t *testing.T) {
 	v2 := map[string]string{"p.yaml": policyYAML("v2"), "q.yml": policyYAML("q")}
 	cm.Data = v2
 	cm.Annotations[kubeschema.AnnotationPolicyHash] = hashOf(t, v2)
+	updated := time.Now()
 	if _, err := admin.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the Lease with the updated policy", func() bool { return published().PolicyHash == hashOf(t, v2) })
+	t.Logf("ConfigMap update to published Lease: %s", time.Since(updated).Round(time.Millisecond))
 	if st := published(); st.PolicySource != kubeschema.SourceAPI || st.PolicyGeneration != 2 || st.Pod != "drmfilter-agent-x7k2p" {
 		t.Fatalf("published %+v", st)
 	}
