@@ -213,7 +213,7 @@ spec:
 	}
 	t.Cleanup(stop)
 	lease := func() kubeschema.NodeStatus {
-		l, err := admin.CoordinationV1().Leases(ns).Get(ctx, kubeschema.NodeStatusName("node-e2e"), metav1.GetOptions{})
+		l, err := admin.CoordinationV1().Leases(ns).Get(context.Background(), kubeschema.NodeStatusName("node-e2e"), metav1.GetOptions{})
 		if err != nil {
 			return kubeschema.NodeStatus{}
 		}
@@ -257,6 +257,9 @@ spec:
 		t.Fatalf("cat after the ConfigMap update: %v", err)
 	}
 	stop()
+	if st := lease(); st.Ready || st.PolicyHash != second.PolicyHash {
+		t.Errorf("after the agent stopped, the Lease says %+v; want not ready", st)
+	}
 	if !strings.Contains(out.String(), `"decision":"deny","mode":"enforce","policy":"run-test","rule":"others"`) {
 		t.Errorf("no deny record on stdout:\n%s", out.String())
 	}

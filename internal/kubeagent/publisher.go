@@ -26,6 +26,8 @@ const (
 	// checkEvery is how often the publisher looks for a change of the
 	// agent's status worth publishing before the next interval.
 	checkEvery = time.Second
+	// finalTimeout bounds the last publication when the agent stops.
+	finalTimeout = 3 * time.Second
 )
 
 // PublisherOptions configure a StatusPublisher.
@@ -105,8 +107,9 @@ func (p *StatusPublisher) Trigger() {
 }
 
 // Run publishes at once, then every interval, on Trigger, and when the
-// agent's status changes, until ctx is done. Failures are logged and
-// retried at the next occasion.
+// agent's status changes, until ctx is done; then it publishes once more,
+// not ready, so that a stopped agent does not look ready until its Lease
+// expires. Failures are logged and retried at the next occasion.
 func (p *StatusPublisher) Run(ctx context.Context) {
 	next := time.NewTimer(0)
 	defer next.Stop()
@@ -115,6 +118,7 @@ func (p *StatusPublisher) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			p.stopping()
 			return
 		case <-check.C:
 			if !p.changed() {
@@ -127,6 +131,18 @@ func (p *StatusPublisher) Run(ctx context.Context) {
 			p.log.Warn("publishing the node status failed; retrying", "lease", p.name, "error", err)
 		}
 		next.Reset(p.opts.Interval)
+	}
+}
+
+// stopping publishes that the agent is no longer ready, within
+// finalTimeout.
+func (p *StatusPublisher) stopping() {
+	ctx, cancel := context.WithTimeout(context.Background(), finalTimeout)
+	defer cancel()
+	ns := p.NodeStatus()
+	ns.Ready = false
+	if err := p.publish(ctx, ns); err != nil && !apierrors.IsForbidden(err) {
+		p.log.Warn("publishing that the agent stops failed", "lease", p.name, "error", err)
 	}
 }
 
@@ -164,7 +180,10 @@ func (p *StatusPublisher) changed() bool {
 // Publish writes the node's status Lease once: it creates the Lease if it
 // does not exist and updates it otherwise, re-reading it on a conflict.
 func (p *StatusPublisher) Publish(ctx context.Context) error {
-	ns := p.NodeStatus()
+	return p.publish(ctx, p.NodeStatus())
+}
+
+func (p *StatusPublisher) publish(ctx context.Context, ns kubeschema.NodeStatus) error {
 	now := p.opts.Now()
 	rec := ns
 	rec.UpdatedAt = now.UTC()

@@ -107,6 +107,39 @@ func TestPublisherCreatesThenUpdatesTheLease(t *testing.T) {
 	}
 }
 
+func TestPublisherRunPublishesChangesAndItsStop(t *testing.T) {
+	client := fake.NewClientset()
+	status := &fakeStatus{st: agent.Status{Policy: agent.PolicyStatus{Hash: "sha256:aaaa", Generation: 1}}}
+	p, err := NewStatusPublisher(PublisherOptions{Client: client, Node: "n", Status: status.get, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	published := func() kubeschema.NodeStatus {
+		l, err := client.CoordinationV1().Leases(kubeschema.DefaultNamespace).Get(context.Background(), p.LeaseName(), metav1.GetOptions{})
+		if err != nil {
+			return kubeschema.NodeStatus{}
+		}
+		st, _ := kubeschema.DecodeNodeStatus(l.Annotations[kubeschema.AnnotationNodeStatus])
+		return st
+	}
+	eventually(t, "the first publication", func() bool { return published().PolicyHash == "sha256:aaaa" })
+	// The agent becomes ready (its fanotify marks are in place): published
+	// long before the hour-long interval.
+	status.set(func(s *agent.Status) { s.Ready = true })
+	eventually(t, "the agent ready", func() bool { return published().Ready })
+	cancel()
+	<-done
+	if st := published(); st.Ready || st.PolicyHash != "sha256:aaaa" {
+		t.Fatalf("after the stop: %+v", st)
+	}
+}
+
 func TestPublisherRetriesAConflict(t *testing.T) {
 	client := fake.NewClientset()
 	status := &fakeStatus{st: agent.Status{Policy: agent.PolicyStatus{Hash: "sha256:aaaa"}}}
