@@ -15,8 +15,9 @@
 //     (kubeschema.NodeStatusName): the NodeStatus record in an annotation,
 //     holderIdentity the pod, renewTime the last publication and
 //     leaseDurationSeconds the time after which a silent agent counts as
-//     stale. It publishes every interval, after every reload attempt, and
-//     whenever the agent's status changes (ready, policy, error).
+//     stale. It publishes every interval, after every reload attempt,
+//     whenever the agent's status changes (ready, policy, error), and once
+//     more, not ready, when the agent stops.
 //
 // Node (node.go) wires both to an agent; Connect (connect.go) builds the
 // client from the pod's service account or a kubeconfig file.
