@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drmfilter/drmfilter/internal/dist"
@@ -125,24 +126,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	binary := o.binary
-	if binary == "" {
-		binary = filepath.Join(o.out, "drmfilter_linux_"+o.arch)
-		fmt.Fprintf(stdout, "building %s (drmfilter %s, linux/%s)\n", binary, o.version, o.arch)
-		if err := dist.BuildBinary(ctx, dist.BuildOptions{RepoDir: repo, Version: o.version, Arch: o.arch, Output: binary}); err != nil {
-			return err
+	// The packages and the image get binaries of their own build tags
+	// (dist.PackageTags, dist.ImageTags) unless --binary names one for both.
+	build := func(flavour string, tags []string) (string, error) {
+		if o.binary != "" {
+			return o.binary, nil
 		}
+		binary := filepath.Join(o.out, "drmfilter_"+flavour+"_linux_"+o.arch)
+		fmt.Fprintf(stdout, "building %s (drmfilter %s, linux/%s, tags %s)\n", binary, o.version, o.arch, strings.Join(tags, ","))
+		return binary, dist.BuildBinary(ctx, dist.BuildOptions{RepoDir: repo, Version: o.version, Arch: o.arch, Output: binary, Tags: tags})
 	}
 
 	formats := map[string][]string{"deb": {"deb"}, "rpm": {"rpm"}, "all": pkg.Formats}[o.target]
-	for _, f := range formats {
-		path, err := pkg.Build(pkg.Options{RepoDir: repo, Binary: binary, Version: o.version, Arch: o.arch, Format: f, OutDir: o.out})
+	if len(formats) > 0 {
+		binary, err := build("package", dist.PackageTags)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "wrote", path)
+		for _, f := range formats {
+			path, err := pkg.Build(pkg.Options{RepoDir: repo, Binary: binary, Version: o.version, Arch: o.arch, Format: f, OutDir: o.out})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "wrote", path)
+		}
 	}
 	if o.target == "image" || o.target == "all" {
+		binary, err := build("image", dist.ImageTags)
+		if err != nil {
+			return err
+		}
 		img, err := image.Build(image.Options{RepoDir: repo, Binary: binary, Version: o.version, Arch: o.arch, Created: created})
 		if err != nil {
 			return err

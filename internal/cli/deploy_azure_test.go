@@ -185,4 +185,3 @@ func TestDeployAzureUsageErrors(t *testing.T) {
 		t.Errorf("usage errors reached Azure: %+v", m)
 	}
 }
-

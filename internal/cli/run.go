@@ -20,8 +20,8 @@ import (
 	"github.com/drmfilter/drmfilter/internal/config"
 	"github.com/drmfilter/drmfilter/internal/exitcode"
 	"github.com/drmfilter/drmfilter/internal/fanotify"
-	"github.com/drmfilter/drmfilter/internal/kubeagent"
 	"github.com/drmfilter/drmfilter/internal/kubeschema"
+	"github.com/drmfilter/drmfilter/internal/policy"
 )
 
 type runFlags struct {
@@ -186,8 +186,7 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 	if changed("cri-endpoint") {
 		cfg.CRI.Endpoints = f.criEndpoint
 	}
-	kopts, err := kubeOptions(f, changed)
-	if err != nil {
+	if err := checkClusterFlags(f, changed); err != nil {
 		return err
 	}
 	var level slog.Level
@@ -199,16 +198,11 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	opts := agent.Options{Config: cfg, Logger: log, Stdout: s.Out}
-	var node *kubeagent.Node
-	if kopts != nil {
-		client, err := kubeagent.Connect(f.kubeconfig)
-		if err != nil {
-			return withCode(exitcode.Failure, err)
-		}
-		kopts.Client, kopts.PolicyPaths, kopts.Logger = client, cfg.Policies, log
-		if node, err = kubeagent.Start(ctx, *kopts); err != nil {
-			return withCode(exitcode.Failure, err)
-		}
+	node, err := startCluster(ctx, f, cfg, log)
+	if err != nil {
+		return err
+	}
+	if node != nil {
 		opts.PolicySource = node.Sources
 	}
 	a, err := agent.New(opts)
@@ -272,31 +266,26 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 	return nil
 }
 
-// kubeOptions returns the in-cluster options of --kubernetes, nil without
-// it.
-func kubeOptions(f *runFlags, changed func(string) bool) (*kubeagent.Options, error) {
-	if !f.kubernetes {
-		for _, name := range []string{"kubeconfig", "node-name", "kube-namespace"} {
-			if changed(name) {
-				return nil, withCode(exitcode.Usage, fmt.Errorf("--%s needs --kubernetes", name))
-			}
+// clusterNode is the agent's side of a Kubernetes cluster (--kubernetes):
+// it serves the policies of the ConfigMap and publishes the node's status.
+// run_kubernetes.go has it; a build with -tags nok8s (the agent's
+// packages for machines outside Kubernetes) leaves client-go out.
+type clusterNode interface {
+	Sources() ([]policy.Source, error)
+	Run(ctx context.Context, a *agent.Agent) error
+}
+
+// checkClusterFlags refuses the in-cluster flags without --kubernetes.
+func checkClusterFlags(f *runFlags, changed func(string) bool) error {
+	if f.kubernetes {
+		return nil
+	}
+	for _, name := range []string{"kubeconfig", "node-name", "kube-namespace"} {
+		if changed(name) {
+			return withCode(exitcode.Usage, fmt.Errorf("--%s needs --kubernetes", name))
 		}
-		return nil, nil
 	}
-	o := &kubeagent.Options{Node: f.nodeName, Pod: os.Getenv(kubeschema.EnvPodName), Namespace: f.kubeNamespace}
-	if o.Node == "" {
-		o.Node = os.Getenv(kubeschema.EnvNodeName)
-	}
-	if o.Node == "" {
-		return nil, withCode(exitcode.Usage, fmt.Errorf("--kubernetes: the node name is not known: set $%s (the DaemonSet sets it from spec.nodeName) or --node-name", kubeschema.EnvNodeName))
-	}
-	if o.Namespace == "" {
-		o.Namespace = os.Getenv(kubeschema.EnvPodNamespace)
-	}
-	if o.Namespace == "" {
-		o.Namespace = kubeschema.DefaultNamespace
-	}
-	return o, nil
+	return nil
 }
 
 func newStatusCommand(s Streams) *cobra.Command {

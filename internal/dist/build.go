@@ -52,7 +52,18 @@ type BuildOptions struct {
 	Arch string
 	// Output is the path of the binary to write.
 	Output string
+	// Tags are the build tags: PackageTags or ImageTags.
+	Tags []string
 }
+
+// Build tags of the shipped binaries. Both leave out the fleet commands
+// (deploy, undeploy, fleet), which link the cloud SDKs and client-go and
+// would more than double the agent's memory; the packages, for machines
+// outside Kubernetes, also leave out the agent's in-cluster side.
+var (
+	PackageTags = []string{"nodeploy", "nok8s"}
+	ImageTags   = []string{"nodeploy"}
+)
 
 // BuildBinary builds ./cmd/drmfilter as a static, reproducible linux binary:
 // CGO_ENABLED=0, -trimpath, stripped, with the version stamped by -ldflags -X.
@@ -72,7 +83,11 @@ func BuildBinary(ctx context.Context, o BuildOptions) error {
 		return fmt.Errorf("build drmfilter: %w", err)
 	}
 	ldflags := "-s -w -X " + Module + "/internal/version.Version=" + o.Version
-	cmd := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, "./cmd/drmfilter")
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags}
+	if len(o.Tags) > 0 {
+		args = append(args, "-tags", strings.Join(o.Tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, goTool, append(args, "-o", out, "./cmd/drmfilter")...)
 	cmd.Dir = o.RepoDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+o.Arch)
 	var stderr bytes.Buffer

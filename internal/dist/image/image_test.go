@@ -112,7 +112,7 @@ func TestImageRunsTheStaticBinary(t *testing.T) {
 	defer cancel()
 	// The host's architecture, so that the extracted binary can run here.
 	arch := goarch(t)
-	if err := dist.BuildBinary(ctx, dist.BuildOptions{RepoDir: repoDir(t), Version: version, Arch: arch, Output: binary}); err != nil {
+	if err := dist.BuildBinary(ctx, dist.BuildOptions{RepoDir: repoDir(t), Version: version, Arch: arch, Output: binary, Tags: dist.ImageTags}); err != nil {
 		if ctx.Err() != nil {
 			t.Fatalf("building drmfilter did not finish before the test's deadline (go test -timeout): %v", err)
 		}
@@ -170,6 +170,17 @@ func TestImageRunsTheStaticBinary(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(out), "drmfilter "+version+" ") {
 		t.Errorf("drmfilter version printed %q, want the stamped version %s", out, version)
+	}
+	// The image's agent runs in a cluster (it knows --kubernetes) and
+	// leaves out the fleet commands (dist.ImageTags).
+	out, _ = exec.CommandContext(ctx, extracted, "run", "--help").CombinedOutput()
+	if !strings.Contains(string(out), "--kubernetes") {
+		t.Errorf("the image's drmfilter run has no --kubernetes flag:\n%s", out)
+	}
+	out, err = exec.CommandContext(ctx, extracted, "deploy", "kubernetes").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 4 || !strings.Contains(string(out), "built for nodes") {
+		t.Errorf("drmfilter deploy in the image: %v\n%s", err, out)
 	}
 }
 
