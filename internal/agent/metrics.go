@@ -132,7 +132,7 @@ func (a *Agent) Handler() http.Handler {
 	return mux
 }
 
-// ServeMetrics serves Handler on the configured loopback address until ctx
+// ServeMetrics serves Handler on the configured address until ctx
 // is done.
 func (a *Agent) ServeMetrics(ctx context.Context) error {
 	if a.cfg.MetricsAddress == "" {

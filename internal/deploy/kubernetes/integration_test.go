@@ -325,7 +325,7 @@ func TestIntegrationAgentRBAC(t *testing.T) {
 	}
 	_, err = agent.CoordinationV1().Leases(ns).Apply(ctx, coordinationv1ac.Lease(lease, ns).WithSpec(coordinationv1ac.LeaseSpec().WithHolderIdentity("pod-1")),
 		metav1.ApplyOptions{FieldManager: "drmfilter-agent"})
-	allowed("patch its node's Lease", err)
+	denied("patch its node's Lease (the agent only gets and updates it)", err)
 
 	_, err = agent.CoreV1().ConfigMaps(ns).Get(ctx, "other", metav1.GetOptions{})
 	denied("get another ConfigMap", err)

@@ -22,7 +22,7 @@ func TestAgentRulesAreExactlyWhatTheAgentUses(t *testing.T) {
 	}
 	want := `[` +
 		`{"verbs":["get","list","watch"],"apiGroups":[""],"resources":["configmaps"],"resourceNames":["drmfilter-policies"]},` +
-		`{"verbs":["create","get","update","patch"],"apiGroups":["coordination.k8s.io"],"resources":["leases"]}` +
+		`{"verbs":["create","get","update"],"apiGroups":["coordination.k8s.io"],"resources":["leases"]}` +
 		`]`
 	if string(got) != want {
 		t.Errorf("agent rules\n got %s\nwant %s", got, want)

@@ -13,9 +13,10 @@ import (
 //     allowed when it selects that name with a field selector);
 //   - publish its node's status Lease (kubeschema.NodeStatusName): create,
 //     which RBAC cannot restrict by name since the name is not known before
-//     the object exists, and get, update and patch, which cannot be
-//     restricted to the agent's own Lease either, as the name depends on
-//     the node the pod lands on.
+//     the object exists, and get and update, which cannot be restricted
+//     to the agent's own Lease either, as the name depends on the node the
+//     pod lands on. The agent never patches or deletes, so those verbs are
+//     not granted.
 func AgentRules() []*rbacv1ac.PolicyRuleApplyConfiguration {
 	return []*rbacv1ac.PolicyRuleApplyConfiguration{
 		rbacv1ac.PolicyRule().
@@ -26,7 +27,7 @@ func AgentRules() []*rbacv1ac.PolicyRuleApplyConfiguration {
 		rbacv1ac.PolicyRule().
 			WithAPIGroups("coordination.k8s.io").
 			WithResources("leases").
-			WithVerbs("create", "get", "update", "patch"),
+			WithVerbs("create", "get", "update"),
 	}
 }
 
