@@ -142,7 +142,6 @@ func TestAddInstallStepRefuses(t *testing.T) {
 	}
 }
 
-
 func TestRedact(t *testing.T) {
 	in := "curl 'https://b.s3.amazonaws.com/p.deb?X-Amz-Signature=abc&X-Amz-Security-Token=tok' and https://example.com/x.yaml and http://h/a?b ftp://x/y?z"
 	want := "curl 'https://b.s3.amazonaws.com/p.deb?<redacted>' and https://example.com/x.yaml and http://h/a?<redacted> ftp://x/y?<redacted>"
