@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/drmfilter/drmfilter/internal/accounts"
 	"github.com/drmfilter/drmfilter/internal/audit"
 	"github.com/drmfilter/drmfilter/internal/config"
 	"github.com/drmfilter/drmfilter/internal/cri"
@@ -180,7 +181,12 @@ func (a *Agent) load(gen uint64) (*policyState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
 	}
-	set, err := policy.Load(srcs, policy.LoadOptions{})
+	var lopts policy.LoadOptions
+	if root := a.cfg.HostRoot; root != "" && root != "/" {
+		// In a pod, user and group names are the host's, not the image's.
+		lopts.Resolver = accounts.Files{Root: root}
+	}
+	set, err := policy.Load(srcs, lopts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPolicy, err)
 	}
