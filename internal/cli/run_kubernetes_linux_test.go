@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,32 +58,11 @@ spec:
 		t.Fatal(err)
 	}
 
-	var out, errOut lockedBuffer
-	done := make(chan int, 1)
 	t.Setenv(kubeschema.EnvPodName, "drmfilter-agent-e2e")
-	go func() {
-		done <- Main(ctx, []string{"run", "--kubernetes", "--kubeconfig", srv.Kubeconfig, "--node-name", "node-e2e",
-			"--policy", t.TempDir(), "--audit-file", "-", "--audit-stdout", "--metrics-address", "-",
-			"--status-socket", filepath.Join(t.TempDir(), "status.sock")},
-			Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
-	}()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("run exited %d: %s", code, errOut.String())
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("run did not stop")
-		}
-	}
-	t.Cleanup(stop)
+	r := startRun(t, ctx, cancel, "--kubernetes", "--kubeconfig", srv.Kubeconfig, "--node-name", "node-e2e",
+		"--policy", t.TempDir(), "--audit-file", "-", "--audit-stdout", "--metrics-address", "-",
+		"--status-socket", filepath.Join(t.TempDir(), "status.sock"))
+	out, errOut := &r.out, &r.errOut
 	lease := func() kubeschema.NodeStatus {
 		l, err := admin.CoordinationV1().Leases(ns).Get(context.Background(), kubeschema.NodeStatusName("node-e2e"), metav1.GetOptions{})
 		if err != nil {
@@ -110,11 +88,7 @@ spec:
 	if first.PolicySource != kubeschema.SourceAPI || first.Pod != "drmfilter-agent-e2e" || first.PolicyGeneration != 1 {
 		t.Fatalf("first status %+v", first)
 	}
-	cat := func() error {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return exec.CommandContext(c, "cat", secret).Run()
-	}
+	cat := func() error { return catFile(secret) }
 	if err := cat(); err == nil {
 		t.Fatal("cat of the protected file succeeded")
 	}
@@ -129,7 +103,7 @@ spec:
 	if err := cat(); err != nil {
 		t.Fatalf("cat after the ConfigMap update: %v", err)
 	}
-	stop()
+	r.stop()
 	if st := lease(); st.Ready || st.PolicyHash != second.PolicyHash {
 		t.Errorf("after the agent stopped, the Lease says %+v; want not ready", st)
 	}

@@ -64,32 +64,11 @@ spec:
 		t.Fatal(err)
 	}
 	sock := filepath.Join(t.TempDir(), "status.sock")
-	var out, errOut lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"run", "--policy", pol, "--audit-file", "-", "--audit-stdout",
-			"--metrics-address", "-", "--status-socket", sock, "--watch=false"},
-			Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
-	}()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("run exited %d: %s", code, errOut.String())
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("run did not stop")
-		}
-	}
-	t.Cleanup(stop)
-
+	defer cancel()
+	r := startRun(t, ctx, cancel, "--policy", pol, "--audit-file", "-", "--audit-stdout",
+		"--metrics-address", "-", "--status-socket", sock, "--watch=false")
+	out, errOut := &r.out, &r.errOut
 	var st agent.Status
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -102,11 +81,7 @@ spec:
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cat := func() error {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return exec.CommandContext(c, "cat", secret).Run()
-	}
+	cat := func() error { return catFile(secret) }
 	if err := cat(); err == nil {
 		t.Fatal("cat of the protected file succeeded")
 	}
@@ -131,7 +106,7 @@ spec:
 	if err := cat(); err != nil {
 		t.Fatalf("cat after the reload: %v", err)
 	}
-	stop()
+	r.stop()
 	if !strings.Contains(out.String(), `"decision":"deny","mode":"enforce","policy":"run-test","rule":"others"`) {
 		t.Errorf("no deny record on stdout:\n%s", out.String())
 	}
@@ -140,4 +115,46 @@ spec:
 			t.Errorf("log lacks %q", want)
 		}
 	}
+}
+
+// running is a `drmfilter run` started in-process by startRun.
+type running struct {
+	out, errOut lockedBuffer
+	stop        func() // cancels the run and checks that it exits 0; idempotent
+}
+
+// startRun runs Main("run", args...) until cancel is called, through
+// r.stop or at the end of the test.
+func startRun(t *testing.T, ctx context.Context, cancel context.CancelFunc, args ...string) *running {
+	t.Helper()
+	r := &running{}
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, append([]string{"run"}, args...), Streams{In: strings.NewReader(""), Out: &r.out, Err: &r.errOut})
+	}()
+	stopped := false
+	r.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("run exited %d: %s", code, r.errOut.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("run did not stop")
+		}
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+// catFile runs cat on path, as a client of the agent would.
+func catFile(path string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return exec.CommandContext(ctx, "cat", path).Run()
 }
