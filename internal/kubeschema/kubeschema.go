@@ -29,6 +29,13 @@ const (
 	DaemonSet       = "drmfilter-agent"
 	// AgentRole names the Role and RoleBinding of the agent.
 	AgentRole = "drmfilter-agent"
+	// AgentPodReader names the ClusterRole and ClusterRoleBinding that let
+	// the agent read pods (get, list, watch): it watches the pods of its
+	// own node (field selector spec.nodeName) for their current labels,
+	// which the container runtime only knows as they were at pod creation.
+	// RBAC cannot limit the grant to one node; an agent without it uses the
+	// runtime's labels.
+	AgentPodReader = "drmfilter-agent-pods"
 	// NodeStatusPrefix starts the name of every node's status Lease.
 	NodeStatusPrefix = "drmfilter-node-"
 )
