@@ -50,6 +50,11 @@ type Options struct {
 	// reading Config.Policies: the agent in a Kubernetes cluster reads its
 	// policy ConfigMap through the API server this way.
 	PolicySource func() ([]policy.Source, error)
+	// PodLabels, when set, gives the current labels of a pod by UID, in
+	// place of those the container runtime reports (the labels at pod
+	// creation); false means not known, and the runtime's are used. In a
+	// cluster it is a watch of the node's pods through the API server.
+	PodLabels func(uid string) (map[string]string, bool)
 
 	// decideHook, when set, runs at the start of every covered decision
 	// (tests stall decisions with it).
@@ -80,6 +85,7 @@ type Agent struct {
 	hook   func()
 	grants execGrants
 	source func() ([]policy.Source, error)
+	labels func(uid string) (map[string]string, bool)
 
 	policyErr atomic.Pointer[string] // the last rejected reload; nil after a good one
 
@@ -111,7 +117,7 @@ func New(opts Options) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a := &Agent{cfg: opts.Config, log: log, selfPID: int32(os.Getpid()), stats: newStats(), marked: map[string]uint64{}, watched: map[string]bool{}, started: time.Now(), hook: opts.decideHook, source: opts.PolicySource}
+	a := &Agent{cfg: opts.Config, log: log, selfPID: int32(os.Getpid()), stats: newStats(), marked: map[string]uint64{}, watched: map[string]bool{}, started: time.Now(), hook: opts.decideHook, source: opts.PolicySource, labels: opts.PodLabels}
 	if opts.Env != nil {
 		a.env = *opts.Env
 	} else {

@@ -393,7 +393,13 @@ func (a *Agent) podInfo(s *policy.Subject) string {
 	case cri.Known:
 		s.Container.Image, s.Container.ImageID = info.Image, info.ImageRef
 		if info.PodName != "" {
-			s.Pod = &policy.Pod{Namespace: info.PodNamespace, Name: info.PodName, Labels: info.PodLabels}
+			labels := info.PodLabels
+			if a.labels != nil && info.PodUID != "" {
+				if l, ok := a.labels(info.PodUID); ok {
+					labels = l
+				}
+			}
+			s.Pod = &policy.Pod{Namespace: info.PodNamespace, Name: info.PodName, Labels: labels}
 		}
 		if len(info.Missing) > 0 {
 			return "runtime did not give: " + strings.Join(info.Missing, ",")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -213,4 +214,54 @@ spec:
 		}
 		return false
 	}, "a deny record saying the runtime does not know the container")
+}
+
+// A pod's labels changed after it started (kubectl label) reach decisions
+// through Options.PodLabels (the API server's watch in a cluster), while
+// the runtime still reports the labels the pod was created with.
+func TestPodLabelsFromTheAPIServerOverrideTheRuntimes(t *testing.T) {
+	id := strings.Repeat("f00d", 16)
+	cg := podCgroup(t, id)
+	sock := serveFakeCRI(t, &fakeCRI{containerID: id, sandboxID: strings.Repeat("6b", 32)})
+	var api atomic.Pointer[map[string]string] // nil: the API server has not seen the pod
+	h := startAgent(t, func(fs string) string {
+		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: backend-secrets}
+spec:
+  files: {paths: ["%s/secret/**"]}
+  rules:
+    - name: backend
+      operations: [open]
+      subjects:
+        kubernetes:
+          podLabels: {matchExpressions: [{key: tier, operator: In, values: [backend]}]}
+      effect: allow
+    - name: everyone-else
+      operations: [open]
+      effect: deny
+`, fs)
+	}, func(c *config.Config) { c.CRI.Endpoints = []string{sock} },
+		func(o *Options) {
+			o.PodLabels = func(uid string) (map[string]string, bool) {
+				if l := api.Load(); l != nil && uid == podUID {
+					return *l, true
+				}
+				return nil, false
+			}
+		})
+
+	// Not seen by the API server yet: the runtime's labels (tier backend).
+	waitFor(t, func() bool {
+		_, err := runIn(t, cg, "cat "+h.path("secret/plan.txt"))
+		return err == nil
+	}, "the pod's open to be allowed by the runtime's labels")
+	// Relabelled to tier=frontend: denied from the next open on.
+	api.Store(&map[string]string{"app": "payments-api", "tier": "frontend"})
+	out, err := runIn(t, cg, "cat "+h.path("secret/plan.txt"))
+	mustDeny(t, out, err, "the relabelled pod")
+	// Back to backend.
+	api.Store(&map[string]string{"app": "payments-api", "tier": "backend"})
+	out, err = runIn(t, cg, "cat "+h.path("secret/plan.txt"))
+	mustAllow(t, out, err, "the pod relabelled back")
 }

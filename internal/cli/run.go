@@ -203,7 +203,7 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 		return err
 	}
 	if node != nil {
-		opts.PolicySource = node.Sources
+		opts.PolicySource, opts.PodLabels = node.Sources, node.PodLabels
 	}
 	a, err := agent.New(opts)
 	if err != nil {
@@ -272,6 +272,7 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 // packages for machines outside Kubernetes) leaves client-go out.
 type clusterNode interface {
 	Sources() ([]policy.Source, error)
+	PodLabels(uid string) (map[string]string, bool)
 	Run(ctx context.Context, a *agent.Agent) error
 }
 

@@ -2,6 +2,7 @@ package kubeagent
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,5 +159,83 @@ func TestAgainstARealAPIServer(t *testing.T) {
 	}
 	if got := r.Line(); got != "policy "+kubeschema.ShortHash(hashOf(t, v2))+" on 1/1 nodes" {
 		t.Fatalf("summary %q", got)
+	}
+}
+
+// TestPodLabelsAgainstARealAPIServer: as the agent's ServiceAccount, with
+// the pod reader ClusterRole the deploy command grants, PodLabels follows a
+// relabelled pod of its node and ignores other nodes' pods; without the
+// ClusterRole it gives up at once and leaves the labels to the runtime.
+func TestPodLabelsAgainstARealAPIServer(t *testing.T) {
+	srv := kubeapi.Start(t)
+	admin, err := kubernetes.NewForConfig(srv.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ns := "drmfilter-pods"
+	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	agentRBAC(t, admin, ns)
+	as, err := kubernetes.NewForConfig(srv.ImpersonateServiceAccount(ns, kubeschema.ServiceAccount))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No kubelet runs: a pod created with spec.nodeName is simply stored.
+	for _, p := range []*corev1.Pod{
+		testPod("api-0", "node-1", "", map[string]string{"tier": "backend"}),
+		testPod("web-0", "node-2", "", map[string]string{"tier": "web"}),
+	} {
+		// There is no controller manager to make the "default" account.
+		p.Namespace, p.Spec.ServiceAccountName = ns, kubeschema.ServiceAccount
+		if _, err := admin.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	api0, err := admin.CoreV1().Pods(ns).Get(ctx, "api-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web0, err := admin.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Without the ClusterRole: Forbidden, said once, nothing known.
+	var logs logBuffer
+	denied := NewPodLabels(as, "node-1", logs.logger())
+	denied.Run(ctx)
+	if _, ok := denied.Labels(string(api0.UID)); ok || !strings.Contains(logs.String(), "no permission to read pods") {
+		t.Fatalf("without permission: known %v, log:\n%s", ok, logs.String())
+	}
+
+	meta := metav1.ObjectMeta{Name: kubeschema.AgentPodReader}
+	if _, err := admin.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: meta, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
+	}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: meta,
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: kubeschema.AgentPodReader},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: kubeschema.ServiceAccount, Namespace: ns}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPodLabels(as, "node-1", nil)
+	run(t, p.Run)
+	eventually(t, "the node's pod through the API", func() bool {
+		l, ok := p.Labels(string(api0.UID))
+		return ok && l["tier"] == "backend" && l["io.kubernetes.pod.namespace"] == ns
+	})
+	api0.Labels["tier"] = "frontend"
+	if _, err := admin.CoreV1().Pods(ns).Update(ctx, api0, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the relabelled pod", func() bool {
+		l, _ := p.Labels(string(api0.UID))
+		return l["tier"] == "frontend"
+	})
+	if _, ok := p.Labels(string(web0.UID)); ok {
+		t.Error("a pod of another node is known")
 	}
 }

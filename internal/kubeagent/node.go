@@ -49,6 +49,7 @@ type Node struct {
 	opts    Options
 	log     *slog.Logger
 	watcher *PolicyWatcher
+	pods    *PodLabels
 	wg      sync.WaitGroup
 }
 
@@ -69,10 +70,15 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		n.log = slog.Default()
 	}
 	n.watcher = NewPolicyWatcher(WatcherOptions{Client: opts.Client, Namespace: opts.Namespace, VolumePaths: opts.PolicyPaths, Logger: n.log})
-	n.wg.Add(1)
+	n.pods = NewPodLabels(opts.Client, opts.Node, n.log)
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
 		n.watcher.Run(ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.pods.Run(ctx)
 	}()
 	sctx, cancel := context.WithTimeout(ctx, opts.SyncTimeout)
 	defer cancel()
@@ -85,6 +91,10 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 
 // Sources is the agent's PolicySource (PolicyWatcher.Sources).
 func (n *Node) Sources() ([]policy.Source, error) { return n.watcher.Sources() }
+
+// PodLabels is the agent's PodLabels option: the current labels of a pod
+// of this node, from the API server (see PodLabels).
+func (n *Node) PodLabels(uid string) (map[string]string, bool) { return n.pods.Labels(uid) }
 
 // Watcher is the node's policy watcher.
 func (n *Node) Watcher() *PolicyWatcher { return n.watcher }
