@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/drmfilter/drmfilter/internal/deploy/kubernetes"
 	"github.com/drmfilter/drmfilter/internal/exitcode"
@@ -31,6 +32,7 @@ type deployKubernetesFlags struct {
 	dryRun         string
 	output         string
 	force          bool
+	watchPods      bool
 }
 
 func newDeployKubernetesCommand(s Streams) *cobra.Command {
@@ -40,9 +42,22 @@ func newDeployKubernetesCommand(s Streams) *cobra.Command {
 		Short: "Run the agent on every Linux node of a cluster, with policies from a ConfigMap",
 		Long: `Deploy drmfilter to a Kubernetes cluster, or update it: a namespace, the
 agent's ServiceAccount with a Role that only reads the policy ConfigMap and
-writes the node status Leases, the ConfigMap that carries the policies, and
-a DaemonSet that runs the agent on every Linux node (tainted and control-plane
-nodes included).
+writes the node status Leases, a ClusterRole and ClusterRoleBinding that let
+the agent read pods, the ConfigMap that carries the policies, and a DaemonSet
+that runs the agent on every Linux node (tainted and control-plane nodes
+included).
+
+Pod reading (--watch-pods, on by default): each agent watches the pods of its
+own node for their current labels, so a policy that selects pods by labels
+follows label changes; the container runtime knows only the labels a pod was
+created with. RBAC cannot limit this to one node, so the ClusterRole grants
+get, list and watch on pods cluster-wide: read-only, pods only (no secrets, no
+exec). It is named ` + kubeschema.AgentPodReader + ` in the namespace ` + kubeschema.DefaultNamespace + ` and
+` + kubeschema.AgentPodReader + `-<namespace> in any other, so deployments in several
+namespaces do not share it. --watch-pods=false leaves both objects out, and
+deletes the ones an earlier deploy of this namespace made (those carrying the
+label app.kubernetes.io/managed-by=drmfilter); the agents then use the labels
+pods were created with.
 
 The policies are validated here first, as 'drmfilter policy check' does; an
 invalid policy is reported with its file:line:column, nothing is sent to the
@@ -70,7 +85,8 @@ names the object and the reason), 2 wrong flags, 3 invalid policy.`,
 		Example: `  drmfilter deploy kubernetes --policy policies/
   drmfilter deploy kubernetes --context prod --policy pii.yaml --policy secrets.yaml --max-unavailable 10%
   drmfilter deploy kubernetes --policy policies/ --dry-run > drmfilter.yaml     # for kubectl or GitOps
-  drmfilter deploy kubernetes --policy policies/ --dry-run=server -o json`,
+  drmfilter deploy kubernetes --policy policies/ --dry-run=server -o json
+  drmfilter deploy kubernetes --policy policies/ -n team-x --watch-pods=false   # no cluster-wide grant`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return deployKubernetes(cmd, s, &f)
@@ -86,6 +102,7 @@ names the object and the reason), 2 wrong flags, 3 invalid policy.`,
 	fl.Lookup("dry-run").NoOptDefVal = kubeDryRunClient
 	fl.StringVarP(&f.output, "output", "o", kubernetes.FormatYAML, "format of --dry-run's output: yaml or json")
 	fl.BoolVar(&f.force, "force-conflicts", false, "take over fields that another field manager owns")
+	fl.BoolVar(&f.watchPods, "watch-pods", true, "let the agents read pods cluster-wide (a ClusterRole) for current pod labels; false removes that grant")
 	return cmd
 }
 
@@ -126,6 +143,7 @@ func deployKubernetes(cmd *cobra.Command, s Streams, f *deployKubernetesFlags) e
 		Image:          f.image,
 		MaxUnavailable: maxUnavailable,
 		RuntimeSocket:  f.runtimeSocket,
+		NoPodReader:    !f.watchPods,
 	}, pols)
 	if err != nil {
 		return withCode(exitcode.Usage, err)
@@ -153,6 +171,10 @@ func deployKubernetes(cmd *cobra.Command, s Streams, f *deployKubernetesFlags) e
 			fmt.Fprintf(report, "%s not checked (server dry run): namespace %s does not exist yet, and the server cannot check objects in it\n", r.Ref, f.namespace)
 			return
 		}
+		if r.Note != "" {
+			fmt.Fprintf(report, "%s %s%s: %s\n", r.Ref, r.Action, suffix, r.Note)
+			return
+		}
 		fmt.Fprintf(report, "%s %s%s\n", r.Ref, r.Action, suffix)
 	}
 	results, err := kubernetes.Apply(cmd.Context(), cs, m, opts)
@@ -160,6 +182,9 @@ func deployKubernetes(cmd *cobra.Command, s Streams, f *deployKubernetesFlags) e
 		var ce *kubernetes.ConflictError
 		if errors.As(err, &ce) {
 			return withCode(exitcode.Failure, fmt.Errorf("%w\nnothing after %s was applied; run again with --force-conflicts to take these fields over, or undo the other manager's change", err, ce.Ref))
+		}
+		if errors.Is(err, kubernetes.ErrPodReader) && apierrors.IsForbidden(err) {
+			return withCode(exitcode.Failure, fmt.Errorf("%w\nthese credentials may not grant the agents cluster-wide read access to pods; ask a cluster administrator, or deploy with --watch-pods=false (the agents then use the labels pods were created with)", err))
 		}
 		return withCode(exitcode.Failure, err)
 	}
@@ -205,10 +230,12 @@ func newUndeployKubernetesCommand(s Streams) *cobra.Command {
 		Use:   "kubernetes [flags]",
 		Short: "Remove drmfilter from a Kubernetes cluster",
 		Long: `Remove what 'drmfilter deploy kubernetes' created: the DaemonSet (its pods
-stop, and the kernel allows whatever they had not answered), the RoleBinding,
-Role, policy ConfigMap and ServiceAccount, the agents' node status Leases, and
-then the namespace, unless --keep-namespace is given or the namespace was not
-made by deploy alone. Prints one line per object removed; objects already gone
+stop, and the kernel allows whatever they had not answered), the RoleBinding
+and Role, the pod reader ClusterRoleBinding and ClusterRole of this namespace
+(only if they carry the label app.kubernetes.io/managed-by=drmfilter), the
+policy ConfigMap and ServiceAccount, the agents' node status Leases, and then
+the namespace, unless --keep-namespace is given or the namespace was not made
+by deploy alone. Prints one line per object removed; objects already gone
 are skipped, so it can be run again.`,
 		Example: `  drmfilter undeploy kubernetes
   drmfilter undeploy kubernetes --context staging --namespace security --keep-namespace`,

@@ -33,6 +33,12 @@ const (
 	// exist yet: the server cannot check an object in a namespace it does
 	// not have, and a dry run does not create the namespace.
 	Skipped Action = "skipped"
+	// Deleted is an object deploy made earlier and no longer wants: the
+	// pod reader of a deploy with Options.NoPodReader.
+	Deleted Action = "deleted"
+	// Kept is an object deploy no longer wants but leaves in place; the
+	// Result's Note says why.
+	Kept Action = "kept"
 )
 
 // Result is the outcome of applying one object.
@@ -41,8 +47,10 @@ type Result struct {
 	Ref    string
 	Action Action
 	// Object is the object as the server has (or, in a server dry run,
-	// would have) it.
+	// would have) it; nil for Skipped, Deleted and Kept.
 	Object runtime.Object
+	// Note says why an object was Kept.
+	Note string
 }
 
 // ApplyOptions tune Apply.
@@ -83,62 +91,118 @@ func (e *ConflictError) Error() string {
 // dependency order, and stops at the first error. An object whose fields
 // are already what m says (as owned by kubeschema.FieldManager) is not sent
 // at all, so a second deploy with the same inputs writes nothing. In a
-// server dry run, the objects of a namespace that does not exist yet are
-// Skipped.
+// server dry run, the namespaced objects of a namespace that does not exist
+// yet are Skipped; cluster-scoped ones are checked.
+//
+// Without the pod reader (Options.NoPodReader), its ClusterRoleBinding and
+// ClusterRole are Deleted if an earlier deploy made them (they carry the
+// label kubeschema.LabelManagedBy=drmfilter), Kept otherwise, and not
+// reported when there are none. An error about the pod reader matches
+// ErrPodReader.
 func Apply(ctx context.Context, cs clientset.Interface, m *Manifest, o ApplyOptions) ([]Result, error) {
 	core, rbac, apps := cs.CoreV1(), cs.RbacV1(), cs.AppsV1()
 	ns := *m.Namespace.Name
 	type step struct {
-		ref   string
-		apply func(ref string) (Result, error)
+		ref string
+		// cluster is a cluster-scoped object: a server dry run can check
+		// it before the namespace exists.
+		cluster bool
+		// apply returns nil when there was nothing to do or report.
+		apply func(ref string) (*Result, error)
 	}
+	one := func(r Result, err error) (*Result, error) { return &r, err }
 	steps := []step{
-		{"namespace/" + ns, func(ref string) (Result, error) {
+		{"namespace/" + ns, true, func(ref string) (*Result, error) {
 			c := core.Namespaces()
-			return applyObject(ctx, o, ref, ns, m.Namespace, c.Get, corev1ac.ExtractNamespace, c.Apply)
+			return one(applyObject(ctx, o, ref, ns, m.Namespace, c.Get, corev1ac.ExtractNamespace, c.Apply))
 		}},
-		{"serviceaccount/" + *m.ServiceAccount.Name, func(ref string) (Result, error) {
+		{"serviceaccount/" + *m.ServiceAccount.Name, false, func(ref string) (*Result, error) {
 			c := core.ServiceAccounts(ns)
-			return applyObject(ctx, o, ref, *m.ServiceAccount.Name, m.ServiceAccount, c.Get, corev1ac.ExtractServiceAccount, c.Apply)
+			return one(applyObject(ctx, o, ref, *m.ServiceAccount.Name, m.ServiceAccount, c.Get, corev1ac.ExtractServiceAccount, c.Apply))
 		}},
-		{"role/" + *m.Role.Name, func(ref string) (Result, error) {
+		{"role/" + *m.Role.Name, false, func(ref string) (*Result, error) {
 			c := rbac.Roles(ns)
-			return applyObject(ctx, o, ref, *m.Role.Name, m.Role, c.Get, rbacv1ac.ExtractRole, c.Apply)
+			return one(applyObject(ctx, o, ref, *m.Role.Name, m.Role, c.Get, rbacv1ac.ExtractRole, c.Apply))
 		}},
-		{"rolebinding/" + *m.RoleBinding.Name, func(ref string) (Result, error) {
+		{"rolebinding/" + *m.RoleBinding.Name, false, func(ref string) (*Result, error) {
 			c := rbac.RoleBindings(ns)
-			return applyObject(ctx, o, ref, *m.RoleBinding.Name, m.RoleBinding, c.Get, rbacv1ac.ExtractRoleBinding, c.Apply)
-		}},
-		{"configmap/" + *m.ConfigMap.Name, func(ref string) (Result, error) {
-			c := core.ConfigMaps(ns)
-			return applyObject(ctx, o, ref, *m.ConfigMap.Name, m.ConfigMap, c.Get, corev1ac.ExtractConfigMap, c.Apply)
-		}},
-		{"daemonset/" + *m.DaemonSet.Name, func(ref string) (Result, error) {
-			c := apps.DaemonSets(ns)
-			return applyObject(ctx, o, ref, *m.DaemonSet.Name, m.DaemonSet, c.Get, appsv1ac.ExtractDaemonSet, c.Apply)
+			return one(applyObject(ctx, o, ref, *m.RoleBinding.Name, m.RoleBinding, c.Get, rbacv1ac.ExtractRoleBinding, c.Apply))
 		}},
 	}
+	name := PodReaderName(ns)
+	roleRef, bindingRef := "clusterrole/"+name, "clusterrolebinding/"+name
+	if m.PodReader != nil {
+		steps = append(steps,
+			step{roleRef, true, func(ref string) (*Result, error) {
+				c := rbac.ClusterRoles()
+				return one(applyObject(ctx, o, ref, name, m.PodReader, c.Get, rbacv1ac.ExtractClusterRole, c.Apply))
+			}},
+			step{bindingRef, true, func(ref string) (*Result, error) {
+				c := rbac.ClusterRoleBindings()
+				return one(applyObject(ctx, o, ref, name, m.PodReaderBinding, c.Get, rbacv1ac.ExtractClusterRoleBinding, c.Apply))
+			}})
+	} else {
+		// The binding first: a role without a binding grants nothing.
+		steps = append(steps,
+			step{bindingRef, true, func(ref string) (*Result, error) {
+				c := rbac.ClusterRoleBindings()
+				out, err := removeOwned(ctx, ref, name, o.ServerDryRun, c.Get, c.Delete)
+				return out.result(ref), err
+			}},
+			step{roleRef, true, func(ref string) (*Result, error) {
+				c := rbac.ClusterRoles()
+				out, err := removeOwned(ctx, ref, name, o.ServerDryRun, c.Get, c.Delete)
+				return out.result(ref), err
+			}})
+	}
+	steps = append(steps,
+		step{"configmap/" + *m.ConfigMap.Name, false, func(ref string) (*Result, error) {
+			c := core.ConfigMaps(ns)
+			return one(applyObject(ctx, o, ref, *m.ConfigMap.Name, m.ConfigMap, c.Get, corev1ac.ExtractConfigMap, c.Apply))
+		}},
+		step{"daemonset/" + *m.DaemonSet.Name, false, func(ref string) (*Result, error) {
+			c := apps.DaemonSets(ns)
+			return one(applyObject(ctx, o, ref, *m.DaemonSet.Name, m.DaemonSet, c.Get, appsv1ac.ExtractDaemonSet, c.Apply))
+		}})
+
 	var results []Result
 	for i, s := range steps {
-		var r Result
-		if i > 0 && o.ServerDryRun && results[0].Action == Created {
+		var r *Result
+		if i > 0 && !s.cluster && o.ServerDryRun && results[0].Action == Created {
 			// The namespace exists only in the dry run.
-			r = Result{Ref: s.ref, Action: Skipped}
+			r = &Result{Ref: s.ref, Action: Skipped}
 		} else {
 			var err error
 			if r, err = s.apply(s.ref); err != nil {
+				if s.ref == roleRef || s.ref == bindingRef {
+					err = podReaderError{err}
+				}
 				return results, err
+			}
+			if r == nil {
+				continue
 			}
 		}
 		if n, ok := r.Object.(*corev1.Namespace); ok && n.DeletionTimestamp != nil {
 			return results, fmt.Errorf("namespace %s is being deleted (by an undeploy?) and takes no new objects; deploy again once `kubectl get namespace %s` finds nothing", ns, ns)
 		}
-		results = append(results, r)
+		results = append(results, *r)
 		if o.Report != nil {
-			o.Report(r)
+			o.Report(*r)
 		}
 	}
 	return results, nil
+}
+
+// result is the Result of a removal: none when there was no such object.
+func (r removal) result(ref string) *Result {
+	switch {
+	case r.absent:
+		return nil
+	case r.note != "":
+		return &Result{Ref: ref, Action: Kept, Note: r.note}
+	}
+	return &Result{Ref: ref, Action: Deleted}
 }
 
 // apiObject is a typed API object pointer, such as *corev1.ConfigMap.

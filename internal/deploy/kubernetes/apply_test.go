@@ -10,6 +10,8 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -61,6 +63,8 @@ func TestApplyCreatesThenChangesNothingThenOnlyTheConfigMap(t *testing.T) {
 serviceaccount/drmfilter-agent created
 role/drmfilter-agent created
 rolebinding/drmfilter-agent created
+clusterrole/drmfilter-agent-pods created
+clusterrolebinding/drmfilter-agent-pods created
 configmap/drmfilter-policies created
 daemonset/drmfilter-agent created
 `
@@ -78,7 +82,7 @@ daemonset/drmfilter-agent created
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := actions(res); strings.Count(got, " unchanged\n") != 6 {
+	if got := actions(res); strings.Count(got, " unchanged\n") != 8 {
 		t.Errorf("second deploy:\n%s", got)
 	}
 	if w := writes(cs, n); len(w) != 0 {
@@ -95,7 +99,7 @@ daemonset/drmfilter-agent created
 	if w := writes(cs, n); !slices.Equal(w, []string{"patch configmaps/drmfilter-policies"}) {
 		t.Errorf("policy change wrote %v", w)
 	}
-	if got := actions(res); !strings.Contains(got, "configmap/drmfilter-policies configured\n") || strings.Count(got, " unchanged\n") != 5 {
+	if got := actions(res); !strings.Contains(got, "configmap/drmfilter-policies configured\n") || strings.Count(got, " unchanged\n") != 7 {
 		t.Errorf("policy change:\n%s", got)
 	}
 	cm, err := cs.CoreV1().ConfigMaps("drmfilter").Get(ctx, kubeschema.PolicyConfigMap, metav1.GetOptions{})
@@ -161,7 +165,7 @@ func TestApplyReportsFieldsOwnedByAnotherManager(t *testing.T) {
 	if msg := err.Error(); !strings.Contains(msg, `.spec.template.spec.containers[name="agent"].image (owned by "kubectl-edit")`) {
 		t.Errorf("message %q", msg)
 	}
-	if len(reported) != 5 {
+	if len(reported) != 7 {
 		t.Errorf("objects before the DaemonSet: %v", reported)
 	}
 
@@ -215,7 +219,8 @@ func TestUndeployRemovesEverythingAndCanRunAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"daemonset/drmfilter-agent", "rolebinding/drmfilter-agent", "role/drmfilter-agent", "configmap/drmfilter-policies",
+	want := []string{"daemonset/drmfilter-agent", "rolebinding/drmfilter-agent", "role/drmfilter-agent",
+		"clusterrolebinding/drmfilter-agent-pods", "clusterrole/drmfilter-agent-pods", "configmap/drmfilter-policies",
 		"serviceaccount/drmfilter-agent", "lease/drmfilter-node-n1", "lease/drmfilter-node-n2"}
 	if !slices.Equal(removed, want) || len(lines) != len(want) || lines[0] != "daemonset/drmfilter-agent deleted" {
 		t.Errorf("removed %v, printed %v", removed, lines)
@@ -264,5 +269,144 @@ func TestUndeployKeepsANamespaceItDidNotMake(t *testing.T) {
 	}
 	if _, err := cs.CoreV1().Namespaces().Get(ctx, "team-x", metav1.GetOptions{}); err != nil {
 		t.Errorf("namespace deleted: %v", err)
+	}
+}
+
+// buildNoPodReader is the manifest of a deploy with --watch-pods=false.
+func buildNoPodReader(t *testing.T, ns string) *Manifest {
+	t.Helper()
+	m, err := Build(Options{Namespace: ns, Image: "registry.example/drmfilter:test", NoPodReader: true}, testPolicies(t, onePolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestApplyWithoutPodReaderDeletesOnlyWhatDeployMade(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+
+	// A first deploy without the pod reader mentions no pod reader.
+	res, err := Apply(ctx, cs, buildNoPodReader(t, "drmfilter"), ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(res); strings.Contains(got, "clusterrole") || strings.Count(got, " created\n") != 6 {
+		t.Errorf("deploy without the pod reader:\n%s", got)
+	}
+
+	// With it, then without it again: both are deleted, binding first,
+	// and nothing else is written.
+	if _, err := Apply(ctx, cs, testManifest(t, onePolicy), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n := len(cs.Actions())
+	res, err = Apply(ctx, cs, buildNoPodReader(t, "drmfilter"), ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := writes(cs, n); !slices.Equal(w, []string{"delete clusterrolebindings/drmfilter-agent-pods", "delete clusterroles/drmfilter-agent-pods"}) {
+		t.Errorf("redeploy without the pod reader wrote %v", w)
+	}
+	if got := actions(res); !strings.Contains(got, "rolebinding/drmfilter-agent unchanged\nclusterrolebinding/drmfilter-agent-pods deleted\nclusterrole/drmfilter-agent-pods deleted\nconfigmap/") {
+		t.Errorf("redeploy without the pod reader:\n%s", got)
+	}
+	if _, err := cs.RbacV1().ClusterRoles().Get(ctx, "drmfilter-agent-pods", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("clusterrole after the redeploy: %v", err)
+	}
+
+	// Objects of that name that deploy did not make stay.
+	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "drmfilter-agent-pods"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n = len(cs.Actions())
+	res, err = Apply(ctx, cs, buildNoPodReader(t, "drmfilter"), ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := writes(cs, n); len(w) != 0 {
+		t.Errorf("wrote %v", w)
+	}
+	var kept *Result
+	for i := range res {
+		if res[i].Ref == "clusterrole/drmfilter-agent-pods" {
+			kept = &res[i]
+		}
+	}
+	if kept == nil || kept.Action != Kept || kept.Note != "it lacks the label app.kubernetes.io/managed-by=drmfilter that deploy sets" {
+		t.Errorf("someone else's clusterrole: %+v", kept)
+	}
+
+	// Another namespace's deployment has its own pod reader, which this
+	// one's removal leaves alone.
+	other, err := Build(Options{Namespace: "security"}, testPolicies(t, onePolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(ctx, cs, other, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(ctx, cs, buildNoPodReader(t, "drmfilter"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	crb, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, "drmfilter-agent-pods-security", metav1.GetOptions{})
+	if err != nil || crb.Subjects[0].Namespace != "security" {
+		t.Errorf("the other namespace's binding: %v", err)
+	}
+}
+
+func TestApplyWithoutClusterRightsNeedsNoPodReader(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	// A namespace administrator: cluster-scoped RBAC objects are forbidden.
+	for _, verb := range []string{"get", "patch", "delete"} {
+		for _, res := range []string{"clusterroles", "clusterrolebindings"} {
+			cs.PrependReactor(verb, res, func(k8stesting.Action) (bool, runtimeObject, error) {
+				return true, nil, forbidden(res, "drmfilter-agent-pods")
+			})
+		}
+	}
+	_, err := Apply(ctx, cs, testManifest(t, onePolicy), ApplyOptions{})
+	if !errors.Is(err, ErrPodReader) || !apierrors.IsForbidden(err) || !strings.HasPrefix(err.Error(), "read clusterrole/drmfilter-agent-pods: Forbidden: ") {
+		t.Errorf("with the pod reader: %v", err)
+	}
+
+	res, err := Apply(ctx, cs, buildNoPodReader(t, "drmfilter"), ApplyOptions{})
+	if err != nil {
+		t.Fatalf("without the pod reader: %v", err)
+	}
+	got := actions(res)
+	if !strings.Contains(got, "clusterrolebinding/drmfilter-agent-pods kept\nclusterrole/drmfilter-agent-pods kept\n") || !strings.HasSuffix(got, "daemonset/drmfilter-agent created\n") {
+		t.Errorf("without the pod reader:\n%s", got)
+	}
+	if !strings.Contains(res[4].Note, "may not read it (Forbidden)") {
+		t.Errorf("note %q", res[4].Note)
+	}
+	// And undeploy still removes the rest.
+	removed, err := Undeploy(ctx, cs, UndeployOptions{})
+	if err != nil || !slices.Contains(removed, "daemonset/drmfilter-agent") || !slices.Contains(removed, "namespace/drmfilter") {
+		t.Errorf("undeploy: %v, %v", removed, err)
+	}
+}
+
+func TestUndeployKeepsAPodReaderItDidNotMake(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	if _, err := Apply(ctx, cs, buildNoPodReader(t, "drmfilter"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "drmfilter-agent-pods", Labels: map[string]string{"team": "x"}}}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	if _, err := Undeploy(ctx, cs, UndeployOptions{Report: func(l string) { lines = append(lines, l) }}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(lines, "clusterrolebinding/drmfilter-agent-pods kept: it lacks the label app.kubernetes.io/managed-by=drmfilter that deploy sets") {
+		t.Errorf("printed %v", lines)
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, "drmfilter-agent-pods", metav1.GetOptions{}); err != nil {
+		t.Errorf("someone else's binding: %v", err)
 	}
 }

@@ -36,6 +36,11 @@ type Options struct {
 	// node, for a runtime the agent does not find by itself; empty lets the
 	// agent look in the known places under its host root.
 	RuntimeSocket string
+	// NoPodReader leaves out the pod reader ClusterRole and
+	// ClusterRoleBinding (PodReaderRules): the agents then use the pod
+	// labels the container runtime knows, those of pod creation. Apply
+	// deletes the ones an earlier deploy made.
+	NoPodReader bool
 }
 
 // ParseMaxUnavailable parses N or N% (at least 1, at most 100%).
@@ -83,14 +88,21 @@ type Manifest struct {
 	ServiceAccount *corev1ac.ServiceAccountApplyConfiguration
 	Role           *rbacv1ac.RoleApplyConfiguration
 	RoleBinding    *rbacv1ac.RoleBindingApplyConfiguration
-	ConfigMap      *corev1ac.ConfigMapApplyConfiguration
-	DaemonSet      *appsv1ac.DaemonSetApplyConfiguration
+	// PodReader and PodReaderBinding are nil with Options.NoPodReader.
+	PodReader        *rbacv1ac.ClusterRoleApplyConfiguration
+	PodReaderBinding *rbacv1ac.ClusterRoleBindingApplyConfiguration
+	ConfigMap        *corev1ac.ConfigMapApplyConfiguration
+	DaemonSet        *appsv1ac.DaemonSetApplyConfiguration
 }
 
 // Objects returns the objects in the order they are applied: each one
 // after those it refers to.
 func (m *Manifest) Objects() []any {
-	return []any{m.Namespace, m.ServiceAccount, m.Role, m.RoleBinding, m.ConfigMap, m.DaemonSet}
+	objs := []any{m.Namespace, m.ServiceAccount, m.Role, m.RoleBinding}
+	if m.PodReader != nil {
+		objs = append(objs, m.PodReader, m.PodReaderBinding)
+	}
+	return append(objs, m.ConfigMap, m.DaemonSet)
 }
 
 // Build returns the objects that run the agent with the policies p.
@@ -102,14 +114,18 @@ func Build(o Options, p *Policies) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manifest{
+	m := &Manifest{
 		Namespace:      namespace(o),
 		ServiceAccount: serviceAccount(o),
 		Role:           role(o),
 		RoleBinding:    roleBinding(o),
 		ConfigMap:      configMap(o, p),
 		DaemonSet:      daemonSet(o),
-	}, nil
+	}
+	if !o.NoPodReader {
+		m.PodReader, m.PodReaderBinding = podReaderRole(o), podReaderBinding(o)
+	}
+	return m, nil
 }
 
 // commonLabels are on every object deploy creates.

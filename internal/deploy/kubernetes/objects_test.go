@@ -29,6 +29,67 @@ func TestAgentRulesAreExactlyWhatTheAgentUses(t *testing.T) {
 	}
 }
 
+// TestPodReaderIsExactlyReadingPods fails when the agent's one cluster-wide
+// grant becomes more than get, list and watch of pods.
+func TestPodReaderIsExactlyReadingPods(t *testing.T) {
+	m := testManifest(t, onePolicy)
+	got, err := json.Marshal(m.PodReader.Rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `[{"verbs":["get","list","watch"],"apiGroups":[""],"resources":["pods"]}]`; string(got) != want {
+		t.Errorf("pod reader rules\n got %s\nwant %s", got, want)
+	}
+	if m.PodReader.AggregationRule != nil {
+		t.Error("the pod reader aggregates other ClusterRoles")
+	}
+	crb := m.PodReaderBinding
+	if *m.PodReader.Name != kubeschema.AgentPodReader || *crb.Name != kubeschema.AgentPodReader ||
+		*crb.RoleRef.Kind != "ClusterRole" || *crb.RoleRef.Name != kubeschema.AgentPodReader {
+		t.Errorf("clusterrole %s, binding %s to %s/%s", *m.PodReader.Name, *crb.Name, *crb.RoleRef.Kind, *crb.RoleRef.Name)
+	}
+	if len(crb.Subjects) != 1 || *crb.Subjects[0].Kind != "ServiceAccount" || *crb.Subjects[0].Name != kubeschema.ServiceAccount || *crb.Subjects[0].Namespace != kubeschema.DefaultNamespace {
+		b, _ := json.Marshal(crb.Subjects)
+		t.Errorf("subjects %s", b)
+	}
+	for _, l := range []map[string]string{m.PodReader.Labels, crb.Labels} {
+		if l[kubeschema.LabelManagedBy] != kubeschema.LabelManagedByValue || l[kubeschema.LabelName] != kubeschema.LabelNameValue {
+			t.Errorf("labels %v", l)
+		}
+	}
+	// Applied after the ServiceAccount the binding names, before the
+	// DaemonSet whose agents use it.
+	var kinds []string
+	for _, o := range m.Objects() {
+		kinds = append(kinds, strings.TrimPrefix(typeName(o), "*v1."))
+	}
+	if got := strings.Join(kinds, " "); got != "NamespaceApplyConfiguration ServiceAccountApplyConfiguration RoleApplyConfiguration RoleBindingApplyConfiguration "+
+		"ClusterRoleApplyConfiguration ClusterRoleBindingApplyConfiguration ConfigMapApplyConfiguration DaemonSetApplyConfiguration" {
+		t.Errorf("order %s", got)
+	}
+
+	m, err = Build(Options{NoPodReader: true}, testPolicies(t, onePolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.PodReader != nil || m.PodReaderBinding != nil || len(m.Objects()) != 6 {
+		t.Errorf("NoPodReader: %d objects", len(m.Objects()))
+	}
+}
+
+func TestPodReaderNameIsOnePerNamespace(t *testing.T) {
+	for ns, want := range map[string]string{
+		"":                     "drmfilter-agent-pods",
+		"drmfilter":            "drmfilter-agent-pods",
+		"security":             "drmfilter-agent-pods-security",
+		"drmfilter-agent-pods": "drmfilter-agent-pods-drmfilter-agent-pods",
+	} {
+		if got := PodReaderName(ns); got != want {
+			t.Errorf("PodReaderName(%q) = %s, want %s", ns, got, want)
+		}
+	}
+}
+
 func TestRoleBindingBindsOnlyTheAgentServiceAccount(t *testing.T) {
 	m := testManifest(t, onePolicy)
 	rb := m.RoleBinding
@@ -155,10 +216,14 @@ func TestBuildOptions(t *testing.T) {
 	if m.DaemonSet.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable.String() != "10%" {
 		t.Error("max unavailable not passed on")
 	}
-	for _, ns := range []*string{m.ServiceAccount.Namespace, m.Role.Namespace, m.RoleBinding.Namespace, m.RoleBinding.Subjects[0].Namespace, m.ConfigMap.Namespace, m.DaemonSet.Namespace, m.Namespace.Name} {
+	for _, ns := range []*string{m.ServiceAccount.Namespace, m.Role.Namespace, m.RoleBinding.Namespace, m.RoleBinding.Subjects[0].Namespace,
+		m.PodReaderBinding.Subjects[0].Namespace, m.ConfigMap.Namespace, m.DaemonSet.Namespace, m.Namespace.Name} {
 		if *ns != "security" {
 			t.Errorf("namespace %s", *ns)
 		}
+	}
+	if *m.PodReader.Name != "drmfilter-agent-pods-security" || *m.PodReaderBinding.Name != *m.PodReader.Name || *m.PodReaderBinding.RoleRef.Name != *m.PodReader.Name {
+		t.Errorf("pod reader %s, binding %s to %s", *m.PodReader.Name, *m.PodReaderBinding.Name, *m.PodReaderBinding.RoleRef.Name)
 	}
 	if m.ConfigMap.Annotations[kubeschema.AnnotationPolicyHash] != p.Set.Hash || m.ConfigMap.Data["secrets.yaml"] != onePolicy["secrets.yaml"] {
 		t.Error("configmap: want the policy file under its base name and the set's hash")

@@ -29,8 +29,9 @@ type UndeployOptions struct {
 // systemNamespaces are never deleted, whatever their labels say.
 var systemNamespaces = map[string]bool{"default": true, "kube-system": true, "kube-public": true, "kube-node-lease": true}
 
-// Undeploy deletes what Apply created and the agents' node status Leases,
-// then the namespace (unless KeepNamespace, or it is a system namespace, or
+// Undeploy deletes what Apply created and the agents' node status Leases
+// (the pod reader ClusterRole and ClusterRoleBinding only if they carry
+// deploy's label kubeschema.LabelManagedBy), then the namespace (unless KeepNamespace, or it is a system namespace, or
 // deploy did not label it). Objects already gone are skipped, so it can be
 // run again. It returns the "kind/name" of each object it deleted.
 func Undeploy(ctx context.Context, cs clientset.Interface, o UndeployOptions) ([]string, error) {
@@ -45,31 +46,58 @@ func Undeploy(ctx context.Context, cs clientset.Interface, o UndeployOptions) ([
 	// Background: the DaemonSet's pods are removed by the garbage
 	// collector after the DaemonSet is gone.
 	del := metav1.DeleteOptions{PropagationPolicy: ptr(metav1.DeletePropagationBackground)}
+	// deleted is the removal of a namespaced object: everything deploy's
+	// namespace holds under these names is deploy's.
+	deleted := func(ref string, err error) (removal, error) {
+		switch {
+		case apierrors.IsNotFound(err):
+			return removal{absent: true}, nil
+		case err != nil:
+			return removal{}, apiError("delete "+ref+" in namespace "+ns, err)
+		}
+		return removal{}, nil
+	}
+	rbac := cs.RbacV1()
+	podReader := PodReaderName(ns)
 	steps := []struct {
 		ref string
-		fn  func() error
+		fn  func(ref string) (removal, error)
 	}{
-		{"daemonset/" + kubeschema.DaemonSet, func() error {
-			return cs.AppsV1().DaemonSets(ns).Delete(ctx, kubeschema.DaemonSet, del)
+		{"daemonset/" + kubeschema.DaemonSet, func(ref string) (removal, error) {
+			return deleted(ref, cs.AppsV1().DaemonSets(ns).Delete(ctx, kubeschema.DaemonSet, del))
 		}},
-		{"rolebinding/" + kubeschema.AgentRole, func() error {
-			return cs.RbacV1().RoleBindings(ns).Delete(ctx, kubeschema.AgentRole, del)
+		{"rolebinding/" + kubeschema.AgentRole, func(ref string) (removal, error) {
+			return deleted(ref, rbac.RoleBindings(ns).Delete(ctx, kubeschema.AgentRole, del))
 		}},
-		{"role/" + kubeschema.AgentRole, func() error { return cs.RbacV1().Roles(ns).Delete(ctx, kubeschema.AgentRole, del) }},
-		{"configmap/" + kubeschema.PolicyConfigMap, func() error {
-			return cs.CoreV1().ConfigMaps(ns).Delete(ctx, kubeschema.PolicyConfigMap, del)
+		{"role/" + kubeschema.AgentRole, func(ref string) (removal, error) {
+			return deleted(ref, rbac.Roles(ns).Delete(ctx, kubeschema.AgentRole, del))
 		}},
-		{"serviceaccount/" + kubeschema.ServiceAccount, func() error {
-			return cs.CoreV1().ServiceAccounts(ns).Delete(ctx, kubeschema.ServiceAccount, del)
+		// Cluster-scoped, so deleted only if deploy's label says deploy
+		// made them.
+		{"clusterrolebinding/" + podReader, func(ref string) (removal, error) {
+			c := rbac.ClusterRoleBindings()
+			return removeOwned(ctx, ref, podReader, false, c.Get, c.Delete)
+		}},
+		{"clusterrole/" + podReader, func(ref string) (removal, error) {
+			c := rbac.ClusterRoles()
+			return removeOwned(ctx, ref, podReader, false, c.Get, c.Delete)
+		}},
+		{"configmap/" + kubeschema.PolicyConfigMap, func(ref string) (removal, error) {
+			return deleted(ref, cs.CoreV1().ConfigMaps(ns).Delete(ctx, kubeschema.PolicyConfigMap, del))
+		}},
+		{"serviceaccount/" + kubeschema.ServiceAccount, func(ref string) (removal, error) {
+			return deleted(ref, cs.CoreV1().ServiceAccounts(ns).Delete(ctx, kubeschema.ServiceAccount, del))
 		}},
 	}
 	var removed []string
 	for _, s := range steps {
-		err := s.fn()
+		out, err := s.fn(s.ref)
 		switch {
-		case apierrors.IsNotFound(err):
 		case err != nil:
-			return removed, apiError("delete "+s.ref+" in namespace "+ns, err)
+			return removed, err
+		case out.absent:
+		case out.note != "":
+			report(s.ref + " kept: " + out.note)
 		default:
 			removed = append(removed, s.ref)
 			report(s.ref + " deleted")

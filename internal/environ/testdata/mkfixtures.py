@@ -374,10 +374,25 @@ a snapshot script is welcome: keep the answer in expected.json.
 
 
 def write_readme():
-    with open(os.path.join(HERE, "README.md"), "w") as f:
+    path = os.path.join(HERE, "README.md")
+    # Sections written by hand after the generated ones (such as the
+    # runtimes/ corpus) are kept: they start at the first "## " heading
+    # that README_HEAD does not have.
+    ours = {l for l in README_HEAD.splitlines() if l.startswith("## ")}
+    kept = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        for i, line in enumerate(old.splitlines(keepends=True)):
+            if line.startswith("## ") and line.rstrip("\n") not in ours:
+                kept = "".join(old.splitlines(keepends=True)[i:])
+                break
+    with open(path, "w") as f:
         f.write(README_HEAD)
         for name, (source, _, _, _) in sorted(CASES.items()):
             f.write(f"| `{name}` | {source} |\n")
+        if kept:
+            f.write("\n" + kept)
 
 
 main()
