@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"os"
 
-	"k8s.io/klog/v2"
-
 	"github.com/drmfilter/drmfilter/internal/agent"
 	"github.com/drmfilter/drmfilter/internal/config"
 	"github.com/drmfilter/drmfilter/internal/exitcode"
@@ -36,9 +34,6 @@ func startCluster(ctx context.Context, f *runFlags, cfg config.Config, log *slog
 	if o.Namespace == "" {
 		o.Namespace = kubeschema.DefaultNamespace
 	}
-	// client-go logs through klog, to stderr by default: send it to the
-	// agent's log instead (the agent owns its process).
-	klog.SetSlogLogger(log.With("component", "client-go"))
 	client, err := kubeagent.Connect(f.kubeconfig)
 	if err != nil {
 		return nil, withCode(exitcode.Failure, err)
