@@ -60,20 +60,26 @@ func TestEncodeYAMLParsesBackIntoTheObjects(t *testing.T) {
 	for _, o := range objs {
 		kinds = append(kinds, strings.TrimPrefix(strings.TrimPrefix(typeName(o), "*v1."), "*"))
 	}
-	if got := strings.Join(kinds, " "); got != "Namespace ServiceAccount Role RoleBinding ConfigMap DaemonSet" {
+	if got := strings.Join(kinds, " "); got != "Namespace ServiceAccount Role RoleBinding ClusterRole ClusterRoleBinding ConfigMap DaemonSet" {
 		t.Fatalf("kinds %s", got)
 	}
-	ds := objs[5].(*appsv1.DaemonSet)
+	ds := objs[7].(*appsv1.DaemonSet)
 	sc := ds.Spec.Template.Spec.Containers[0].SecurityContext
 	if *sc.Privileged || *sc.AllowPrivilegeEscalation || !*sc.ReadOnlyRootFilesystem ||
 		len(sc.Capabilities.Add) != 3 || sc.Capabilities.Drop[0] != "ALL" || !ds.Spec.Template.Spec.HostPID {
 		t.Errorf("security context after a round trip: %+v", sc)
 	}
-	if cm := objs[4].(*corev1.ConfigMap); cm.Data["secrets.yaml"] != onePolicy["secrets.yaml"] {
+	if cm := objs[6].(*corev1.ConfigMap); cm.Data["secrets.yaml"] != onePolicy["secrets.yaml"] {
 		t.Error("policy text changed in the round trip")
 	}
 	if r := objs[2].(*rbacv1.Role); len(r.Rules) != 2 || r.Rules[0].ResourceNames[0] != "drmfilter-policies" {
 		t.Errorf("role rules %+v", r.Rules)
+	}
+	if cr := objs[4].(*rbacv1.ClusterRole); len(cr.Rules) != 1 || cr.Rules[0].Resources[0] != "pods" || len(cr.Rules[0].Verbs) != 3 {
+		t.Errorf("clusterrole rules %+v", cr.Rules)
+	}
+	if crb := objs[5].(*rbacv1.ClusterRoleBinding); crb.RoleRef.Name != "drmfilter-agent-pods" || crb.Subjects[0].Namespace != "drmfilter" {
+		t.Errorf("clusterrolebinding %+v", crb)
 	}
 }
 
@@ -90,14 +96,14 @@ func TestEncodeJSONIsAList(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &list); err != nil {
 		t.Fatal(err)
 	}
-	if list.APIVersion != "v1" || list.Kind != "List" || len(list.Items) != 6 {
+	if list.APIVersion != "v1" || list.Kind != "List" || len(list.Items) != 8 {
 		t.Fatalf("%s %s with %d items", list.APIVersion, list.Kind, len(list.Items))
 	}
 	var docs [][]byte
 	for _, it := range list.Items {
 		docs = append(docs, it)
 	}
-	if ds := decodeManifest(t, docs)[5].(*appsv1.DaemonSet); ds.Name != "drmfilter-agent" {
+	if ds := decodeManifest(t, docs)[7].(*appsv1.DaemonSet); ds.Name != "drmfilter-agent" {
 		t.Errorf("last item %s", ds.Name)
 	}
 	if err := Encode(&b, "table", nil); err == nil {

@@ -3,18 +3,22 @@ package kubernetes_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	coordinationv1ac "k8s.io/client-go/applyconfigurations/coordination/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -53,7 +57,7 @@ func policyFile(t *testing.T, dir, name, protected string) {
 	}
 }
 
-// versions are the resourceVersions of the six objects deploy manages.
+// versions are the resourceVersions of the eight objects deploy manages.
 func versions(t *testing.T, cs clientset.Interface, ns string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
@@ -72,6 +76,10 @@ func versions(t *testing.T, cs clientset.Interface, ns string) map[string]string
 	add("role", r, err)
 	rb, err := cs.RbacV1().RoleBindings(ns).Get(ctx, kubeschema.AgentRole, metav1.GetOptions{})
 	add("rolebinding", rb, err)
+	cr, err := cs.RbacV1().ClusterRoles().Get(ctx, kubernetes.PodReaderName(ns), metav1.GetOptions{})
+	add("clusterrole", cr, err)
+	crb, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, kubernetes.PodReaderName(ns), metav1.GetOptions{})
+	add("clusterrolebinding", crb, err)
 	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, kubeschema.PolicyConfigMap, metav1.GetOptions{})
 	add("configmap", cm, err)
 	ds, err := cs.AppsV1().DaemonSets(ns).Get(ctx, kubeschema.DaemonSet, metav1.GetOptions{})
@@ -79,19 +87,21 @@ func versions(t *testing.T, cs clientset.Interface, ns string) map[string]string
 	return out
 }
 
-func lines(ns, action string, refs ...string) string {
+func lines(action string, refs ...string) string {
 	var b strings.Builder
 	for _, r := range refs {
-		if r == "namespace/" {
-			r += ns
-		}
 		b.WriteString(r + " " + action + "\n")
 	}
 	return b.String()
 }
 
-var allRefs = []string{"namespace/", "serviceaccount/drmfilter-agent", "role/drmfilter-agent", "rolebinding/drmfilter-agent",
-	"configmap/drmfilter-policies", "daemonset/drmfilter-agent"}
+// allRefs are the objects of a deployment in ns, in the order deploy
+// applies them.
+func allRefs(ns string) []string {
+	return []string{"namespace/" + ns, "serviceaccount/drmfilter-agent", "role/drmfilter-agent", "rolebinding/drmfilter-agent",
+		"clusterrole/drmfilter-agent-pods-" + ns, "clusterrolebinding/drmfilter-agent-pods-" + ns,
+		"configmap/drmfilter-policies", "daemonset/drmfilter-agent"}
+}
 
 func TestIntegrationDeployRedeployPolicyChangeConflictUndeploy(t *testing.T) {
 	srv := kube.Get(t)
@@ -103,15 +113,19 @@ func TestIntegrationDeployRedeployPolicyChangeConflictUndeploy(t *testing.T) {
 	deploy := []string{"deploy", "kubernetes", "--kubeconfig", srv.Kubeconfig, "-n", ns, "--policy", dir, "--image", "registry.example/drmfilter:it"}
 
 	// A server dry run before the namespace exists checks the namespace
-	// only, says why, and stores nothing.
+	// and the cluster-scoped objects only, says why, and stores nothing.
 	code, out, errOut := drmfilter(t, append(deploy, "--dry-run=server")...)
 	if code != exitcode.OK || !strings.HasPrefix(errOut, "namespace/"+ns+" created (server dry run)\n") ||
 		!strings.Contains(errOut, "daemonset/drmfilter-agent not checked (server dry run): namespace "+ns+" does not exist yet") ||
-		strings.Count(out, "kind:") != 1 {
+		!strings.Contains(errOut, "clusterrolebinding/drmfilter-agent-pods-"+ns+" created (server dry run)\n") ||
+		strings.Count(out, "\nkind: ") != 3 {
 		t.Fatalf("server dry run of a new namespace: exit %d\n%s%s", code, out, errOut)
 	}
 	if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("server dry run stored the namespace: %v", err)
+	}
+	if _, err := cs.RbacV1().ClusterRoles().Get(ctx, kubernetes.PodReaderName(ns), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("server dry run stored the clusterrole: %v", err)
 	}
 
 	// First deploy: everything is created, and the API server accepts the
@@ -120,14 +134,14 @@ func TestIntegrationDeployRedeployPolicyChangeConflictUndeploy(t *testing.T) {
 	if code != exitcode.OK {
 		t.Fatalf("deploy: exit %d\n%s", code, errOut)
 	}
-	if !strings.HasPrefix(out, lines(ns, "created", allRefs...)) {
+	if !strings.HasPrefix(out, lines("created", allRefs(ns)...)) {
 		t.Fatalf("deploy printed:\n%s", out)
 	}
 	before := versions(t, cs, ns)
 
 	// Second deploy, same inputs: unchanged, nothing written.
 	code, out, errOut = drmfilter(t, deploy...)
-	if code != exitcode.OK || !strings.HasPrefix(out, lines(ns, "unchanged", allRefs...)) {
+	if code != exitcode.OK || !strings.HasPrefix(out, lines("unchanged", allRefs(ns)...)) {
 		t.Fatalf("redeploy: exit %d\n%s%s", code, out, errOut)
 	}
 	if after := versions(t, cs, ns); !mapsEqual(before, after) {
@@ -171,7 +185,7 @@ func TestIntegrationDeployRedeployPolicyChangeConflictUndeploy(t *testing.T) {
 	if code != exitcode.OK {
 		t.Fatalf("policy change: exit %d\n%s", code, errOut)
 	}
-	if !strings.Contains(out, "configmap/drmfilter-policies configured\n") || strings.Count(out, " unchanged\n") != 5 {
+	if !strings.Contains(out, "configmap/drmfilter-policies configured\n") || strings.Count(out, " unchanged\n") != 7 {
 		t.Errorf("policy change printed:\n%s", out)
 	}
 	changed := versions(t, cs, ns)
@@ -200,14 +214,14 @@ func TestIntegrationDeployRedeployPolicyChangeConflictUndeploy(t *testing.T) {
 	}
 	docs := strings.Split(out, "---\n")
 	var printed corev1.ConfigMap
-	if len(docs) != 6 {
+	if len(docs) != 8 {
 		t.Fatalf("server dry run printed %d documents", len(docs))
 	}
-	if err := yaml.Unmarshal([]byte(docs[4]), &printed); err != nil || printed.Kind != "ConfigMap" || len(printed.Data) != 3 || printed.ManagedFields != nil {
+	if err := yaml.Unmarshal([]byte(docs[6]), &printed); err != nil || printed.Kind != "ConfigMap" || len(printed.Data) != 3 || printed.ManagedFields != nil {
 		t.Errorf("server dry run configmap: kind %q, %d keys, managedFields %v (%v)", printed.Kind, len(printed.Data), printed.ManagedFields != nil, err)
 	}
 	var ds appsv1.DaemonSet
-	if err := yaml.Unmarshal([]byte(docs[5]), &ds); err != nil || ds.Spec.RevisionHistoryLimit == nil {
+	if err := yaml.Unmarshal([]byte(docs[7]), &ds); err != nil || ds.Spec.RevisionHistoryLimit == nil {
 		t.Errorf("server dry run daemonset lacks the server's defaults (%v)", err)
 	}
 	if after := versions(t, cs, ns); !mapsEqual(changed, after) {
@@ -215,6 +229,40 @@ func TestIntegrationDeployRedeployPolicyChangeConflictUndeploy(t *testing.T) {
 	}
 	if err := os.Remove(filepath.Join(dir, "c.yaml")); err != nil {
 		t.Fatal(err)
+	}
+
+	// --watch-pods=false: a server dry run would delete the pod reader,
+	// and deletes nothing; the deploy deletes it, binding first, and
+	// changes nothing else; the next default deploy makes it again.
+	podReader := kubernetes.PodReaderName(ns)
+	removedLines := "clusterrolebinding/" + podReader + " deleted%[1]s\nclusterrole/" + podReader + " deleted%[1]s\n"
+	code, out, errOut = drmfilter(t, append(deploy, "--watch-pods=false", "--dry-run=server")...)
+	if code != exitcode.OK || !strings.Contains(errOut, fmt.Sprintf(removedLines, " (server dry run)")) || strings.Contains(out, "kind: ClusterRole\n") {
+		t.Fatalf("server dry run without watching pods: exit %d\n%s%s", code, out, errOut)
+	}
+	if after := versions(t, cs, ns); !mapsEqual(changed, after) {
+		t.Errorf("server dry run without watching pods changed resourceVersions: %v -> %v", changed, after)
+	}
+	code, out, errOut = drmfilter(t, append(deploy, "--watch-pods=false")...)
+	if code != exitcode.OK || !strings.Contains(out, "rolebinding/drmfilter-agent unchanged\n"+fmt.Sprintf(removedLines, "")+"configmap/drmfilter-policies unchanged\n") ||
+		strings.Count(out, " unchanged\n") != 6 {
+		t.Fatalf("deploy without watching pods: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, err := range []error{
+		errOf(cs.RbacV1().ClusterRoles().Get(ctx, podReader, metav1.GetOptions{})),
+		errOf(cs.RbacV1().ClusterRoleBindings().Get(ctx, podReader, metav1.GetOptions{})),
+	} {
+		if !apierrors.IsNotFound(err) {
+			t.Errorf("pod reader after a deploy without watching pods: %v", err)
+		}
+	}
+	code, out, errOut = drmfilter(t, append(deploy, "--watch-pods=false")...)
+	if code != exitcode.OK || strings.Contains(out, "clusterrole") {
+		t.Errorf("second deploy without watching pods: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = drmfilter(t, deploy...)
+	if code != exitcode.OK || !strings.Contains(out, "clusterrole/"+podReader+" created\nclusterrolebinding/"+podReader+" created\n") {
+		t.Fatalf("deploy watching pods again: exit %d\n%s%s", code, out, errOut)
 	}
 
 	// Someone else takes the image over; deploy names the field and the
@@ -247,12 +295,16 @@ func TestIntegrationDeployRedeployPolicyChangeConflictUndeploy(t *testing.T) {
 	}
 	code, out, errOut = drmfilter(t, "undeploy", "kubernetes", "--kubeconfig", srv.Kubeconfig, "-n", ns)
 	want := "daemonset/drmfilter-agent deleted\nrolebinding/drmfilter-agent deleted\nrole/drmfilter-agent deleted\n" +
+		"clusterrolebinding/" + podReader + " deleted\nclusterrole/" + podReader + " deleted\n" +
 		"configmap/drmfilter-policies deleted\nserviceaccount/drmfilter-agent deleted\nlease/drmfilter-node-node-1 deleted\nnamespace/" + ns + " deleted\n"
 	if code != exitcode.OK || out != want {
 		t.Fatalf("undeploy: exit %d\n%s%s", code, out, errOut)
 	}
 	if _, err := cs.AppsV1().DaemonSets(ns).Get(ctx, kubeschema.DaemonSet, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("daemonset after undeploy: %v", err)
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, podReader, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("clusterrolebinding after undeploy: %v", err)
 	}
 	// No namespace controller runs here, so the namespace stays
 	// Terminating; undeploy again says so and succeeds.
@@ -345,13 +397,103 @@ func TestIntegrationAgentRBAC(t *testing.T) {
 	denied("create a Lease in another namespace", err)
 	_, err = agent.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	denied("list nodes", err)
-	_, err = agent.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-	denied("list pods", err)
+	_, err = agent.CoreV1().Secrets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	denied("list secrets of every namespace", err)
+	_, err = agent.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	denied("list configmaps of every namespace", err)
+
+	// Pods: what the agent does, watch its node's pods cluster-wide for
+	// their labels, and nothing more.
+	pods := map[string]string{"app-on-node-1": "node-1", "app-on-node-2": "node-2"}
+	for name, node := range pods {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: elsewhere, Labels: map[string]string{"app": "payments"}},
+			Spec: corev1.PodSpec{NodeName: node, AutomountServiceAccountToken: new(false),
+				Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}}}
+		// The ServiceAccount admission needs the namespace's default
+		// ServiceAccount, which no controller makes here.
+		if _, err := admin.CoreV1().ServiceAccounts(elsewhere).Apply(ctx, corev1ac.ServiceAccount("default", elsewhere), metav1.ApplyOptions{FieldManager: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.CoreV1().Pods(elsewhere).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onNode1 := metav1.ListOptions{FieldSelector: "spec.nodeName=node-1"}
+	// The agent's start-up check: a List of its node's pods, limit 1.
+	startCheck := onNode1
+	startCheck.Limit = 1
+	list, err := agent.CoreV1().Pods(metav1.NamespaceAll).List(ctx, startCheck)
+	allowed("list the pods of its node in every namespace", err)
+	if err == nil && (len(list.Items) != 1 || list.Items[0].Name != "app-on-node-1") {
+		t.Errorf("the pods of node-1: %d, want app-on-node-1", len(list.Items))
+	}
+	_, err = agent.CoreV1().Pods(elsewhere).Get(ctx, "app-on-node-1", metav1.GetOptions{})
+	allowed("get a pod", err)
+	w, err = agent.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, onNode1)
+	allowed("watch the pods of its node", err)
+	if err == nil {
+		// A label changed after the pod was created reaches the agent.
+		patch := []byte(`{"metadata":{"labels":{"app":"billing"}}}`)
+		if _, err := admin.CoreV1().Pods(elsewhere).Patch(ctx, "app-on-node-1", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		timeout := time.After(30 * time.Second)
+	events:
+		for {
+			select {
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					t.Error("the pod watch ended before the label change")
+					break events
+				}
+				if p, isPod := ev.Object.(*corev1.Pod); isPod && ev.Type == watch.Modified {
+					if p.Name != "app-on-node-1" || p.Labels["app"] != "billing" {
+						t.Errorf("watch: %s %s labels %v", ev.Type, p.Name, p.Labels)
+					}
+					break events
+				}
+			case <-timeout:
+				t.Error("the pod watch reported no label change")
+				break events
+			}
+		}
+		w.Stop()
+	}
+	_, err = agent.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}, metav1.CreateOptions{})
+	denied("create a pod", err)
+	_, err = agent.CoreV1().Pods(elsewhere).Patch(ctx, "app-on-node-1", types.MergePatchType, []byte(`{"metadata":{"labels":{"app":"x"}}}`), metav1.PatchOptions{})
+	denied("patch a pod", err)
+	err = agent.CoreV1().Pods(elsewhere).Delete(ctx, "app-on-node-2", metav1.DeleteOptions{})
+	denied("delete a pod", err)
+	err = agent.CoreV1().Pods(elsewhere).GetLogs("app-on-node-1", &corev1.PodLogOptions{}).Do(ctx).Error()
+	denied("read a pod's log", err)
+	err = agent.CoreV1().RESTClient().Post().Namespace(elsewhere).Resource("pods").Name("app-on-node-1").SubResource("exec").
+		Param("container", "app").Param("command", "true").Do(ctx).Error()
+	denied("exec in a pod", err)
+
+	// A deployment without the pod reader: its agent may read its policy
+	// but no pods.
+	const noWatch = "it-rbac-no-watch"
+	if code, _, errOut := drmfilter(t, "deploy", "kubernetes", "--kubeconfig", srv.Kubeconfig, "-n", noWatch, "--policy", dir, "--watch-pods=false"); code != exitcode.OK {
+		t.Fatalf("deploy --watch-pods=false: exit %d\n%s", code, errOut)
+	}
+	user, groups = kubeapi.ServiceAccountUser(noWatch, kubeschema.ServiceAccount)
+	plain := clientset.NewForConfigOrDie(srv.Impersonate(user, groups...))
+	_, err = plain.CoreV1().ConfigMaps(noWatch).Get(ctx, kubeschema.PolicyConfigMap, metav1.GetOptions{})
+	allowed("get its policy ConfigMap (--watch-pods=false)", err)
+	_, err = plain.CoreV1().Pods(metav1.NamespaceAll).List(ctx, startCheck)
+	denied("list pods (--watch-pods=false)", err)
+	_, err = plain.CoreV1().Pods(noWatch).List(ctx, metav1.ListOptions{})
+	denied("list the pods of its namespace (--watch-pods=false)", err)
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// errOf is the error of a call's two results.
+func errOf[T any](_ T, err error) error { return err }
 
 func mapsEqual(a, b map[string]string) bool {
 	if len(a) != len(b) {
