@@ -4,6 +4,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/drmfilter/drmfilter/internal/exitcode"
@@ -71,19 +73,43 @@ func TestDeployKubernetesDryRunPrintsTheObjectsWithoutACluster(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
 	docs := strings.Split(out, "---\n")
-	if len(docs) != 6 {
+	if len(docs) != 8 {
 		t.Fatalf("%d documents", len(docs))
 	}
 	var ds appsv1.DaemonSet
-	if err := yaml.UnmarshalStrict([]byte(docs[5]), &ds); err != nil {
+	if err := yaml.UnmarshalStrict([]byte(docs[7]), &ds); err != nil {
 		t.Fatal(err)
+	}
+	// The pod reader of namespace security: its own name, its
+	// ServiceAccount, pods read-only.
+	var cr rbacv1.ClusterRole
+	var crb rbacv1.ClusterRoleBinding
+	if err := yaml.UnmarshalStrict([]byte(docs[4]), &cr); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict([]byte(docs[5]), &crb); err != nil {
+		t.Fatal(err)
+	}
+	if cr.Kind != "ClusterRole" || cr.Name != "drmfilter-agent-pods-security" || len(cr.Rules) != 1 ||
+		strings.Join(cr.Rules[0].Resources, ",") != "pods" || strings.Join(cr.Rules[0].Verbs, ",") != "get,list,watch" {
+		t.Errorf("clusterrole:\n%s", docs[4])
+	}
+	if crb.Kind != "ClusterRoleBinding" || crb.Name != cr.Name || crb.RoleRef.Name != cr.Name || len(crb.Subjects) != 1 ||
+		crb.Subjects[0].Namespace != "security" || crb.Subjects[0].Name != "drmfilter-agent" {
+		t.Errorf("clusterrolebinding:\n%s", docs[5])
 	}
 	if ds.Kind != "DaemonSet" || ds.Namespace != "security" || ds.Spec.Template.Spec.Containers[0].Image != "registry.example/drmfilter:1" ||
 		ds.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable.String() != "25%" {
 		t.Errorf("daemonset %s/%s image %s", ds.Namespace, ds.Name, ds.Spec.Template.Spec.Containers[0].Image)
 	}
-	if !strings.Contains(docs[4], "demo.yaml: |") || !strings.Contains(docs[4], "drmfilter.dev/policy-hash: sha256:") {
-		t.Errorf("configmap:\n%s", docs[4])
+	if !strings.Contains(docs[6], "demo.yaml: |") || !strings.Contains(docs[6], "drmfilter.dev/policy-hash: sha256:") {
+		t.Errorf("configmap:\n%s", docs[6])
+	}
+
+	// --watch-pods=false: no cluster-wide object at all.
+	code, out, errOut = run(t, "deploy", "kubernetes", "--policy", filepath.Join(examplesDir, "demo.yaml"), "--dry-run", "--watch-pods=false")
+	if code != exitcode.OK || strings.Count(out, "---\n") != 5 || strings.Contains(out, "ClusterRole") {
+		t.Errorf("--watch-pods=false: exit %d, %d documents, stderr %s", code, strings.Count(out, "---\n")+1, errOut)
 	}
 
 	code, out, _ = run(t, "deploy", "kubernetes", "--policy", filepath.Join(examplesDir, "demo.yaml"), "--dry-run=client", "-o", "json")
@@ -105,6 +131,7 @@ func TestDeployKubernetesUsageErrors(t *testing.T) {
 		{[]string{"--policy", demo, "--dry-run", "--max-unavailable", "0"}, "--max-unavailable"},
 		{[]string{"--policy", demo, "--dry-run", "--runtime-socket", "containerd.sock"}, "absolute"},
 		{[]string{"--policy", demo, "--dry-run", "-n", "Bad_Name"}, `namespace "Bad_Name"`},
+		{[]string{"--policy", demo, "--dry-run", "--watch-pods=maybe"}, `--watch-pods`},
 	} {
 		code, _, errOut := run(t, append([]string{"deploy", "kubernetes"}, tc.args...)...)
 		if code != exitcode.Usage || !strings.Contains(errOut, tc.want) {
@@ -134,5 +161,69 @@ func TestDeployKubernetesNamesTheObjectWhenTheClusterFails(t *testing.T) {
 	code, _, errOut := run(t, "deploy", "kubernetes", "--kubeconfig", kubeconfig, "--policy", filepath.Join(examplesDir, "demo.yaml"))
 	if code != exitcode.Failure || !strings.Contains(errOut, "read namespace/drmfilter: ServiceUnavailable") || requests.Load() == 0 {
 		t.Errorf("exit %d, stderr %s", code, errOut)
+	}
+}
+
+// namespaceAdminCluster is an API server for someone who may write in
+// namespaces but may not read or write ClusterRoles and
+// ClusterRoleBindings: it finds no object, takes every apply (echoing the
+// applied object), and forbids the cluster-scoped RBAC requests.
+func namespaceAdminCluster(t *testing.T) (kubeconfig string, applied *atomic.Int64) {
+	t.Helper()
+	applied = new(atomic.Int64)
+	status := func(w http.ResponseWriter, code int, reason string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		fmt.Fprintf(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":%q,"code":%d,"message":"as the test says"}`, reason, code)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.Contains(r.URL.Path, "/clusterrole"):
+			status(w, http.StatusForbidden, "Forbidden")
+		case r.Method == http.MethodGet:
+			status(w, http.StatusNotFound, "NotFound")
+		case r.Method == http.MethodPatch:
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				status(w, http.StatusBadRequest, "BadRequest")
+				return
+			}
+			applied.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(body)
+		default:
+			status(w, http.StatusMethodNotAllowed, "MethodNotAllowed")
+		}
+	}))
+	t.Cleanup(srv.Close)
+	kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: %q}}]\nusers: [{name: u, user: {token: t}}]\n"+
+		"contexts: [{name: ctx, context: {cluster: c, user: u}}]\ncurrent-context: ctx\n", srv.URL)
+	if err := os.WriteFile(kubeconfig, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kubeconfig, applied
+}
+
+func TestDeployKubernetesWithoutClusterRightsPointsToWatchPodsFalse(t *testing.T) {
+	kubeconfig, applied := namespaceAdminCluster(t)
+	demo := filepath.Join(examplesDir, "demo.yaml")
+	code, out, errOut := run(t, "deploy", "kubernetes", "--kubeconfig", kubeconfig, "--policy", demo)
+	if code != exitcode.Failure || !strings.Contains(errOut, "read clusterrole/drmfilter-agent-pods: Forbidden") ||
+		!strings.Contains(errOut, "deploy with --watch-pods=false") {
+		t.Errorf("exit %d, stderr %s", code, errOut)
+	}
+	if !strings.HasSuffix(out, "rolebinding/drmfilter-agent created\n") {
+		t.Errorf("stdout:\n%s", out)
+	}
+
+	applied.Store(0)
+	code, out, errOut = run(t, "deploy", "kubernetes", "--kubeconfig", kubeconfig, "--policy", demo, "--watch-pods=false")
+	if code != exitcode.OK || applied.Load() != 6 {
+		t.Fatalf("--watch-pods=false: exit %d, %d objects applied, stderr %s", code, applied.Load(), errOut)
+	}
+	if !strings.Contains(out, "rolebinding/drmfilter-agent created\nclusterrolebinding/drmfilter-agent-pods kept: these credentials may not read it (Forbidden)") ||
+		!strings.Contains(out, "daemonset/drmfilter-agent created\n") {
+		t.Errorf("--watch-pods=false printed:\n%s", out)
 	}
 }

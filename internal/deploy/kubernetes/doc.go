@@ -1,6 +1,7 @@
 // Package kubernetes owns the rollout of drmfilter to a Kubernetes cluster:
 // the objects `drmfilter deploy kubernetes` creates (a Namespace, the agent's
-// ServiceAccount, a namespaced Role and RoleBinding, the policy ConfigMap and
+// ServiceAccount, a namespaced Role and RoleBinding, a ClusterRole and
+// ClusterRoleBinding that let the agent read pods, the policy ConfigMap and
 // the agent DaemonSet), their server-side apply under the field manager
 // kubeschema.FieldManager, and `drmfilter undeploy kubernetes`. The names,
 // labels and the per-node status contract it shares with the agent and with
@@ -13,10 +14,12 @@
 // Files:
 //   - policies.go: reads and validates the policy files, one ConfigMap key each.
 //   - objects.go: Options and Build, the Namespace, ServiceAccount and ConfigMap.
-//   - rbac.go: the agent's Role and RoleBinding: exactly what the agent uses.
+//   - rbac.go: the agent's Role and RoleBinding, and its pod reader
+//     ClusterRole and ClusterRoleBinding: exactly what the agent uses.
 //   - daemonset.go: the agent DaemonSet and why each privilege is needed.
 //   - encode.go: YAML and JSON manifests that `kubectl apply -f -` accepts.
 //   - apply.go: server-side apply in dependency order, conflicts with other managers.
+//   - remove.go: removal of a cluster-scoped object only if deploy made it.
 //   - undeploy.go: removal of everything deploy created, and the agents' status Leases.
 //   - client.go: kubeconfig loading.
 //   - committed.go: the manifests committed under deploy/kubernetes/.
