@@ -96,8 +96,9 @@ func (e *ConflictError) Error() string {
 //
 // Without the pod reader (Options.NoPodReader), its ClusterRoleBinding and
 // ClusterRole are Deleted if an earlier deploy made them (they carry the
-// label kubeschema.LabelManagedBy=drmfilter), Kept otherwise, and not
-// reported when there are none. An error about the pod reader matches
+// label kubeschema.LabelManagedBy=drmfilter), Kept if not or if these
+// credentials may not read them (the Note says which), and not reported
+// when there are none. An error about the pod reader matches
 // ErrPodReader.
 func Apply(ctx context.Context, cs clientset.Interface, m *Manifest, o ApplyOptions) ([]Result, error) {
 	core, rbac, apps := cs.CoreV1(), cs.RbacV1(), cs.AppsV1()
@@ -192,17 +193,6 @@ func Apply(ctx context.Context, cs clientset.Interface, m *Manifest, o ApplyOpti
 		}
 	}
 	return results, nil
-}
-
-// result is the Result of a removal: none when there was no such object.
-func (r removal) result(ref string) *Result {
-	switch {
-	case r.absent:
-		return nil
-	case r.note != "":
-		return &Result{Ref: ref, Action: Kept, Note: r.note}
-	}
-	return &Result{Ref: ref, Action: Deleted}
 }
 
 // apiObject is a typed API object pointer, such as *corev1.ConfigMap.

@@ -68,3 +68,14 @@ func removeOwned[O metav1.Object](ctx context.Context, ref, name string, dryRun 
 	}
 	return removal{}, nil
 }
+
+// result is the Result of a removal: none when there was no such object.
+func (r removal) result(ref string) *Result {
+	switch {
+	case r.absent:
+		return nil
+	case r.note != "":
+		return &Result{Ref: ref, Action: Kept, Note: r.note}
+	}
+	return &Result{Ref: ref, Action: Deleted}
+}
