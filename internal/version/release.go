@@ -24,8 +24,15 @@ func InstallScriptURL(version string) (string, error) {
 	if !strings.HasPrefix(v, "v") {
 		v = "v" + v
 	}
-	if !releaseTag.MatchString(v) || pseudoVersion.MatchString(v) {
+	if !IsRelease(v) {
 		return "", fmt.Errorf("this build (%s) is not a release, so install.sh has no tagged URL: pass --script-url", version)
 	}
 	return "https://raw.githubusercontent.com/drmfilter/drmfilter/" + v + "/scripts/install.sh", nil
+}
+
+// IsRelease reports whether version is a release tag (v1.2.3,
+// v1.3.0-rc.1), as opposed to a development build (devel, a Go
+// pseudo-version, a dirty tree), for which no published artifact exists.
+func IsRelease(version string) bool {
+	return releaseTag.MatchString(version) && !pseudoVersion.MatchString(version)
 }

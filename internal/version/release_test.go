@@ -22,3 +22,14 @@ func TestInstallScriptURL(t *testing.T) {
 		}
 	}
 }
+
+func TestIsRelease(t *testing.T) {
+	for v, want := range map[string]bool{
+		"v1.2.3": true, "v1.3.0-rc.1": true, "1.2.3": false, "devel": false, "": false,
+		"v0.0.0-20261126223100-0123456789ab": false, "v1.2.3+dirty": false,
+	} {
+		if got := IsRelease(v); got != want {
+			t.Errorf("IsRelease(%q) = %v, want %v", v, got, want)
+		}
+	}
+}

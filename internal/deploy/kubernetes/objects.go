@@ -20,8 +20,14 @@ import (
 // ImageRepository is where the agent image is published.
 const ImageRepository = "ghcr.io/drmfilter/drmfilter"
 
-// DefaultImage is the agent image of this build's version.
-func DefaultImage() string { return ImageRepository + ":" + version.Get().Version }
+// DefaultImage is the agent image of this build's version, or the latest
+// one for a development build, whose version was never published.
+func DefaultImage() string {
+	if v := version.Get().Version; version.IsRelease(v) {
+		return ImageRepository + ":" + v
+	}
+	return ImageRepository + ":latest"
+}
 
 // Options say what to deploy besides the policies.
 type Options struct {
