@@ -69,7 +69,8 @@ EOF
 	timeout "${AGENT_TIMEOUT:-1800}" "$BIN/drmfilter" run --config "$W/config.yaml" --mode "$mode" \
 		--audit-file - --metrics-address - --status-socket "$W/drm.sock" --watch=false "$@" >"$W/agent.log" 2>&1 &
 	TPID=$!
-	for _ in $(seq 50); do LPID=$(pgrep -P "$TPID" | head -1); [ -n "$LPID" ] && break; sleep 0.02; done
+	for _ in $(seq 100); do LPID=$(pgrep -P "$TPID" | head -1 || true); [ -n "$LPID" ] && break; sleep 0.02; done
+	[ -n "$LPID" ] || { log "the agent did not start"; agent_stop; return 1; }
 	for _ in $(seq 6000); do
 		if "$BIN/drmfilter" status --socket "$W/drm.sock" -o json >"$W/status.json" 2>/dev/null &&
 			[ "$(jq -r .ready "$W/status.json")" = true ]; then
@@ -102,10 +103,15 @@ agent_check_marks() {
 agent_status() { "$BIN/drmfilter" status --socket "$W/drm.sock" -o json; }
 
 agent_stop() {
-	if [ -n "$LPID" ] && kill -0 "$LPID" 2>/dev/null; then kill -TERM "$LPID" 2>/dev/null || true; fi
+	if [ -n "$LPID" ] && kill -0 "$LPID" 2>/dev/null; then kill -TERM "$LPID" 2>/dev/null || true
+	# not known yet: timeout passes SIGTERM on to the agent
+	elif [ -n "$TPID" ] && kill -0 "$TPID" 2>/dev/null; then kill -TERM "$TPID" 2>/dev/null || true; fi
 	if [ -n "$TPID" ]; then
 		for _ in $(seq 100); do kill -0 "$TPID" 2>/dev/null || break; sleep 0.1; done
-		kill -0 "$TPID" 2>/dev/null && kill -KILL "$TPID" 2>/dev/null
+		if kill -0 "$TPID" 2>/dev/null; then
+			[ -n "$LPID" ] && kill -KILL "$LPID" 2>/dev/null
+			kill -KILL "$TPID" 2>/dev/null || true
+		fi
 		wait "$TPID" 2>/dev/null || true
 	fi
 	TPID="" LPID=""
