@@ -84,6 +84,7 @@ run() {
 	swap a
 	agent_start "$W/pol/current.yaml" enforce
 	dl=$(duration_us "$(jq -r .settings.deadline "$W/status.json")")
+	[ "$k$mode" = 1baseline ] && log "  agent settings: $(jq -c .settings "$W/status.json")"
 	c0=$(cpu_s "$LPID")
 	timeout $(( SECS + 60 )) "$BIN/openloop" loop "$W/dirs.txt" "$FILES" "$SECS" >"$W/loop.out" &
 	wpid=$!
