@@ -94,8 +94,10 @@ type Agent struct {
 	watched  map[string]bool   // mount points the name watcher watches
 	reloadMu sync.Mutex        // serialises Reload and mark changes
 	marked   map[string]uint64
-	started  time.Time
-	ready    atomic.Bool
+	// markedSnap is the sorted list of marked mount points, for Status.
+	markedSnap atomic.Pointer[[]string]
+	started    time.Time
+	ready      atomic.Bool
 }
 
 // policyState is one loaded policy generation. It is replaced whole.

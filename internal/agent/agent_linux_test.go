@@ -634,3 +634,24 @@ func TestStatusSocketAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// Status answers while a reload holds the reload lock (a reload of a large
+// policy re-indexes every protected file, which can take seconds), and
+// still lists the marked filesystems.
+func TestStatusDoesNotWaitForAReload(t *testing.T) {
+	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, nil)
+	h.a.reloadMu.Lock()
+	done := make(chan Status, 1)
+	go func() { done <- h.a.Status() }()
+	select {
+	case st := <-done:
+		h.a.reloadMu.Unlock()
+		if len(st.Marked) != 1 || st.Marked[0] != h.fs {
+			t.Errorf("marked filesystems during a reload: %v, want [%s]", st.Marked, h.fs)
+		}
+	case <-time.After(10 * time.Second):
+		h.a.reloadMu.Unlock()
+		<-done
+		t.Fatal("Status waited for the reload lock")
+	}
+}

@@ -116,6 +116,7 @@ func (a *Agent) applyMarksLocked(st *policyState) error {
 		}
 		a.marked[mp] = mask
 	}
+	a.publishMarked()
 	a.watchNamesOn(want)
 	if len(errs) > 0 {
 		a.log.Error("some filesystems could not be marked; their files are not protected", "errors", errs)
@@ -127,14 +128,22 @@ func (a *Agent) applyMarksLocked(st *policyState) error {
 }
 
 func (a *Agent) markedList() []string {
-	a.reloadMu.Lock()
-	defer a.reloadMu.Unlock()
+	if l := a.markedSnap.Load(); l != nil {
+		return *l
+	}
+	return []string{}
+}
+
+// publishMarked takes a snapshot of the marked mount points for Status,
+// which must not wait for a reload: a reload holds reloadMu while it
+// re-indexes every protected file. Call it with reloadMu held.
+func (a *Agent) publishMarked() {
 	out := make([]string, 0, len(a.marked))
 	for mp := range a.marked {
 		out = append(out, mp)
 	}
 	slices.Sort(out)
-	return out
+	a.markedSnap.Store(&out)
 }
 
 // watchMounts re-reads the mount table when it changes (the kernel wakes
