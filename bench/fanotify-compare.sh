@@ -59,7 +59,7 @@ if [ -z "${FCMP_INNER:-}" ]; then
 	log "building into $W/bin"
 	gcc -O2 -Wall -static -o "$W/bin/workload" "$repo/bench/workload.c"
 	gcc -O2 -Wall -o "$W/bin/noop-listener" "$repo/bench/noop-listener.c"
-	(cd "$repo" && go build -o "$W/bin/drmfilter" ./cmd/drmfilter)
+	(cd "$repo" && go build -tags nodeploy,nok8s -o "$W/bin/drmfilter" ./cmd/drmfilter) # the packages' node build
 	rev="$(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	rc=0
 	FCMP_INNER=1 FCMP_W="$W" FCMP_REV="$rev" \
@@ -205,7 +205,7 @@ wait_for() { # file pattern seconds
 	done
 	return 1
 }
-child_of() { local c i; for i in $(seq 50); do c=$(pgrep -P "$1" | head -1); [ -n "$c" ] && { echo "$c"; return; }; sleep 0.05; done; }
+child_of() { local c i; for i in $(seq 50); do c=$(pgrep -P "$1" | head -1 || true); [ -n "$c" ] && { echo "$c"; return; }; sleep 0.05; done; }
 
 NSENTER=()  # how the workload enters the listener's namespace (fapolicyd only)
 start_listener() { # config

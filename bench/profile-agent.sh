@@ -38,7 +38,7 @@ if [ -z "${FPROF_INNER:-}" ]; then
 	mkdir -p "$W/bin" "$OUT"
 	gcc -O2 -Wall -static -o "$W/bin/workload" "$repo/bench/workload.c"
 	gcc -O2 -Wall -o "$W/bin/noop-listener" "$repo/bench/noop-listener.c"
-	(cd "$repo" && go build -o "$W/bin/drmfilter" ./cmd/drmfilter)
+	(cd "$repo" && go build -tags nodeploy,nok8s -o "$W/bin/drmfilter" ./cmd/drmfilter) # the packages' node build
 	rc=0
 	FPROF_INNER=1 FPROF_W="$W" unshare -m --propagation private -- "$0" --files "$FILES" --passes "$PASSES" \
 		--policy "$POLICY" --out "$OUT" --execs "$EXECS" || rc=$?
@@ -50,8 +50,23 @@ fi
 
 W=$FPROF_W A=$W/a BIN=$W/bin HZ=$(getconf CLK_TCK)
 TPID="" LPID=""
+# child_of prints the PID of the listener that timeout (PID $1) started,
+# waiting up to 5 s for it; pgrep's "none yet" must not end the script.
+child_of() {
+	local c i
+	for i in $(seq 100); do
+		c=$(pgrep -P "$1" | head -1 || true)
+		[ -n "$c" ] && { echo "$c"; return 0; }
+		sleep 0.05
+	done
+	echo "no listener process under PID $1" >&2
+	return 1
+}
 stop() {
-	[ -n "$LPID" ] && kill -TERM "$LPID" 2>/dev/null || true
+	# The listener by its PID; else timeout's, which passes SIGTERM on.
+	if [ -n "$LPID" ]; then kill -TERM "$LPID" 2>/dev/null || true
+	elif [ -n "$TPID" ]; then kill -TERM "$TPID" 2>/dev/null || true
+	fi
 	[ -n "$TPID" ] && wait "$TPID" 2>/dev/null || true
 	TPID="" LPID=""
 }
@@ -122,7 +137,7 @@ profile() { # name
 }
 
 timeout 600 "$BIN/noop-listener" "$A" >"$W/noop.log" 2>&1 &
-TPID=$!; sleep 0.3; LPID=$(pgrep -P "$TPID" | head -1)
+TPID=$!; LPID=$(child_of "$TPID")
 profile noop
 stop
 
@@ -133,6 +148,6 @@ for _ in $(seq 300); do
 	"$BIN/drmfilter" status --socket "$W/drm.sock" -o json 2>/dev/null | grep -q '"ready": *true' && break
 	sleep 0.1
 done
-LPID=$(pgrep -P "$TPID" | head -1)
+LPID=$(child_of "$TPID")
 profile "drmfilter-$POLICY"
 stop
