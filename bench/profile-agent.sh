@@ -53,8 +53,8 @@ TPID="" LPID=""
 # child_of prints the PID of the listener that timeout (PID $1) started,
 # waiting up to 5 s for it; pgrep's "none yet" must not end the script.
 child_of() {
-	local c i
-	for i in $(seq 100); do
+	local c
+	for _ in $(seq 100); do
 		c=$(pgrep -P "$1" | head -1 || true)
 		[ -n "$c" ] && { echo "$c"; return 0; }
 		sleep 0.05
