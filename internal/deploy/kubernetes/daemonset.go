@@ -105,6 +105,13 @@ func podSpec(o Options) *corev1ac.PodSpecApplyConfiguration {
 		)
 }
 
+// The agent container's memory limit, and the Go runtime's soft limit
+// (GOMEMLIMIT) at about 90% of it.
+const (
+	memoryLimit = "256Mi"
+	goMemLimit  = "230MiB"
+)
+
 func container(o Options) *corev1ac.ContainerApplyConfiguration {
 	// The fieldRef's apiVersion is what the server would default it to;
 	// written out, it is a field deploy owns, so a redeploy finds its
@@ -128,6 +135,11 @@ func container(o Options) *corev1ac.ContainerApplyConfiguration {
 			fieldEnv(kubeschema.EnvNodeName, "spec.nodeName"),
 			fieldEnv(kubeschema.EnvPodName, "metadata.name"),
 			fieldEnv(kubeschema.EnvPodNamespace, "metadata.namespace"),
+			// The Go runtime does not read the cgroup's memory limit: without
+			// this its heap may grow to twice the live data before a
+			// collection and hit the limit (an OOM kill releases the node's
+			// waiting opens, but the agent is gone until restarted).
+			corev1ac.EnvVar().WithName("GOMEMLIMIT").WithValue(goMemLimit),
 		).
 		WithPorts(corev1ac.ContainerPort().WithName(MetricsPortName).WithContainerPort(MetricsPort).WithProtocol(corev1.ProtocolTCP)).
 		// /healthz answers while the process runs; /readyz once the policy
@@ -143,7 +155,7 @@ func container(o Options) *corev1ac.ContainerApplyConfiguration {
 				corev1.ResourceMemory: resource.MustParse("64Mi"),
 			}).
 			WithLimits(corev1.ResourceList{
-				corev1.ResourceMemory: resource.MustParse("256Mi"),
+				corev1.ResourceMemory: resource.MustParse(memoryLimit),
 			})).
 		WithSecurityContext(securityContext()).
 		WithVolumeMounts(

@@ -169,9 +169,14 @@ func TestDaemonSetRunsTheAgentWithOnlyWhatItNeeds(t *testing.T) {
 
 	env := map[string]string{}
 	for _, e := range c.Env {
-		env[*e.Name] = *e.ValueFrom.FieldRef.FieldPath
+		if e.ValueFrom != nil {
+			env[*e.Name] = "fieldRef " + *e.ValueFrom.FieldRef.FieldPath
+		} else {
+			env[*e.Name] = *e.Value
+		}
 	}
-	if env[kubeschema.EnvNodeName] != "spec.nodeName" || env[kubeschema.EnvPodName] != "metadata.name" || env[kubeschema.EnvPodNamespace] != "metadata.namespace" || len(env) != 3 {
+	if env[kubeschema.EnvNodeName] != "fieldRef spec.nodeName" || env[kubeschema.EnvPodName] != "fieldRef metadata.name" ||
+		env[kubeschema.EnvPodNamespace] != "fieldRef metadata.namespace" || env["GOMEMLIMIT"] != "230MiB" || len(env) != 4 {
 		t.Errorf("env %v", env)
 	}
 
