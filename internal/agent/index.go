@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"hash/maphash"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -10,7 +12,8 @@ import (
 	"github.com/drmfilter/drmfilter/internal/storage"
 )
 
-// maxIndexed bounds the identity index (about 100 bytes an entry).
+// maxIndexed bounds the identity index (about 90 bytes an entry; see
+// BenchmarkIdentityIndexMemory).
 const maxIndexed = 1 << 20
 
 type fileKey struct{ dev, ino uint64 }
@@ -20,39 +23,75 @@ type fileKey struct{ dev, ino uint64 }
 // mount, a path in another mount namespace, open_by_handle_at) is decided
 // as the protected file it is. It is filled by walking the policies' roots
 // at start and reload, and learns every covered file the agent decides.
+//
+// It may hold a million entries, so it is laid out for memory rather than
+// written as a map of paths: directories are interned (a protected tree has
+// far fewer directories than files), base names live back to back in one
+// byte arena, and the reverse direction (path to inode, to forget deleted
+// files) is a map from a 64-bit hash of the path. Go's maps of strings
+// would cost about 215 bytes a file.
 type identityIndex struct {
 	mu    sync.RWMutex
-	files map[fileKey]string
-	paths map[string]fileKey // reverse of files, to forget deleted files
+	t     *indexTables
 	limit int
 }
 
-func newIdentityIndex(limit int) *identityIndex {
-	return &identityIndex{files: map[fileKey]string{}, paths: map[string]fileKey{}, limit: limit}
+// indexTables are the index's contents; rebuild replaces them whole.
+type indexTables struct {
+	seed   maphash.Seed
+	dirs   []string          // interned directory paths
+	dirIDs map[string]uint32 // dirs[i] -> i
+	names  []byte            // base names, back to back
+	waste  int               // bytes of names no entry uses any more
+	files  map[fileKey]nameRef
+	// byPath finds the entry of a path: pathHash -> key. Two paths with the
+	// same hash (rare) are kept in collide by full path instead.
+	byPath  map[uint64]fileKey
+	collide map[string]fileKey
 }
 
+// nameRef names an indexed file: its directory and its base name in the
+// names arena.
+type nameRef struct {
+	dir      uint32
+	off, len uint32
+}
+
+func newIndexTables() *indexTables {
+	return &indexTables{seed: maphash.MakeSeed(), dirIDs: map[string]uint32{}, files: map[fileKey]nameRef{},
+		byPath: map[uint64]fileKey{}, collide: map[string]fileKey{}}
+}
+
+func newIdentityIndex(limit int) *identityIndex {
+	return &identityIndex{t: newIndexTables(), limit: limit}
+}
+
+// lookup returns the protected path indexed for the inode. Only a hit
+// builds a string: a miss, the common case, allocates nothing.
 func (x *identityIndex) lookup(dev, ino uint64) (string, bool) {
 	x.mu.RLock()
-	p, ok := x.files[fileKey{dev, ino}]
-	x.mu.RUnlock()
-	return p, ok
+	defer x.mu.RUnlock()
+	t := x.t
+	r, ok := t.files[fileKey{dev, ino}]
+	if !ok {
+		return "", false
+	}
+	return t.path(r), true
 }
 
 func (x *identityIndex) learn(dev, ino uint64, path string) {
 	k := fileKey{dev, ino}
+	dir, base := splitPath(path)
 	x.mu.RLock()
-	cur, ok := x.files[k]
+	r, ok := x.t.files[k]
+	same := ok && x.t.is(r, dir, base)
 	x.mu.RUnlock()
-	if ok && cur == path {
+	if same {
 		return
 	}
 	x.mu.Lock()
-	if len(x.files) < x.limit || ok {
-		if ok {
-			delete(x.paths, cur)
-		}
-		x.files[k] = path
-		x.paths[path] = k
+	if len(x.t.files) < x.limit || ok {
+		x.t.put(k, dir, base)
 	}
 	x.mu.Unlock()
 }
@@ -60,32 +99,142 @@ func (x *identityIndex) learn(dev, ino uint64, path string) {
 // forgetPath drops the file last indexed under path (its last name was
 // deleted, so its inode number may be reused by an unrelated file).
 func (x *identityIndex) forgetPath(path string) {
+	dir, base := splitPath(path)
 	x.mu.Lock()
-	if k, ok := x.paths[path]; ok {
-		delete(x.paths, path)
-		if x.files[k] == path {
-			delete(x.files, k)
-		}
-	}
+	x.t.forget(dir, base)
 	x.mu.Unlock()
 }
 
 func (x *identityIndex) len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.files)
+	return len(x.t.files)
+}
+
+// splitPath splits an absolute path into its directory and base name
+// ("/a/b" -> "/a", "b"; "/b" -> "/", "b").
+func splitPath(p string) (dir, base string) {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return "/", p[i+1:]
+	}
+	return p[:i], p[i+1:]
+}
+
+func (t *indexTables) path(r nameRef) string {
+	d, n := t.dirs[r.dir], t.names[r.off:r.off+r.len]
+	if d == "/" {
+		return "/" + string(n)
+	}
+	return d + "/" + string(n)
+}
+
+// is reports whether r names dir/base.
+func (t *indexTables) is(r nameRef, dir, base string) bool {
+	return t.dirs[r.dir] == dir && string(t.names[r.off:r.off+r.len]) == base
+}
+
+func (t *indexTables) hash(dir uint32, base string) uint64 {
+	return maphash.String(t.seed, base) ^ (uint64(dir)+1)*0x9e3779b97f4a7c15
+}
+
+// put indexes k under dir/base, replacing what k was indexed under.
+func (t *indexTables) put(k fileKey, dir, base string) {
+	if old, ok := t.files[k]; ok {
+		t.unlink(k, old)
+	}
+	id, ok := t.dirIDs[dir]
+	if !ok {
+		id = uint32(len(t.dirs))
+		t.dirs = append(t.dirs, dir)
+		t.dirIDs[dir] = id
+	}
+	r := nameRef{dir: id, off: uint32(len(t.names)), len: uint32(len(base))}
+	t.names = append(t.names, base...)
+	// A path indexed for another inode (a file replaced by another under
+	// the same name) now names k.
+	h := t.hash(id, base)
+	if other, ok := t.byPath[h]; ok && other != k {
+		or, exists := t.files[other]
+		switch {
+		case exists && t.is(or, dir, base):
+			delete(t.files, other)
+			t.waste += int(or.len)
+		case exists: // another path with the same hash
+			full := dir + "/" + base
+			if prev, ok := t.collide[full]; ok && prev != k {
+				if pr, ok := t.files[prev]; ok && t.is(pr, dir, base) {
+					delete(t.files, prev)
+					t.waste += int(pr.len)
+				}
+			}
+			t.collide[full] = k
+			t.files[k] = r
+			t.compact()
+			return
+		}
+	}
+	t.byPath[h] = k
+	t.files[k] = r
+	t.compact()
+}
+
+// unlink removes the path mapping of k's entry r (not the entry itself).
+func (t *indexTables) unlink(k fileKey, r nameRef) {
+	base := string(t.names[r.off : r.off+r.len])
+	if h := t.hash(r.dir, base); t.byPath[h] == k {
+		delete(t.byPath, h)
+	} else {
+		delete(t.collide, t.dirs[r.dir]+"/"+base)
+	}
+	t.waste += int(r.len)
+}
+
+func (t *indexTables) forget(dir, base string) {
+	id, ok := t.dirIDs[dir]
+	if !ok {
+		return
+	}
+	k, ok := t.byPath[t.hash(id, base)]
+	if !ok || !t.is(t.files[k], dir, base) {
+		if k, ok = t.collide[dir+"/"+base]; !ok {
+			return
+		}
+	}
+	r, ok := t.files[k]
+	if !ok || !t.is(r, dir, base) {
+		return
+	}
+	t.unlink(k, r)
+	delete(t.files, k)
+	t.compact()
+}
+
+// compact rewrites the names arena when most of it is names no entry uses
+// (files renamed or deleted), so that churn cannot grow it without bound.
+func (t *indexTables) compact() {
+	if t.waste < 1<<16 || t.waste < len(t.names)/2 {
+		return
+	}
+	names := make([]byte, 0, len(t.names)-t.waste)
+	for k, r := range t.files {
+		off := uint32(len(names))
+		names = append(names, t.names[r.off:r.off+r.len]...)
+		t.files[k] = nameRef{dir: r.dir, off: off, len: r.len}
+	}
+	t.names, t.waste = names, 0
 }
 
 // rebuild walks every root of st and indexes the files st covers. Files
 // appear in the index before the policy that covers them is swapped in.
 func (x *identityIndex) rebuild(st *policyState, mounts *storage.Mounts, env policy.Env) {
-	files := map[fileKey]string{}
+	t := newIndexTables()
 	for _, root := range st.roots {
 		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return nil // unreadable: skip, keep walking
 			}
-			if len(files) >= x.limit {
+			if len(t.files) >= x.limit {
 				return fs.SkipAll
 			}
 			if d.Type()&fs.ModeSymlink != 0 {
@@ -101,16 +250,13 @@ func (x *identityIndex) rebuild(st *policyState, mounts *storage.Mounts, env pol
 				return nil
 			}
 			if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-				files[fileKey{uint64(sys.Dev), sys.Ino}] = p
+				dir, base := splitPath(p)
+				t.put(fileKey{uint64(sys.Dev), sys.Ino}, dir, base)
 			}
 			return nil
 		})
 	}
-	paths := make(map[string]fileKey, len(files))
-	for k, p := range files {
-		paths[p] = k
-	}
 	x.mu.Lock()
-	x.files, x.paths = files, paths
+	x.t = t
 	x.mu.Unlock()
 }
