@@ -12,7 +12,7 @@ import (
 	"github.com/drmfilter/drmfilter/internal/storage"
 )
 
-// maxIndexed bounds the identity index (about 90 bytes an entry; see
+// maxIndexed bounds the identity index (about 145 bytes an entry; see
 // BenchmarkIdentityIndexMemory).
 const maxIndexed = 1 << 20
 
