@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"io/fs"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -228,6 +229,13 @@ func (t *indexTables) compact() {
 // rebuild walks every root of st and indexes the files st covers. Files
 // appear in the index before the policy that covers them is swapped in.
 func (x *identityIndex) rebuild(st *policyState, mounts *storage.Mounts, env policy.Env) {
+	// The walk makes a few hundred bytes of garbage per file (paths, file
+	// info) while the index grows: with the default GOGC the heap would
+	// reach twice the index before a collection. Collect more often during
+	// the walk (the agent owns its process), and give the previous index
+	// back to the system once it is replaced.
+	defer debug.SetGCPercent(debug.SetGCPercent(25))
+	defer debug.FreeOSMemory()
 	t := newIndexTables()
 	for _, root := range st.roots {
 		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
