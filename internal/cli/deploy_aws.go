@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"io"
 	"strings"
 	"time"
@@ -63,6 +64,20 @@ func (f *awsFlags) register(cmd *cobra.Command, timeout time.Duration) {
 	for _, name := range []string{"package-url", "sha256"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
+}
+
+// start checks the flags and loads the SDK configuration, as both
+// subcommands begin; the errors carry their exit codes.
+func (f *awsFlags) start(ctx context.Context) (awsEnv, awssdk.Config, error) {
+	if err := f.validate(); err != nil {
+		return awsEnv{}, awssdk.Config{}, withCode(exitcode.Usage, err)
+	}
+	env := awsEnvFrom(ctx)
+	cfg, err := env.loadConfig(ctx, f.region, f.profile)
+	if err != nil {
+		return awsEnv{}, awssdk.Config{}, withCode(exitcode.Failure, err)
+	}
+	return env, cfg, nil
 }
 
 func (f *awsFlags) validate() error {
@@ -150,13 +165,9 @@ request; the message is AWS's), 2 wrong flags.`,
   drmfilter deploy aws ssm --instances i-0abc,i-0def --package-url ... --sha256 ... --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.validate(); err != nil {
-				return withCode(exitcode.Usage, err)
-			}
-			env := awsEnvFrom(cmd.Context())
-			cfg, err := env.loadConfig(cmd.Context(), f.region, f.profile)
+			env, cfg, err := f.start(cmd.Context())
 			if err != nil {
-				return withCode(exitcode.Failure, err)
+				return err
 			}
 			o.Install, o.Timeout, o.DryRun, o.Progress = f.install, f.timeout, f.dryRun, s.Err
 			o.Version = version.Get().Version
@@ -251,13 +262,9 @@ flags.`,
   drmfilter deploy aws asg --group web-asg --package-url ... --sha256 ... --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.validate(); err != nil {
-				return withCode(exitcode.Usage, err)
-			}
-			env := awsEnvFrom(cmd.Context())
-			cfg, err := env.loadConfig(cmd.Context(), f.region, f.profile)
+			env, cfg, err := f.start(cmd.Context())
 			if err != nil {
-				return withCode(exitcode.Failure, err)
+				return err
 			}
 			o.Install, o.Timeout, o.DryRun, o.Progress = f.install, f.timeout, f.dryRun, s.Err
 			o.Version = version.Get().Version
