@@ -592,11 +592,13 @@ func TestStatusSocketAndMetrics(t *testing.T) {
 	go h.a.ServeStatus(ctx)
 	out, err := run(t, "/", "cat", h.path("secret/plan.txt"))
 	mustDeny(t, out, err, "cat")
+	// The decision is counted just after the kernel is answered, so cat
+	// can return before the counter moves: wait for it rather than read once.
 	var st Status
 	waitFor(t, func() bool {
 		st, err = QueryStatus(ctx, sock)
-		return err == nil
-	}, "the status socket")
+		return err == nil && st.Counters["open.deny"] >= 1
+	}, "the status socket to report the denied open")
 	if !st.Ready || st.Mode != "enforce" || st.Policy.Generation != 1 || !strings.HasPrefix(st.Policy.Hash, "sha256:") ||
 		st.Environment.Hypervisor != "kvm" || len(st.Marked) != 1 || st.Counters["open.deny"] != 1 {
 		t.Errorf("status: %+v", st)
