@@ -48,40 +48,39 @@ const (
 	segDoubleStar                // "**": zero or more segments
 )
 
+// segment is one compiled path segment. It is kept small: a policy set
+// holds tens of thousands of them.
 type segment struct {
+	text string // literal text, or the wildcard as written
 	kind segKind
-	text string
-	wild wildSeg // for segWild
+	// For segWild: general says path.Match is needed; otherwise the
+	// segment has a single * at star, and a name must start with
+	// text[:star] and end with text[star+1:], without overlapping. Those
+	// shapes (*, *.ext, prefix*, prefix*suffix) are the ones policies use
+	// most, and comparing them is several times faster than path.Match.
+	general bool
+	star    int32
 }
 
-// wildSeg matches one segment against a wildcard. The shapes that policies
-// use most (*, *.ext, prefix*, prefix*suffix) are compared as prefix and
-// suffix, several times faster than path.Match, which is kept for the rest.
-type wildSeg struct {
-	general bool   // use path.Match(pattern, seg)
-	pattern string // the segment pattern as written
-	prefix  string // with !general: seg must start with prefix...
-	suffix  string // ...and end with suffix, without overlapping
-}
-
-func compileWild(s string) wildSeg {
-	w := wildSeg{pattern: s}
+func wildSegment(s string) segment {
+	w := segment{kind: segWild, text: s}
 	if strings.ContainsAny(s, `?[\`) || strings.Count(s, "*") != 1 {
 		w.general = true
 		return w
 	}
-	i := strings.IndexByte(s, '*')
-	w.prefix, w.suffix = s[:i], s[i+1:]
+	w.star = int32(strings.IndexByte(s, '*'))
 	return w
 }
 
-func (w *wildSeg) match(seg string) bool {
+// matchWild reports whether seg matches the wildcard segment w.
+func (w *segment) matchWild(seg string) bool {
 	if w.general {
-		m, _ := path.Match(w.pattern, seg)
+		m, _ := path.Match(w.text, seg)
 		return m
 	}
-	return len(seg) >= len(w.prefix)+len(w.suffix) &&
-		seg[:len(w.prefix)] == w.prefix && seg[len(seg)-len(w.suffix):] == w.suffix
+	prefix, suffix := w.text[:w.star], w.text[w.star+1:]
+	return len(seg) >= len(prefix)+len(suffix) &&
+		seg[:len(prefix)] == prefix && seg[len(seg)-len(suffix):] == suffix
 }
 
 // Pattern is one compiled path pattern. It is immutable and safe for
@@ -108,7 +107,8 @@ func Compile(pattern string) (*Pattern, error) {
 		return p, nil
 	}
 	rest := strings.TrimSuffix(pattern[1:], "/")
-	for _, s := range strings.Split(rest, "/") {
+	p.segs = make([]segment, 0, strings.Count(rest, "/")+1)
+	for s := range strings.SplitSeq(rest, "/") {
 		switch {
 		case s == "":
 			return bad("empty path segment (//)")
@@ -131,7 +131,7 @@ func Compile(pattern string) (*Pattern, error) {
 			if err := checkClasses(s); err != nil {
 				return bad(fmt.Sprintf("segment %q: %v", s, err))
 			}
-			p.segs = append(p.segs, segment{kind: segWild, text: s, wild: compileWild(s)})
+			p.segs = append(p.segs, wildSegment(s))
 		default:
 			p.segs = append(p.segs, segment{kind: segLiteral, text: s})
 			p.literals++
@@ -231,7 +231,7 @@ func matchSegs(segs []segment, name string, pos int) bool {
 			if seg != s.text {
 				return false
 			}
-		} else if !s.wild.match(seg) {
+		} else if !s.matchWild(seg) {
 			return false
 		}
 		pos = next

@@ -19,7 +19,7 @@ type node struct {
 }
 
 type wildEdge struct {
-	wild wildSeg
+	wild segment
 	next *node
 }
 
@@ -41,14 +41,14 @@ func (t *Trie) Insert(p *Pattern, id int32) {
 		case segWild:
 			var c *node
 			for _, w := range n.wild {
-				if w.wild.pattern == s.text {
+				if w.wild.text == s.text {
 					c = w.next
 					break
 				}
 			}
 			if c == nil {
 				c = &node{}
-				n.wild = append(n.wild, wildEdge{wild: s.wild, next: c})
+				n.wild = append(n.wild, wildEdge{wild: s, next: c})
 			}
 			n = c
 		case segDoubleStar:
@@ -101,7 +101,7 @@ func (n *node) match(dst []int32, name string, pos int) []int32 {
 		dst = c.match(dst, name, next)
 	}
 	for i := range n.wild {
-		if n.wild[i].wild.match(seg) {
+		if n.wild[i].wild.matchWild(seg) {
 			dst = n.wild[i].next.match(dst, name, next)
 		}
 	}

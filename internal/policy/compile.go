@@ -39,50 +39,72 @@ type pathTarget struct {
 	spec   int32 // the glob's specificity
 }
 
-type cpolicy struct {
-	idx   int32
-	name  string
-	audit bool // audit mode: may only record, never change a verdict
-	src   *Policy
+// The compiled structures below are what a loaded policy set costs the
+// agent for as long as it runs, so they keep only what Decide needs and
+// share the rest with the Set: strings, selectors and ids are the Set's,
+// small sets are slices rather than maps, and everything Explain alone
+// uses (the path globs, a rule's source) is found again from the Set.
 
-	hasPaths    bool                // paths or containerPaths
-	pathPats    []*glob.Pattern     // for Explain
-	cpathPats   []*glob.Pattern     // for Explain
-	excludePats []*glob.Pattern     // for Explain
-	exts        map[string]struct{} // nil: any extension
-	fsTypes     []string            // empty: any
-	classes     []string            // empty: any
-	exclude     glob.Trie
+type cpolicy struct {
+	idx      int32
+	audit    bool // audit mode: may only record, never change a verdict
+	hasPaths bool // paths or containerPaths
+	name     string
+	src      *Policy
+
+	exts    strSet   // empty: any extension
+	fsTypes []string // empty: any
+	classes []string // empty: any
+	// excludePats are tried one by one; a policy with more than
+	// excludeTrieMin of them has them in the trie exclude instead.
+	excludePats []*glob.Pattern
+	exclude     *glob.Trie
 	rules       []crule
 }
 
+// excludeTrieMin is how many exclusions make a trie worth its memory: below
+// it, matching the patterns one by one is as fast.
+const excludeTrieMin = 8
+
 type crule struct {
-	idx    int32
 	name   string
+	subj   *csubject // nil: every process
+	idx    int32     // in the policy's Spec.Rules
+	spec   int32     // subject specificity: how many kinds of subject condition it names
 	ops    Operation
 	effect Effect
-	spec   int32     // subject specificity: how many kinds of subject condition it names
-	subj   *csubject // nil: every process
-	src    *Rule
 }
 
+// csubject is a rule's compiled subject selector: the executables sorted
+// into literal names and globs; every other condition is read from src.
 type csubject struct {
-	exeExact  map[string]struct{}
-	exeGlobs  []*glob.Pattern
-	hashes    [][32]byte
-	uids      []uint32
-	gids      []uint32
-	container *ContainerSelector
-	kube      *KubernetesSelector
-	env       *EnvironmentSelector
+	src      *Subjects
+	exeExact strSet
+	exeGlobs []*glob.Pattern
 }
 
 // Compile turns a loaded Set into a Matcher. The Set must come from Load,
 // which has validated it; Compile does not fail.
 func Compile(set *Set, opts CompileOptions) *Matcher {
-	m := &Matcher{set: set, byExt: map[string][]int32{}}
+	m := &Matcher{set: set, byExt: map[string][]int32{}, policies: make([]*cpolicy, 0, len(set.Policies))}
+	nrules, nsubj, npaths := 0, 0, 0
+	for _, p := range set.Policies {
+		nrules += len(p.Spec.Rules)
+		for i := range p.Spec.Rules {
+			if p.Spec.Rules[i].Subjects != nil {
+				nsubj++
+			}
+		}
+		npaths += len(p.Spec.Files.Paths) + len(p.Spec.Files.ContainerPaths)
+	}
+	// One allocation each for every policy, rule and subject.
+	cpols := make([]cpolicy, len(set.Policies))
+	crules := make([]crule, 0, nrules)
+	csubjs := make([]csubject, 0, nsubj)
+	m.pathTargets = make([]pathTarget, 0, npaths)
 	for i, p := range set.Policies {
-		cp := &cpolicy{
+		cp := &cpols[i]
+		*cp = cpolicy{
 			idx:      int32(i),
 			name:     p.Name,
 			audit:    opts.ForceAudit || p.Spec.Mode == ModeAudit,
@@ -93,27 +115,28 @@ func Compile(set *Set, opts CompileOptions) *Matcher {
 		}
 		files := &p.Spec.Files
 		if len(files.Extensions) > 0 && cp.hasPaths {
-			cp.exts = map[string]struct{}{}
-			for _, e := range files.Extensions {
-				cp.exts[e] = struct{}{}
-			}
+			cp.exts = newStrSet(files.Extensions)
 		}
-		for _, ex := range files.ExcludePaths {
-			pat := glob.MustCompile(ex)
-			cp.exclude.Insert(pat, 0)
-			cp.excludePats = append(cp.excludePats, pat)
+		if len(files.ExcludePaths) > excludeTrieMin {
+			cp.exclude = &glob.Trie{}
+			for _, ex := range files.ExcludePaths {
+				cp.exclude.Insert(glob.MustCompile(ex), 0)
+			}
+		} else if len(files.ExcludePaths) > 0 {
+			cp.excludePats = make([]*glob.Pattern, len(files.ExcludePaths))
+			for j, ex := range files.ExcludePaths {
+				cp.excludePats[j] = glob.MustCompile(ex)
+			}
 		}
 		switch {
 		case cp.hasPaths:
 			for _, g := range files.Paths {
 				pat := glob.MustCompile(g)
-				cp.pathPats = append(cp.pathPats, pat)
 				m.paths.Insert(pat, int32(len(m.pathTargets)))
 				m.pathTargets = append(m.pathTargets, pathTarget{policy: cp.idx, spec: int32(pat.Specificity())})
 			}
 			for _, g := range files.ContainerPaths {
 				pat := glob.MustCompile(g)
-				cp.cpathPats = append(cp.cpathPats, pat)
 				m.cpaths.Insert(pat, int32(len(m.pathTargets)))
 				m.pathTargets = append(m.pathTargets, pathTarget{policy: cp.idx, spec: int32(pat.Specificity())})
 			}
@@ -124,66 +147,59 @@ func Compile(set *Set, opts CompileOptions) *Matcher {
 		default:
 			m.unanchored = append(m.unanchored, cp.idx)
 		}
+		first := len(crules)
 		for j := range p.Spec.Rules {
 			r := &p.Spec.Rules[j]
-			cr := crule{idx: int32(j), name: r.Name, ops: r.Operations, effect: r.Effect, src: r}
+			cr := crule{idx: int32(j), name: r.Name, ops: r.Operations, effect: r.Effect}
 			if r.Subjects != nil {
-				cr.subj, cr.spec = compileSubjects(r.Subjects)
+				csubjs = append(csubjs, csubject{})
+				cr.subj = &csubjs[len(csubjs)-1]
+				cr.spec = cr.subj.compile(r.Subjects)
 				if len(r.Subjects.ExecutableHashes) > 0 {
 					m.needsHash = true
 				}
 			}
 			m.ops |= r.Operations
-			cp.rules = append(cp.rules, cr)
+			crules = append(crules, cr)
 			m.rules++
 		}
+		cp.rules = crules[first:len(crules):len(crules)]
 		m.policies = append(m.policies, cp)
+	}
+	for e, ps := range m.byExt {
+		m.byExt[e] = slices.Clip(ps)
 	}
 	return m
 }
 
-func compileSubjects(s *Subjects) (*csubject, int32) {
-	c := &csubject{hashes: s.ExecutableHashes, container: s.Container, kube: s.Kubernetes, env: s.Environment}
+// compile fills c from s and returns the subject specificity: how many
+// kinds of condition s names.
+func (c *csubject) compile(s *Subjects) int32 {
+	c.src = s
 	var spec int32
 	if len(s.Executables) > 0 {
 		spec++
+		var exact []string
 		for _, e := range s.Executables {
 			pat := glob.MustCompile(e)
 			if pat.IsLiteral() {
-				if c.exeExact == nil {
-					c.exeExact = map[string]struct{}{}
-				}
-				c.exeExact[e] = struct{}{}
+				exact = append(exact, e)
 			} else {
 				c.exeGlobs = append(c.exeGlobs, pat)
 			}
 		}
+		if len(exact) == len(s.Executables) {
+			exact = s.Executables // share the Set's slice
+		}
+		c.exeExact = newStrSet(exact)
 	}
-	if len(s.ExecutableHashes) > 0 {
-		spec++
-	}
-	if len(s.Users) > 0 {
-		spec++
-		for _, u := range s.Users {
-			c.uids = append(c.uids, u.ID)
+	for _, given := range []bool{len(s.ExecutableHashes) > 0, len(s.Users) > 0, len(s.Groups) > 0,
+		s.Container != nil, s.Kubernetes != nil, s.Environment != nil} {
+		if given {
+			spec++
 		}
 	}
-	if len(s.Groups) > 0 {
-		spec++
-		for _, g := range s.Groups {
-			c.gids = append(c.gids, g.ID)
-		}
-	}
-	if s.Container != nil {
-		spec++
-	}
-	if s.Kubernetes != nil {
-		spec++
-	}
-	if s.Environment != nil {
-		spec++
-	}
-	return c, spec
+	return spec
 }
 
 // Set returns the policies the Matcher was compiled from.
@@ -212,7 +228,7 @@ func (m *Matcher) Rules() int { return m.rules }
 // to mark only the filesystems that hold protected files.
 func (m *Matcher) Roots() (roots []string, anywhere bool) {
 	for _, p := range m.policies {
-		if !p.hasPaths || len(p.cpathPats) > 0 {
+		if !p.hasPaths || len(p.src.Spec.Files.ContainerPaths) > 0 {
 			// A container path can be any host path (overlay roots,
 			// volumes): such policies need every filesystem.
 			anywhere = true

@@ -258,7 +258,7 @@ func (p *cpolicy) fileMatches(in *Input) bool {
 }
 
 func (p *cpolicy) extOK(path string) bool {
-	if p.exts == nil {
+	if p.exts.empty() {
 		return true
 	}
 	base := baseName(path)
@@ -268,7 +268,7 @@ func (p *cpolicy) extOK(path string) bool {
 			continue
 		}
 		if ext, ok := lowerInto(&lower, base[i+1:]); ok {
-			if _, hit := p.exts[string(ext)]; hit {
+			if p.exts.hasBytes(ext) {
 				return true
 			}
 		}
@@ -285,7 +285,12 @@ func (p *cpolicy) classOK(class string) bool {
 }
 
 func (p *cpolicy) excluded(path string) bool {
-	if p.exclude.Empty() {
+	for _, pat := range p.excludePats {
+		if pat.Match(path) {
+			return true
+		}
+	}
+	if p.exclude == nil {
 		return false
 	}
 	var buf [4]int32
@@ -299,10 +304,10 @@ func (s *csubject) matches(d *decider) bool {
 }
 
 func (s *csubject) exeOK(exe string) bool {
-	if s.exeExact == nil && s.exeGlobs == nil {
+	if len(s.src.Executables) == 0 {
 		return true
 	}
-	if _, ok := s.exeExact[exe]; ok {
+	if s.exeExact.has(exe) {
 		return true
 	}
 	for _, g := range s.exeGlobs {
@@ -314,7 +319,8 @@ func (s *csubject) exeOK(exe string) bool {
 }
 
 func (s *csubject) hashOK(d *decider) bool {
-	if len(s.hashes) == 0 {
+	hashes := s.src.ExecutableHashes
+	if len(hashes) == 0 {
 		return true
 	}
 	in := &d.in.Subject
@@ -329,19 +335,29 @@ func (s *csubject) hashOK(d *decider) bool {
 		}
 		in.ExeSHA256, in.HasSHA256 = sum, true
 	}
-	return slices.Contains(s.hashes, in.ExeSHA256)
+	return slices.Contains(hashes, in.ExeSHA256)
 }
 
 func (s *csubject) userOK(in *Subject) bool {
-	return len(s.uids) == 0 || slices.Contains(s.uids, in.UID)
+	return len(s.src.Users) == 0 || hasID(s.src.Users, in.UID)
 }
 
 func (s *csubject) groupOK(in *Subject) bool {
-	if len(s.gids) == 0 || slices.Contains(s.gids, in.GID) {
+	gids := s.src.Groups
+	if len(gids) == 0 || hasID(gids, in.GID) {
 		return true
 	}
 	for _, g := range in.Groups {
-		if slices.Contains(s.gids, g) {
+		if hasID(gids, g) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasID(refs []IDRef, id uint32) bool {
+	for i := range refs {
+		if refs[i].ID == id {
 			return true
 		}
 	}
@@ -349,7 +365,7 @@ func (s *csubject) groupOK(in *Subject) bool {
 }
 
 func (s *csubject) containerOK(in *Subject) bool {
-	c := s.container
+	c := s.src.Container
 	if c == nil {
 		return true
 	}
@@ -412,7 +428,7 @@ func imageMatches(images []string, c *Container) bool {
 }
 
 func (s *csubject) kubeOK(in *Subject) bool {
-	k := s.kube
+	k := s.src.Kubernetes
 	if k == nil {
 		return true
 	}
@@ -426,7 +442,7 @@ func (s *csubject) kubeOK(in *Subject) bool {
 }
 
 func (s *csubject) envOK(env *Env) bool {
-	e := s.env
+	e := s.src.Environment
 	if e == nil {
 		return true
 	}

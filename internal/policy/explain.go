@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/drmfilter/drmfilter/internal/glob"
 )
 
 // Explanation is Decide's answer with the reasons behind it, for `policy
@@ -59,7 +61,7 @@ func (m *Matcher) Explain(in *Input) Explanation {
 			d.covered = true
 			for i := range p.rules {
 				r := &p.rules[i]
-				rt := RuleTrace{Rule: r.name, Effect: r.effect.String(), Operations: r.ops.String(), Source: r.src.Pos, SubjectSpecificity: int(r.spec)}
+				rt := RuleTrace{Rule: r.name, Effect: r.effect.String(), Operations: r.ops.String(), Source: p.src.Spec.Rules[r.idx].Pos, SubjectSpecificity: int(r.spec)}
 				if r.ops&in.Op == 0 {
 					rt.Reason = fmt.Sprintf("operation %s is not one of %s", in.Op, r.ops)
 				} else if why, ok := r.subjectReason(&d); !ok {
@@ -118,13 +120,14 @@ func (m *Matcher) fileReason(p *cpolicy, in *Input) (int32, string, bool) {
 	spec := int32(-1)
 	if p.hasPaths {
 		best := ""
-		for _, pat := range p.pathPats {
-			if pat.Match(in.Path) && int32(pat.Specificity()) > spec {
+		// The Matcher keeps path globs only in its tries: compile them again.
+		for _, g := range files.Paths {
+			if pat := glob.MustCompile(g); pat.Match(in.Path) && int32(pat.Specificity()) > spec {
 				spec, best = int32(pat.Specificity()), pat.String()
 			}
 		}
-		for _, pat := range p.cpathPats {
-			if in.ContainerPath != "" && pat.Match(in.ContainerPath) && int32(pat.Specificity()) > spec {
+		for _, g := range files.ContainerPaths {
+			if pat := glob.MustCompile(g); in.ContainerPath != "" && pat.Match(in.ContainerPath) && int32(pat.Specificity()) > spec {
 				spec, best = int32(pat.Specificity()), "container path "+pat.String()
 			}
 		}
@@ -154,8 +157,8 @@ func (m *Matcher) fileReason(p *cpolicy, in *Input) (int32, string, bool) {
 	if len(files.StorageClasses) > 0 {
 		why = append(why, fmt.Sprintf("storage class %q", in.StorageClass))
 	}
-	for _, ex := range p.excludePats {
-		if ex.Match(in.Path) || (in.ContainerPath != "" && ex.Match(in.ContainerPath)) {
+	for _, g := range files.ExcludePaths {
+		if ex := glob.MustCompile(g); ex.Match(in.Path) || (in.ContainerPath != "" && ex.Match(in.ContainerPath)) {
 			return 0, fmt.Sprintf("excluded by %q", ex), false
 		}
 	}
@@ -179,7 +182,7 @@ func (r *crule) subjectReason(d *decider) (string, bool) {
 		return "no subject conditions: every process", true
 	}
 	in := &d.in.Subject
-	src := r.src.Subjects
+	src := s.src
 	var why []string
 	if len(src.Executables) > 0 {
 		if !s.exeOK(in.Exe) {
@@ -187,7 +190,7 @@ func (r *crule) subjectReason(d *decider) (string, bool) {
 		}
 		why = append(why, fmt.Sprintf("executable %q", in.Exe))
 	}
-	if len(s.hashes) > 0 {
+	if len(src.ExecutableHashes) > 0 {
 		if !s.hashOK(d) {
 			if !in.HasSHA256 {
 				return "executable hash unknown (the file could not be hashed)", false
@@ -196,24 +199,24 @@ func (r *crule) subjectReason(d *decider) (string, bool) {
 		}
 		why = append(why, fmt.Sprintf("executable sha256:%x", in.ExeSHA256))
 	}
-	if len(s.uids) > 0 {
+	if len(src.Users) > 0 {
 		if !s.userOK(in) {
 			return fmt.Sprintf("uid %d is not one of %s", in.UID, idList(src.Users)), false
 		}
 		why = append(why, fmt.Sprintf("uid %d", in.UID))
 	}
-	if len(s.gids) > 0 {
+	if len(src.Groups) > 0 {
 		if !s.groupOK(in) {
 			return fmt.Sprintf("gid %d and groups %v are not in %s", in.GID, in.Groups, idList(src.Groups)), false
 		}
 		why = append(why, "group")
 	}
-	if s.container != nil {
+	if src.Container != nil {
 		if !s.containerOK(in) {
 			if !in.Container.InContainer() {
 				return "the process is not in a container", false
 			}
-			if s.container.Scope == ContainerNoneScope {
+			if src.Container.Scope == ContainerNoneScope {
 				return fmt.Sprintf("the process is in container %s, the rule is for host processes", shortID(in.Container.ID)), false
 			}
 			return fmt.Sprintf("container %s (%s) is not selected", shortID(in.Container.ID), orUnknown(in.Container.Runtime)), false
@@ -224,7 +227,7 @@ func (r *crule) subjectReason(d *decider) (string, bool) {
 			why = append(why, "host process")
 		}
 	}
-	if s.kube != nil {
+	if src.Kubernetes != nil {
 		if !s.kubeOK(in) {
 			if in.Pod == nil {
 				return "the process is not in a known Kubernetes pod", false
@@ -233,7 +236,7 @@ func (r *crule) subjectReason(d *decider) (string, bool) {
 		}
 		why = append(why, fmt.Sprintf("pod %s/%s", in.Pod.Namespace, in.Pod.Name))
 	}
-	if s.env != nil {
+	if src.Environment != nil {
 		if !s.envOK(&d.in.Env) {
 			return fmt.Sprintf("environment (hypervisor %q, cloud %q, in container %v) is not selected", orNone(d.in.Env.Hypervisor), orNone(d.in.Env.Cloud), d.in.Env.InContainer), false
 		}

@@ -1,0 +1,93 @@
+package policy
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// agentSynthPolicies writes the YAML that bench/agent-lib.sh's
+// synth_policies gives bench/memory.sh: n rules in the shapes of
+// synthPolicies, every path under root, the first rule of each policy
+// allowing exe (variant changes the other executables).
+func agentSynthPolicies(n int, root, exe, variant string) string {
+	var b strings.Builder
+	rules := 0
+	for i := 0; rules < n; i++ {
+		fmt.Fprintf(&b, "---\napiVersion: drmfilter.dev/v1\nkind: ProtectionPolicy\nmetadata: {name: p%05d}\nspec:\n  files:\n", i)
+		switch {
+		case i == 0:
+			fmt.Fprintf(&b, "    paths: [\"%s/**/*.kdbx\"]\n", root)
+		case i%500 == 1:
+			fmt.Fprintf(&b, "    extensions: [secret%d]\n", i)
+		case i%10 < 6:
+			fmt.Fprintf(&b, "    paths: [\"%s/srv/dept%d/**\"]\n    excludePaths: [\"%s/srv/dept%d/public/**\"]\n", root, i, root, i)
+		case i%10 < 8:
+			fmt.Fprintf(&b, "    paths: [\"%s/home/*/projects/proj%d/**\"]\n    extensions: [go, py]\n", root, i)
+		case i%10 < 9:
+			fmt.Fprintf(&b, "    paths: [\"%s/data/%d/*/reports%d/*.pdf\"]\n", root, i%50, i)
+		default:
+			fmt.Fprintf(&b, "    paths: [\"%s/var/lib/app%d/secrets/**\"]\n    filesystems: [ext4, xfs]\n", root, i)
+		}
+		b.WriteString("  rules:\n")
+		for j := range min(5, n-rules) {
+			switch j {
+			case 0:
+				fmt.Fprintf(&b, "    - {name: app, operations: [open, read], subjects: {executables: [%s, /opt/app%s%d/bin/*]}, effect: allow}\n", exe, variant, i)
+			case 1:
+				fmt.Fprintf(&b, "    - {name: svc, operations: [open], subjects: {users: [\"%d\"], container: none}, effect: allow}\n", 1000+i%100)
+			case 2:
+				b.WriteString("    - {name: pods, operations: [open], subjects: {kubernetes: {namespaces: [prod], podLabels: {matchLabels: {app: api}}}}, effect: audit}\n")
+			case 3:
+				b.WriteString("    - {name: no-exec, operations: [exec], effect: deny}\n")
+			default:
+				b.WriteString("    - {name: deny, operations: [open], effect: deny}\n")
+			}
+			rules++
+		}
+	}
+	return b.String()
+}
+
+// loadMemoryKept holds the last Matcher BenchmarkLoadMemory built, so that
+// a -memprofile written after the benchmark shows what it keeps.
+var loadMemoryKept *Matcher
+
+// BenchmarkLoadMemory loads and compiles the 10,000 rules bench/memory.sh
+// gives the agent, as the agent does (read, Load, Compile, keep the
+// Matcher), and reports the heap still reachable after a collection: in
+// total and per rule.
+//
+//	go test -run '^$' -bench LoadMemory -benchtime 1x -memprofile mem.out ./internal/policy/
+//	go tool pprof -sample_index=inuse_space -top mem.out
+func BenchmarkLoadMemory(b *testing.B) {
+	const rules = 10000
+	root := "/tmp/drm-memory.Xq3v9TzB1c/t"
+	yaml := agentSynthPolicies(rules, root, "/tmp/drm-memory.Xq3v9TzB1c/bin/openloop", "a")
+	var live uint64
+	for b.Loop() {
+		loadMemoryKept = nil
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		// The agent reads the files afresh: their bytes are garbage once
+		// loaded.
+		src := []Source{{Name: root + "/synth.yaml", Data: []byte(yaml)}}
+		set, err := Load(src, LoadOptions{Resolver: testAccounts})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := set.Rules(); got != rules {
+			b.Fatalf("generated %d rules, want %d", got, rules)
+		}
+		m := Compile(set, CompileOptions{})
+		src = nil
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		live = after.HeapAlloc - before.HeapAlloc
+		loadMemoryKept = m
+	}
+	b.ReportMetric(float64(live)/rules, "B/rule")
+	b.ReportMetric(float64(live)/(1<<20), "MiB")
+}
