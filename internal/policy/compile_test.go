@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -59,5 +60,42 @@ spec:
 				}
 			}
 		})
+	}
+}
+
+// TestSharedLabelSelectors checks pod selectors that Load shares when
+// equal: equal ones select alike, different ones (by key, value or an extra
+// label) do not.
+func TestSharedLabelSelectors(t *testing.T) {
+	var b strings.Builder
+	for i, labels := range []string{"{app: api}", "{app: web}", "{app: api, tier: db}", "{tier: api}", "{app: api}"} {
+		fmt.Fprintf(&b, `---
+apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: p%d}
+spec:
+  files: {paths: ["/d%d/**"]}
+  rules:
+    - {name: pods, operations: [open], subjects: {kubernetes: {podLabels: {matchLabels: %s}}}, effect: allow}
+    - {name: deny, operations: [open], effect: deny}
+`, i, i, labels)
+	}
+	m := mustMatcher(t, b.String())
+	pods := map[string]map[string]string{
+		"api":    {"app": "api"},
+		"web":    {"app": "web"},
+		"api-db": {"app": "api", "tier": "db"},
+		"t-api":  {"tier": "api"},
+	}
+	// allowed[i]: the pods policy i allows.
+	allowed := [][]string{{"api", "api-db"}, {"web"}, {"api-db"}, {"t-api"}, {"api", "api-db"}}
+	for i, want := range allowed {
+		for name, labels := range pods {
+			in := &Input{Op: OpOpen, Path: fmt.Sprintf("/d%d/f", i), Subject: Subject{Exe: "/bin/cat", Pod: &Pod{Namespace: "ns", Name: name, Labels: labels}}}
+			got := m.Decide(in).Verdict == Allow
+			if got != slices.Contains(want, name) {
+				t.Errorf("policy p%d, pod %s %v: allowed %v", i, name, labels, got)
+			}
+		}
 	}
 }

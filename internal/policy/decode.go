@@ -25,6 +25,7 @@ import (
 type decoder struct {
 	file string
 	errs ErrorList
+	in   *interner
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos {
@@ -137,7 +138,7 @@ func (d *decoder) str(n *yaml.Node, field string) (string, bool) {
 		d.errorf(n, field, "must not be empty")
 		return "", false
 	}
-	return n.Value, true
+	return d.in.str(n.Value), true
 }
 
 // list decodes a non-empty sequence, calling item for every element.
@@ -160,7 +161,7 @@ func (d *decoder) list(n *yaml.Node, field string, item func(n *yaml.Node, field
 // strList decodes a non-empty list of strings, checking each with check
 // (which may be nil) and rejecting duplicates.
 func (d *decoder) strList(n *yaml.Node, field string, check func(s string) error) []string {
-	var out []string
+	out := make([]string, 0, listLen(n))
 	seen := map[string]int{}
 	d.list(n, field, func(c *yaml.Node, f string) {
 		s, ok := d.str(c, f)
@@ -212,9 +213,17 @@ func (d *decoder) stringMap(n *yaml.Node, field string) map[string]string {
 			d.errorf(k, joinField(field, k.Value), "key given twice")
 			continue
 		}
-		out[k.Value] = v.Value
+		out[d.in.str(k.Value)] = d.in.str(v.Value)
 	}
 	return out
+}
+
+// listLen is the length of a list node, for sizing what is decoded from it.
+func listLen(n *yaml.Node) int {
+	if n = resolve(n); n.Kind == yaml.SequenceNode {
+		return len(n.Content)
+	}
+	return 0
 }
 
 func oneOf(valid []string, what string) func(string) error {
@@ -239,8 +248,8 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parseDocuments decodes every document in data. Empty documents are
 // skipped. A YAML syntax error stops the file (the parser cannot go on).
-func parseDocuments(file string, data []byte) ([]*Policy, ErrorList) {
-	d := &decoder{file: file}
+func parseDocuments(file string, data []byte, in *interner) ([]*Policy, ErrorList) {
+	d := &decoder{file: file, in: in}
 	var out []*Policy
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
@@ -363,6 +372,7 @@ func (d *decoder) spec(n *yaml.Node, p *Policy) {
 	if v := f.get("rules"); v == nil {
 		d.errorf(n, "spec", "missing required field \"rules\": a policy needs at least one rule")
 	} else {
+		p.Spec.Rules = make([]Rule, 0, listLen(v))
 		d.list(v, "spec.rules", func(c *yaml.Node, field string) {
 			if r, ok := d.rule(c, field); ok {
 				p.Spec.Rules = append(p.Spec.Rules, r)
@@ -387,7 +397,7 @@ func (d *decoder) files(n *yaml.Node, fs *FileSelector) {
 	if v := f.get("extensions"); v != nil {
 		fs.Extensions = d.strList(v, field+".extensions", checkExtension)
 		for i, e := range fs.Extensions {
-			fs.Extensions[i] = normalizeExt(e)
+			fs.Extensions[i] = d.in.str(normalizeExt(e))
 		}
 	}
 	if v := f.get("filesystems"); v != nil {
@@ -522,7 +532,7 @@ func parseHash(s string) ([32]byte, error) {
 }
 
 func (d *decoder) idRefs(n *yaml.Node, field string) []IDRef {
-	var out []IDRef
+	out := make([]IDRef, 0, listLen(n))
 	seen := map[string]bool{}
 	d.list(n, field, func(c *yaml.Node, f string) {
 		if c.Kind != yaml.ScalarNode || c.Tag == "!!null" || c.Value == "" {
@@ -534,7 +544,7 @@ func (d *decoder) idRefs(n *yaml.Node, field string) []IDRef {
 			return
 		}
 		seen[c.Value] = true
-		out = append(out, IDRef{Name: c.Value, Pos: d.pos(c)})
+		out = append(out, IDRef{Name: d.in.str(c.Value), Pos: d.pos(c)})
 	})
 	return out
 }

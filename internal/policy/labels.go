@@ -155,13 +155,19 @@ func (d *decoder) labelSelector(n *yaml.Node, field string) *LabelSelector {
 		if len(s.MatchLabels) == 0 && v.Kind == yaml.MappingNode {
 			d.errorf(v, field+".matchLabels", "empty matchLabels; leave it out or give at least one label")
 		}
+		valid := true
 		for k, val := range s.MatchLabels {
 			if err := checkLabelKey(k); err != nil {
 				d.errorf(v, field+".matchLabels", "%v", err)
+				valid = false
 			}
 			if err := checkLabelValue(val); err != nil {
 				d.errorf(v, field+".matchLabels."+k, "%v", err)
+				valid = false
 			}
+		}
+		if valid && len(s.MatchLabels) > 0 {
+			s.MatchLabels = d.in.labelMap(s.MatchLabels)
 		}
 	}
 	if v := f.get("matchExpressions"); v != nil {

@@ -158,11 +158,12 @@ func ParseEffect(s string) (Effect, error) {
 // Rule says that the subjects it selects may (allow), may not (deny), or may
 // and are recorded (audit) perform its operations on the policy's files.
 type Rule struct {
-	Name       string
+	Name     string
+	Subjects *Subjects // nil: every process
+	Pos      Pos
+	// The two bytes last, so that a Rule takes 64 bytes, not 72.
 	Operations Operation
-	Subjects   *Subjects // nil: every process
 	Effect     Effect
-	Pos        Pos
 }
 
 // Subjects select processes. Every field that is given must match (AND);
