@@ -47,10 +47,9 @@ type pathTarget struct {
 
 type cpolicy struct {
 	idx      int32
-	audit    bool // audit mode: may only record, never change a verdict
-	hasPaths bool // paths or containerPaths
-	name     string
-	src      *Policy
+	audit    bool    // audit mode: may only record, never change a verdict
+	hasPaths bool    // paths or containerPaths
+	src      *Policy // its name, rule names and sources
 
 	exts    strSet   // empty: any extension
 	fsTypes []string // empty: any
@@ -67,10 +66,9 @@ type cpolicy struct {
 const excludeTrieMin = 8
 
 type crule struct {
-	name   string
-	subj   *csubject // nil: every process
-	idx    int32     // in the policy's Spec.Rules
-	spec   int32     // subject specificity: how many kinds of subject condition it names
+	subj   csubject
+	idx    int32 // in the policy's Spec.Rules
+	spec   int32 // subject specificity: how many kinds of subject condition it names
 	ops    Operation
 	effect Effect
 }
@@ -78,35 +76,38 @@ type crule struct {
 // csubject is a rule's compiled subject selector: the executables sorted
 // into literal names and globs; every other condition is read from src.
 type csubject struct {
-	src      *Subjects
-	exeExact strSet
-	exeGlobs []*glob.Pattern
+	src *Subjects // nil: every process
+	exe *exeSet   // nil: any executable
+}
+
+type exeSet struct {
+	exact strSet
+	globs []*glob.Pattern
 }
 
 // Compile turns a loaded Set into a Matcher. The Set must come from Load,
 // which has validated it; Compile does not fail.
 func Compile(set *Set, opts CompileOptions) *Matcher {
 	m := &Matcher{set: set, byExt: map[string][]int32{}, policies: make([]*cpolicy, 0, len(set.Policies))}
-	nrules, nsubj, npaths := 0, 0, 0
+	nrules, nexe, npaths := 0, 0, 0
 	for _, p := range set.Policies {
 		nrules += len(p.Spec.Rules)
 		for i := range p.Spec.Rules {
-			if p.Spec.Rules[i].Subjects != nil {
-				nsubj++
+			if s := p.Spec.Rules[i].Subjects; s != nil && len(s.Executables) > 0 {
+				nexe++
 			}
 		}
 		npaths += len(p.Spec.Files.Paths) + len(p.Spec.Files.ContainerPaths)
 	}
-	// One allocation each for every policy, rule and subject.
+	// One allocation each for every policy, rule and executable selector.
 	cpols := make([]cpolicy, len(set.Policies))
 	crules := make([]crule, 0, nrules)
-	csubjs := make([]csubject, 0, nsubj)
+	exes := make([]exeSet, 0, nexe)
 	m.pathTargets = make([]pathTarget, 0, npaths)
 	for i, p := range set.Policies {
 		cp := &cpols[i]
 		*cp = cpolicy{
 			idx:      int32(i),
-			name:     p.Name,
 			audit:    opts.ForceAudit || p.Spec.Mode == ModeAudit,
 			src:      p,
 			hasPaths: len(p.Spec.Files.Paths)+len(p.Spec.Files.ContainerPaths) > 0,
@@ -150,12 +151,15 @@ func Compile(set *Set, opts CompileOptions) *Matcher {
 		first := len(crules)
 		for j := range p.Spec.Rules {
 			r := &p.Spec.Rules[j]
-			cr := crule{idx: int32(j), name: r.Name, ops: r.Operations, effect: r.Effect}
-			if r.Subjects != nil {
-				csubjs = append(csubjs, csubject{})
-				cr.subj = &csubjs[len(csubjs)-1]
-				cr.spec = cr.subj.compile(r.Subjects)
-				if len(r.Subjects.ExecutableHashes) > 0 {
+			cr := crule{idx: int32(j), ops: r.Operations, effect: r.Effect}
+			if s := r.Subjects; s != nil {
+				cr.subj.src = s
+				if len(s.Executables) > 0 {
+					exes = append(exes, compileExecutables(s.Executables))
+					cr.subj.exe = &exes[len(exes)-1]
+				}
+				cr.spec = subjectSpecificity(s)
+				if len(s.ExecutableHashes) > 0 {
 					m.needsHash = true
 				}
 			}
@@ -172,29 +176,30 @@ func Compile(set *Set, opts CompileOptions) *Matcher {
 	return m
 }
 
-// compile fills c from s and returns the subject specificity: how many
-// kinds of condition s names.
-func (c *csubject) compile(s *Subjects) int32 {
-	c.src = s
-	var spec int32
-	if len(s.Executables) > 0 {
-		spec++
-		var exact []string
-		for _, e := range s.Executables {
-			pat := glob.MustCompile(e)
-			if pat.IsLiteral() {
-				exact = append(exact, e)
-			} else {
-				c.exeGlobs = append(c.exeGlobs, pat)
-			}
+// compileExecutables sorts executables into literal names and globs.
+func compileExecutables(exes []string) exeSet {
+	var e exeSet
+	var exact []string
+	for _, x := range exes {
+		pat := glob.MustCompile(x)
+		if pat.IsLiteral() {
+			exact = append(exact, x)
+		} else {
+			e.globs = append(e.globs, pat)
 		}
-		if len(exact) == len(s.Executables) {
-			exact = s.Executables // share the Set's slice
-		}
-		c.exeExact = newStrSet(exact)
 	}
-	for _, given := range []bool{len(s.ExecutableHashes) > 0, len(s.Users) > 0, len(s.Groups) > 0,
-		s.Container != nil, s.Kubernetes != nil, s.Environment != nil} {
+	if len(exact) == len(exes) {
+		exact = exes // share the Set's slice
+	}
+	e.exact = newStrSet(exact)
+	return e
+}
+
+// subjectSpecificity is how many kinds of condition s names.
+func subjectSpecificity(s *Subjects) int32 {
+	var spec int32
+	for _, given := range []bool{len(s.Executables) > 0, len(s.ExecutableHashes) > 0, len(s.Users) > 0,
+		len(s.Groups) > 0, s.Container != nil, s.Kubernetes != nil, s.Environment != nil} {
 		if given {
 			spec++
 		}

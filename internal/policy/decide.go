@@ -201,7 +201,7 @@ func (m *Matcher) Decide(in *Input) Decision {
 func (d *decider) result() Decision {
 	dec := Decision{Covered: d.covered}
 	if e := d.enforce; e.r != nil {
-		dec.Effect, dec.Policy, dec.Rule = e.r.effect, e.p.name, e.r.name
+		dec.Effect, dec.Policy, dec.Rule = e.r.effect, e.p.src.Name, e.p.ruleName(e.r)
 		switch e.r.effect {
 		case EffectDeny:
 			dec.Verdict, dec.Audit = Deny, true
@@ -212,7 +212,7 @@ func (d *decider) result() Decision {
 	if a := d.audit; a.r != nil && dec.Verdict == Allow {
 		switch a.r.effect {
 		case EffectDeny:
-			dec.WouldDeny, dec.WouldPolicy, dec.WouldRule, dec.Audit = true, a.p.name, a.r.name, true
+			dec.WouldDeny, dec.WouldPolicy, dec.WouldRule, dec.Audit = true, a.p.src.Name, a.p.ruleName(a.r), true
 		case EffectAudit:
 			dec.Audit = true
 		}
@@ -241,12 +241,15 @@ func (d *decider) consider(p *cpolicy, fileSpec int32) {
 			// It could not win even if it matched: skip its subject test.
 			continue
 		}
-		if r.subj != nil && !r.subj.matches(d) {
+		if r.subj.src != nil && !r.subj.matches(d) {
 			continue
 		}
 		*best = cand
 	}
 }
+
+// ruleName is the name of r, one of p's rules.
+func (p *cpolicy) ruleName(r *crule) string { return p.src.Spec.Rules[r.idx].Name }
 
 // fileMatches checks the parts of the file selector that the index did not.
 // Extensions and exclusions are checked against the container path too,
@@ -304,13 +307,14 @@ func (s *csubject) matches(d *decider) bool {
 }
 
 func (s *csubject) exeOK(exe string) bool {
-	if len(s.src.Executables) == 0 {
+	e := s.exe
+	if e == nil {
 		return true
 	}
-	if s.exeExact.has(exe) {
+	if e.exact.has(exe) {
 		return true
 	}
-	for _, g := range s.exeGlobs {
+	for _, g := range e.globs {
 		if g.Match(exe) {
 			return true
 		}

@@ -51,7 +51,7 @@ func (m *Matcher) Explain(in *Input) Explanation {
 	var enforce, audit []match
 	where := map[*crule][2]int{} // rule -> index of its policy and rule trace
 	for _, p := range m.policies {
-		pt := PolicyTrace{Policy: p.name, Mode: "enforce", Source: p.src.Pos}
+		pt := PolicyTrace{Policy: p.src.Name, Mode: "enforce", Source: p.src.Pos}
 		if p.audit {
 			pt.Mode = "audit"
 		}
@@ -61,7 +61,7 @@ func (m *Matcher) Explain(in *Input) Explanation {
 			d.covered = true
 			for i := range p.rules {
 				r := &p.rules[i]
-				rt := RuleTrace{Rule: r.name, Effect: r.effect.String(), Operations: r.ops.String(), Source: p.src.Spec.Rules[r.idx].Pos, SubjectSpecificity: int(r.spec)}
+				rt := RuleTrace{Rule: p.ruleName(r), Effect: r.effect.String(), Operations: r.ops.String(), Source: p.src.Spec.Rules[r.idx].Pos, SubjectSpecificity: int(r.spec)}
 				if r.ops&in.Op == 0 {
 					rt.Reason = fmt.Sprintf("operation %s is not one of %s", in.Op, r.ops)
 				} else if why, ok := r.subjectReason(&d); !ok {
@@ -97,7 +97,7 @@ func (m *Matcher) Explain(in *Input) Explanation {
 		})
 		for i, c := range ms {
 			trace(c.r).Rank = i + 1
-			ex.Order = append(ex.Order, c.p.name+"/"+c.r.name)
+			ex.Order = append(ex.Order, c.p.src.Name+"/"+c.p.ruleName(c.r))
 		}
 		return ms
 	}
@@ -177,8 +177,8 @@ func extIn(path string, exts []string) bool {
 
 // subjectReason is the explaining twin of csubject.matches.
 func (r *crule) subjectReason(d *decider) (string, bool) {
-	s := r.subj
-	if s == nil {
+	s := &r.subj
+	if s.src == nil {
 		return "no subject conditions: every process", true
 	}
 	in := &d.in.Subject
