@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -86,9 +87,13 @@ func (w *segment) matchWild(seg string) bool {
 // Pattern is one compiled path pattern. It is immutable and safe for
 // concurrent use.
 type Pattern struct {
-	raw      string
+	raw string
+	// The leading literal segments are not compiled: a name matches them
+	// when it starts with raw[:prefix] followed by a / or nothing. segs
+	// are the segments after them, from the first wildcard on.
 	segs     []segment
-	literals int
+	prefix   int32
+	literals int32
 }
 
 // Compile validates and compiles an absolute path pattern.
@@ -107,8 +112,12 @@ func Compile(pattern string) (*Pattern, error) {
 		return p, nil
 	}
 	rest := strings.TrimSuffix(pattern[1:], "/")
-	p.segs = make([]segment, 0, strings.Count(rest, "/")+1)
+	var buf [8]segment
+	segs := buf[:0]
+	end := 0 // of the segment before s in pattern
 	for s := range strings.SplitSeq(rest, "/") {
+		start := end + 1
+		end = start + len(s)
 		switch {
 		case s == "":
 			return bad("empty path segment (//)")
@@ -116,10 +125,10 @@ func Compile(pattern string) (*Pattern, error) {
 			return bad(fmt.Sprintf("path segment %q is not allowed; write the path without it", s))
 		case s == "**":
 			// Two ** in a row mean the same as one.
-			if n := len(p.segs); n > 0 && p.segs[n-1].kind == segDoubleStar {
+			if n := len(segs); n > 0 && segs[n-1].kind == segDoubleStar {
 				continue
 			}
-			p.segs = append(p.segs, segment{kind: segDoubleStar, text: s})
+			segs = append(segs, segment{kind: segDoubleStar, text: s})
 		case strings.Contains(s, "**"):
 			return bad(fmt.Sprintf("** must be a whole path segment, as in /dir/**/file, not %q", s))
 		case strings.ContainsAny(s, `*?[\`):
@@ -131,11 +140,18 @@ func Compile(pattern string) (*Pattern, error) {
 			if err := checkClasses(s); err != nil {
 				return bad(fmt.Sprintf("segment %q: %v", s, err))
 			}
-			p.segs = append(p.segs, wildSegment(s))
+			segs = append(segs, wildSegment(s))
 		default:
-			p.segs = append(p.segs, segment{kind: segLiteral, text: s})
+			if len(segs) == 0 {
+				p.prefix = int32(end)
+			} else {
+				segs = append(segs, segment{kind: segLiteral, text: s})
+			}
 			p.literals++
 		}
+	}
+	if len(segs) > 0 {
+		p.segs = slices.Clone(segs)
 	}
 	return p, nil
 }
@@ -189,10 +205,10 @@ func (p *Pattern) String() string { return p.raw }
 
 // Specificity is the number of literal segments: /srv/finance/** has 2,
 // /srv/*/q3.xlsx has 2, /** has 0. Policies use it to rank matches.
-func (p *Pattern) Specificity() int { return p.literals }
+func (p *Pattern) Specificity() int { return int(p.literals) }
 
 // IsLiteral reports whether the pattern has no wildcard at all.
-func (p *Pattern) IsLiteral() bool { return p.literals == len(p.segs) }
+func (p *Pattern) IsLiteral() bool { return len(p.segs) == 0 }
 
 // Match reports whether the absolute, clean path matches the pattern.
 // It does not allocate.
@@ -200,7 +216,32 @@ func (p *Pattern) Match(name string) bool {
 	if name == "" || name[0] != '/' {
 		return false
 	}
-	return matchSegs(p.segs, name, 1)
+	pos := 1
+	if p.prefix > 0 {
+		pre := p.raw[:p.prefix]
+		if !strings.HasPrefix(name, pre) {
+			return false
+		}
+		switch {
+		case len(name) == len(pre):
+			pos = len(name)
+		case name[len(pre)] == '/':
+			pos = len(pre) + 1
+		default:
+			return false
+		}
+	}
+	return matchSegs(p.segs, name, pos)
+}
+
+// literalPrefix calls f with each leading literal segment of p.
+func (p *Pattern) literalPrefix(f func(seg string)) {
+	if p.prefix == 0 {
+		return
+	}
+	for s := range strings.SplitSeq(p.raw[1:p.prefix], "/") {
+		f(s)
+	}
 }
 
 // matchSegs matches segs against name[pos:], where pos is the start of a

@@ -2,7 +2,9 @@ package glob
 
 import (
 	"errors"
+	"path"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -24,6 +26,8 @@ func TestPatternMatch(t *testing.T) {
 		{"/a/**/b/**/c", []string{"/a/b/c", "/a/x/b/y/z/c"}, []string{"/a/b", "/a/c/b"}},
 		{"/exact/path.txt", []string{"/exact/path.txt"}, []string{"/exact/path.txt2", "/exact", "exact/path.txt", ""}},
 		{"/dir/", []string{"/dir"}, []string{"/dir/a"}},
+		{"/srv/fin", []string{"/srv/fin"}, []string{"/srv/finance", "/srv/fi", "/srv", "/srv/fin/a", "/srvx/fin"}},
+		{"/srv/fin/*/x/**", []string{"/srv/fin/a/x", "/srv/fin/a/x/y/z"}, []string{"/srv/finx/a/x", "/srv/fin/x", "/srv/fin/a/xy", "/srv/fi/a/x"}},
 	}
 	for _, c := range cases {
 		p, err := Compile(c.pattern)
@@ -68,6 +72,68 @@ func TestSpecificity(t *testing.T) {
 	for pattern, want := range map[string]int{"/**": 0, "/srv/finance/**": 2, "/srv/*/q3.xlsx": 2, "/a/b/c": 3} {
 		if got := MustCompile(pattern).Specificity(); got != want {
 			t.Errorf("Specificity(%q) = %d, want %d", pattern, got, want)
+		}
+	}
+}
+
+func TestIsLiteral(t *testing.T) {
+	for pattern, want := range map[string]bool{"/": true, "/a/b/c": true, "/dir/": true, "/a/*/c": false, "/a/b/**": false, "/a/b?": false} {
+		if got := MustCompile(pattern).IsLiteral(); got != want {
+			t.Errorf("IsLiteral(%q) = %v, want %v", pattern, got, want)
+		}
+	}
+}
+
+// refMatch is a plain matcher to check Pattern and Trie against: segment by
+// segment with path.Match, ** by trying every split.
+func refMatch(pattern, name string) bool {
+	split := func(s string) []string {
+		s = strings.Trim(s, "/")
+		if s == "" {
+			return nil
+		}
+		return strings.Split(s, "/")
+	}
+	if name == "" || name[0] != '/' {
+		return false
+	}
+	var match func(ps, ns []string) bool
+	match = func(ps, ns []string) bool {
+		if len(ps) == 0 {
+			return len(ns) == 0
+		}
+		if ps[0] == "**" {
+			for i := 0; i <= len(ns); i++ {
+				if match(ps[1:], ns[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(ns) == 0 {
+			return false
+		}
+		ok, _ := path.Match(ps[0], ns[0])
+		return ok && match(ps[1:], ns[1:])
+	}
+	return match(split(pattern), split(name))
+}
+
+func TestMatchAgreesWithReference(t *testing.T) {
+	patterns := []string{"/", "/**", "/a", "/a/b", "/a/**", "/a/b/**", "/a/*", "/a/*/c", "/a/**/c", "/**/c", "/a/b*", "/a/b/c/**/d/*.x", "/ab/[a-c]?/**"}
+	names := []string{"/", "/a", "/ab", "/a/b", "/a/bc", "/a/b/c", "/a/x/c", "/a/b/c/d/e.x", "/a/b/c/q/d/e.x", "/ab/b1/z", "/ab/d1", "/c", "/x/y/c"}
+	for _, pat := range patterns {
+		p := MustCompile(pat)
+		var tr Trie
+		tr.Insert(p, 1)
+		for _, name := range names {
+			want := refMatch(pat, name)
+			if got := p.Match(name); got != want {
+				t.Errorf("%q.Match(%q) = %v, want %v", pat, name, got, want)
+			}
+			if got := len(tr.Match(nil, name)) > 0; got != want {
+				t.Errorf("trie with %q on %q: %v, want %v", pat, name, got, want)
+			}
 		}
 	}
 }
@@ -125,6 +191,13 @@ func FuzzCompileMatch(f *testing.F) {
 		got := len(tr.Match(nil, name)) > 0
 		if got != p.Match(name) {
 			t.Fatalf("trie and Pattern.Match disagree for %q on %q: trie %v", pattern, name, got)
+		}
+		// The reference splits clean paths only, and path.Match treats
+		// escapes and classes differently from a whole-path view.
+		if !strings.ContainsAny(pattern, `\[`) && path.Clean(name) == name {
+			if want := refMatch(pattern, name); got != want {
+				t.Fatalf("%q on %q: %v, reference %v", pattern, name, got, want)
+			}
 		}
 	})
 }

@@ -26,18 +26,11 @@ type wildEdge struct {
 // Insert adds p under id. The same id may be inserted for several patterns.
 func (t *Trie) Insert(p *Pattern, id int32) {
 	n := &t.root
+	p.literalPrefix(func(seg string) { n = n.literal(seg) })
 	for _, s := range p.segs {
 		switch s.kind {
 		case segLiteral:
-			if n.lit == nil {
-				n.lit = make(map[string]*node)
-			}
-			c := n.lit[s.text]
-			if c == nil {
-				c = &node{}
-				n.lit[s.text] = c
-			}
-			n = c
+			n = n.literal(s.text)
 		case segWild:
 			var c *node
 			for _, w := range n.wild {
@@ -60,6 +53,20 @@ func (t *Trie) Insert(p *Pattern, id int32) {
 	}
 	n.ids = append(n.ids, id)
 	t.size++
+}
+
+// literal returns the child of n for the literal segment seg, adding it if
+// needed.
+func (n *node) literal(seg string) *node {
+	if n.lit == nil {
+		n.lit = make(map[string]*node)
+	}
+	c := n.lit[seg]
+	if c == nil {
+		c = &node{}
+		n.lit[seg] = c
+	}
+	return c
 }
 
 // Len is the number of patterns inserted.
