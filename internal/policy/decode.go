@@ -25,7 +25,7 @@ import (
 type decoder struct {
 	file string
 	errs ErrorList
-	in   *interner
+	a    *setAlloc
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos {
@@ -138,7 +138,7 @@ func (d *decoder) str(n *yaml.Node, field string) (string, bool) {
 		d.errorf(n, field, "must not be empty")
 		return "", false
 	}
-	return d.in.str(n.Value), true
+	return d.a.str(n.Value), true
 }
 
 // list decodes a non-empty sequence, calling item for every element.
@@ -159,10 +159,19 @@ func (d *decoder) list(n *yaml.Node, field string, item func(n *yaml.Node, field
 }
 
 // strList decodes a non-empty list of strings, checking each with check
-// (which may be nil) and rejecting duplicates.
+// (which may be nil) and rejecting duplicates, for the Set to keep.
 func (d *decoder) strList(n *yaml.Node, field string, check func(s string) error) []string {
-	out := make([]string, 0, listLen(n))
-	seen := map[string]int{}
+	return d.appendStrs(list(&d.a.strLists, listLen(n)), n, field, check)
+}
+
+// dupMapMin is the length from which appendStrs finds duplicates with a map.
+const dupMapMin = 16
+
+// appendStrs is strList appending to out: nil for a list only read while
+// decoding.
+func (d *decoder) appendStrs(out []string, n *yaml.Node, field string, check func(s string) error) []string {
+	var lines []int         // of out's entries, for the duplicate error
+	var seen map[string]int // index in out, once out is long
 	d.list(n, field, func(c *yaml.Node, f string) {
 		s, ok := d.str(c, f)
 		if !ok {
@@ -174,12 +183,26 @@ func (d *decoder) strList(n *yaml.Node, field string, check func(s string) error
 				return
 			}
 		}
-		if line, dup := seen[s]; dup {
-			d.errorf(c, f, "%q is listed twice (first at line %d)", s, line)
+		// Most lists are short, and a search costs less than a map.
+		i, dup := seen[s]
+		if seen == nil {
+			i = slices.Index(out, s)
+			dup = i >= 0
+		}
+		if dup {
+			d.errorf(c, f, "%q is listed twice (first at line %d)", s, lines[i])
 			return
 		}
-		seen[s] = c.Line
+		lines = append(lines, c.Line)
 		out = append(out, s)
+		if seen == nil && len(out) == dupMapMin {
+			seen = make(map[string]int, 2*dupMapMin)
+			for j, x := range out {
+				seen[x] = j
+			}
+		} else if seen != nil {
+			seen[s] = len(out) - 1
+		}
 	})
 	return out
 }
@@ -213,7 +236,7 @@ func (d *decoder) stringMap(n *yaml.Node, field string) map[string]string {
 			d.errorf(k, joinField(field, k.Value), "key given twice")
 			continue
 		}
-		out[d.in.str(k.Value)] = d.in.str(v.Value)
+		out[d.a.str(k.Value)] = d.a.str(v.Value)
 	}
 	return out
 }
@@ -248,8 +271,8 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parseDocuments decodes every document in data. Empty documents are
 // skipped. A YAML syntax error stops the file (the parser cannot go on).
-func parseDocuments(file string, data []byte, in *interner) ([]*Policy, ErrorList) {
-	d := &decoder{file: file, in: in}
+func parseDocuments(file string, data []byte, a *setAlloc) ([]*Policy, ErrorList) {
+	d := &decoder{file: file, a: a}
 	var out []*Policy
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
@@ -294,7 +317,8 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 	if !ok {
 		return nil
 	}
-	p := &Policy{Pos: d.pos(n)}
+	p := one(&d.a.policies)
+	p.Pos = d.pos(n)
 	errsBefore := len(d.errs)
 	for _, k := range []string{"apiVersion", "kind", "metadata", "spec"} {
 		if f.get(k) == nil {
@@ -372,7 +396,7 @@ func (d *decoder) spec(n *yaml.Node, p *Policy) {
 	if v := f.get("rules"); v == nil {
 		d.errorf(n, "spec", "missing required field \"rules\": a policy needs at least one rule")
 	} else {
-		p.Spec.Rules = make([]Rule, 0, listLen(v))
+		p.Spec.Rules = list(&d.a.rules, listLen(v))
 		d.list(v, "spec.rules", func(c *yaml.Node, field string) {
 			if r, ok := d.rule(c, field); ok {
 				p.Spec.Rules = append(p.Spec.Rules, r)
@@ -397,7 +421,7 @@ func (d *decoder) files(n *yaml.Node, fs *FileSelector) {
 	if v := f.get("extensions"); v != nil {
 		fs.Extensions = d.strList(v, field+".extensions", checkExtension)
 		for i, e := range fs.Extensions {
-			fs.Extensions[i] = d.in.str(normalizeExt(e))
+			fs.Extensions[i] = d.a.str(normalizeExt(e))
 		}
 	}
 	if v := f.get("filesystems"); v != nil {
@@ -458,7 +482,7 @@ func (d *decoder) rule(n *yaml.Node, field string) (Rule, bool) {
 	if v := f.get("operations"); v == nil {
 		d.errorf(n, field, "missing required field \"operations\" (open, exec, read)")
 	} else {
-		for _, s := range d.strList(v, field+".operations", func(s string) error { _, err := ParseOperation(s); return err }) {
+		for _, s := range d.appendStrs(nil, v, field+".operations", func(s string) error { _, err := ParseOperation(s); return err }) {
 			op, _ := ParseOperation(s)
 			r.Operations |= op
 		}
@@ -483,7 +507,8 @@ func (d *decoder) subjects(n *yaml.Node, field string) *Subjects {
 	if !ok {
 		return nil
 	}
-	s := &Subjects{Pos: d.pos(n)}
+	s := one(&d.a.subjects)
+	s.Pos = d.pos(n)
 	if len(f.vals) == 0 {
 		d.errorf(n, field, "empty subjects; leave \"subjects\" out to select every program, or give executables, executableHashes, users, groups, container, kubernetes or environment")
 		return s
@@ -492,7 +517,7 @@ func (d *decoder) subjects(n *yaml.Node, field string) *Subjects {
 		s.Executables = d.strList(v, field+".executables", checkGlob)
 	}
 	if v := f.get("executableHashes"); v != nil {
-		for _, h := range d.strList(v, field+".executableHashes", checkHash) {
+		for _, h := range d.appendStrs(nil, v, field+".executableHashes", checkHash) {
 			sum, _ := parseHash(h)
 			s.ExecutableHashes = append(s.ExecutableHashes, sum)
 		}
@@ -532,7 +557,7 @@ func parseHash(s string) ([32]byte, error) {
 }
 
 func (d *decoder) idRefs(n *yaml.Node, field string) []IDRef {
-	out := make([]IDRef, 0, listLen(n))
+	out := list(&d.a.idRefs, listLen(n))
 	seen := map[string]bool{}
 	d.list(n, field, func(c *yaml.Node, f string) {
 		if c.Kind != yaml.ScalarNode || c.Tag == "!!null" || c.Value == "" {
@@ -544,7 +569,7 @@ func (d *decoder) idRefs(n *yaml.Node, field string) []IDRef {
 			return
 		}
 		seen[c.Value] = true
-		out = append(out, IDRef{Name: d.in.str(c.Value), Pos: d.pos(c)})
+		out = append(out, IDRef{Name: d.a.str(c.Value), Pos: d.pos(c)})
 	})
 	return out
 }
@@ -556,7 +581,8 @@ var containerRuntimes = []string{"docker", "podman", "containerd", "cri-o", "lxc
 var containerIDRE = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
 
 func (d *decoder) container(n *yaml.Node, field string) *ContainerSelector {
-	c := &ContainerSelector{Pos: d.pos(n)}
+	c := one(&d.a.containers)
+	c.Pos = d.pos(n)
 	if n.Kind == yaml.ScalarNode {
 		switch n.Value {
 		case "any":
@@ -599,7 +625,8 @@ func checkImage(s string) error {
 }
 
 func (d *decoder) kubernetes(n *yaml.Node, field string) *KubernetesSelector {
-	k := &KubernetesSelector{Pos: d.pos(n)}
+	k := one(&d.a.kubes)
+	k.Pos = d.pos(n)
 	f, ok := d.selector(n, field, "kubernetes selector; give", "namespaces", "podLabels")
 	if !ok {
 		return k
@@ -622,7 +649,8 @@ var clouds = []string{"azure", "aws", "gcp", "oracle", "alibaba", "digitalocean"
 var machines = []string{"physical", "virtual"}
 
 func (d *decoder) environment(n *yaml.Node, field string) *EnvironmentSelector {
-	e := &EnvironmentSelector{Pos: d.pos(n)}
+	e := one(&d.a.envs)
+	e.Pos = d.pos(n)
 	f, ok := d.selector(n, field, "environment selector; give", "machines", "hypervisors", "clouds", "inContainer")
 	if !ok {
 		return e

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -69,6 +70,11 @@ func TestInvalidPoliciesNameFileLineColumnAndField(t *testing.T) {
 			[]string{`p1.yaml:5: YAML syntax: did not find expected ',' or '}'`}},
 		{"YAML tab", head + "spec:\n\tfiles: {}\n",
 			[]string{`p1.yaml:5: YAML syntax: found character that cannot start any token`}},
+		{"duplicate in a short list", head + "spec:\n  files: {paths: [/a]}\n  rules: [{name: r, operations: [open, read, open], effect: deny}]\n",
+			[]string{`p1.yaml:6:46: spec.rules[0].operations[2]: "open" is listed twice (first at line 6)`}},
+		{"duplicates in a long list", head + "spec:\n  files:\n    paths:\n" + longPaths + "      - /p3\n      - /p21\n  rules: [{name: r, operations: [open], effect: deny}]\n",
+			[]string{`p1.yaml:31:9: spec.files.paths[24]: "/p3" is listed twice (first at line 10)`,
+				`p1.yaml:32:9: spec.files.paths[25]: "/p21" is listed twice (first at line 28)`}},
 		{"not a mapping", "- just\n- a list\n",
 			[]string{`p1.yaml:1:1: expected a mapping with fields apiVersion, kind, metadata, spec, got a list`}},
 	}
@@ -96,6 +102,16 @@ func TestInvalidPoliciesNameFileLineColumnAndField(t *testing.T) {
 		})
 	}
 }
+
+// longPaths is a list of 24 paths, /p0 to /p23, one a line from line 7
+// of a document that starts with head and "spec:\n  files:\n    paths:\n".
+var longPaths = func() string {
+	var b strings.Builder
+	for i := range 24 {
+		fmt.Fprintf(&b, "      - /p%d\n", i)
+	}
+	return b.String()
+}()
 
 func TestDuplicatePolicyNamesAcrossFiles(t *testing.T) {
 	_, err := loadString(t, financeDoc, financeDoc)

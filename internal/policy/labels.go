@@ -145,7 +145,8 @@ func checkLabelKey(k string) error {
 }
 
 func (d *decoder) labelSelector(n *yaml.Node, field string) *LabelSelector {
-	s := &LabelSelector{Pos: d.pos(n)}
+	s := one(&d.a.labelSels)
+	s.Pos = d.pos(n)
 	f, ok := d.selector(n, field, "label selector; give", "matchLabels", "matchExpressions")
 	if !ok {
 		return s
@@ -167,7 +168,7 @@ func (d *decoder) labelSelector(n *yaml.Node, field string) *LabelSelector {
 			}
 		}
 		if valid && len(s.MatchLabels) > 0 {
-			s.MatchLabels = d.in.labelMap(s.MatchLabels)
+			s.MatchLabels = d.a.labelMap(s.MatchLabels)
 		}
 	}
 	if v := f.get("matchExpressions"); v != nil {

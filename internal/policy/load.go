@@ -143,7 +143,7 @@ func Load(srcs []Source, opts LoadOptions) (*Set, error) {
 	set := &Set{}
 	var errs ErrorList
 	h := sha256.New()
-	in := newInterner()
+	alloc := newSetAlloc()
 	for _, src := range srcs {
 		set.Files = append(set.Files, src.Name)
 		var n [8]byte
@@ -155,7 +155,7 @@ func Load(srcs []Source, opts LoadOptions) (*Set, error) {
 		h.Write(n[:])
 		h.Write(src.Data)
 
-		ps, perrs := parseDocuments(src.Name, src.Data, in)
+		ps, perrs := parseDocuments(src.Name, src.Data, alloc)
 		errs = append(errs, perrs...)
 		set.Policies = append(set.Policies, ps...)
 	}
