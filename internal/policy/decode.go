@@ -71,29 +71,36 @@ func kindName(n *yaml.Node) string {
 // fields is a mapping node split into its values, after checking that every
 // key is allowed and none is repeated.
 type fields struct {
-	vals map[string]*yaml.Node
-	keys map[string]*yaml.Node
+	allowed []string
+	nodes   []*yaml.Node // the key nodes, then the values, in allowed's order
+	given   int
 }
 
-func (f fields) get(k string) *yaml.Node { return f.vals[k] }
+func (f fields) get(k string) *yaml.Node {
+	if i := slices.Index(f.allowed, k); i >= 0 && f.nodes != nil {
+		return f.nodes[len(f.allowed)+i]
+	}
+	return nil
+}
 
 // mapping checks that n is a mapping whose keys are all in allowed.
 func (d *decoder) mapping(n *yaml.Node, field string, allowed ...string) (fields, bool) {
 	n = resolve(n)
-	f := fields{vals: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}}
+	f := fields{allowed: allowed}
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, field, "expected a mapping with fields %s, got %s", strings.Join(allowed, ", "), kindName(n))
 		return f, false
 	}
+	f.nodes = make([]*yaml.Node, 2*len(allowed))
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := resolve(n.Content[i]), n.Content[i+1]
 		name := k.Value
-		sub := joinField(field, name)
 		if k.Kind != yaml.ScalarNode {
 			d.errorf(k, field, "field names must be strings")
 			continue
 		}
-		if !slices.Contains(allowed, name) {
+		j := slices.Index(allowed, name)
+		if j < 0 {
 			msg := fmt.Sprintf("unknown field %q; expected one of %s", name, strings.Join(allowed, ", "))
 			if s := suggest(name, allowed); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
@@ -101,11 +108,12 @@ func (d *decoder) mapping(n *yaml.Node, field string, allowed ...string) (fields
 			d.errorf(k, field, "%s", msg)
 			continue
 		}
-		if prev, dup := f.keys[name]; dup {
-			d.errorf(k, sub, "field given twice (first at line %d)", prev.Line)
+		if prev := f.nodes[j]; prev != nil {
+			d.errorf(k, joinField(field, name), "field given twice (first at line %d)", prev.Line)
 			continue
 		}
-		f.keys[name], f.vals[name] = k, resolve(v)
+		f.nodes[j], f.nodes[len(allowed)+j] = k, resolve(v)
+		f.given++
 	}
 	return f, true
 }
@@ -114,7 +122,7 @@ func (d *decoder) mapping(n *yaml.Node, field string, allowed ...string) (fields
 // of its fields; what starts the error message for an empty one.
 func (d *decoder) selector(n *yaml.Node, field, what string, allowed ...string) (fields, bool) {
 	f, ok := d.mapping(n, field, allowed...)
-	if ok && len(f.vals) == 0 {
+	if ok && f.given == 0 {
 		d.errorf(resolve(n), field, "empty %s one of %s", what, strings.Join(allowed, ", "))
 	}
 	return f, ok
@@ -509,7 +517,7 @@ func (d *decoder) subjects(n *yaml.Node, field string) *Subjects {
 	}
 	s := one(&d.a.subjects)
 	s.Pos = d.pos(n)
-	if len(f.vals) == 0 {
+	if f.given == 0 {
 		d.errorf(n, field, "empty subjects; leave \"subjects\" out to select every program, or give executables, executableHashes, users, groups, container, kubernetes or environment")
 		return s
 	}

@@ -15,9 +15,10 @@ import (
 // a page that is otherwise free from being reused or returned to the
 // system, which doubled what a loaded set costs in resident memory.
 type setAlloc struct {
-	strs   map[string]string
-	chunk  strings.Builder
-	labels map[string]map[string]string
+	strs      map[string]string
+	chunk     strings.Builder
+	nextChunk int // bytes in the next chunk
+	labels    map[string]map[string]string
 
 	policies   slab[Policy]
 	rules      slab[Rule]
@@ -34,9 +35,12 @@ func newSetAlloc() *setAlloc {
 	return &setAlloc{strs: map[string]string{}, labels: map[string]map[string]string{}}
 }
 
-// strChunk is the size of a chunk of strings; strings longer than
-// strChunk/16 get an allocation of their own.
-const strChunk = 16 << 10
+// Chunks of strings grow from strChunkMin to strChunkMax bytes; strings
+// longer than strChunkMax/16 get an allocation of their own.
+const (
+	strChunkMin = 1 << 10
+	strChunkMax = 16 << 10
+)
 
 // str returns s, or the equal string it returned before.
 func (a *setAlloc) str(s string) string {
@@ -44,10 +48,12 @@ func (a *setAlloc) str(s string) string {
 		return c
 	}
 	c := s
-	if len(s) <= strChunk/16 {
+	if len(s) <= strChunkMax/16 {
 		if a.chunk.Cap()-a.chunk.Len() < len(s) {
+			size := max(a.nextChunk, strChunkMin)
+			a.nextChunk = min(2*size, strChunkMax)
 			a.chunk = strings.Builder{}
-			a.chunk.Grow(strChunk)
+			a.chunk.Grow(size)
 		}
 		// A Builder only ever appends: the strings it returned before
 		// stay as they are.

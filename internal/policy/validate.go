@@ -24,6 +24,10 @@ func validateSet(ps []*Policy, res Resolver) ErrorList {
 		}
 		validateFiles(&p.Spec.Files, add)
 		ruleNames := map[string]int{}
+		subjectKeys := make([]string, len(p.Spec.Rules))
+		for i := range p.Spec.Rules {
+			subjectKeys[i] = subjectKey(p.Spec.Rules[i].Subjects)
+		}
 		for i := range p.Spec.Rules {
 			r := &p.Spec.Rules[i]
 			field := fmt.Sprintf("spec.rules[%d]", i)
@@ -41,7 +45,7 @@ func validateSet(ps []*Policy, res Resolver) ErrorList {
 			}
 			for j := 0; j < i; j++ {
 				o := &p.Spec.Rules[j]
-				if r.Operations&^o.Operations != 0 || subjectKey(r.Subjects) != subjectKey(o.Subjects) {
+				if r.Operations&^o.Operations != 0 || subjectKeys[i] != subjectKeys[j] {
 					continue
 				}
 				if r.Operations == o.Operations || severity(r.Effect) <= severity(o.Effect) {
