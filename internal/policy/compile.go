@@ -61,8 +61,8 @@ type cpolicy struct {
 	rules       []crule
 }
 
-// excludeTrieMin is how many exclusions make a trie worth its memory: below
-// it, matching the patterns one by one is as fast.
+// excludeTrieMin is the most exclusions a policy matches one by one, which
+// is as fast as a trie for so few and costs far less memory.
 const excludeTrieMin = 8
 
 type crule struct {
