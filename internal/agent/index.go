@@ -13,9 +13,9 @@ import (
 	"github.com/drmfilter/drmfilter/internal/storage"
 )
 
-// maxIndexed bounds the identity index (about 145 bytes an entry; see
-// BenchmarkIdentityIndexMemory).
-const maxIndexed = 1 << 20
+// maxIndexed bounds the identity index (about 25 bytes an entry once
+// frozen; see BenchmarkIdentityIndexMemory).
+const maxIndexed = 1 << 21
 
 type fileKey struct{ dev, ino uint64 }
 
@@ -25,19 +25,23 @@ type fileKey struct{ dev, ino uint64 }
 // as the protected file it is. It is filled by walking the policies' roots
 // at start and reload, and learns every covered file the agent decides.
 //
-// It may hold a million entries, so it is laid out for memory rather than
-// written as a map of paths: directories are interned (a protected tree has
-// far fewer directories than files), base names live back to back in one
-// byte arena, and the reverse direction (path to inode, to forget deleted
-// files) is a map from a 64-bit hash of the path. Go's maps of strings
-// would cost about 215 bytes a file.
+// It has two parts: the files found by the walk, frozen into a compact
+// table (frozenIndex), and the files learned since, in maps (indexTables).
+// An inode is in at most one of them with its current name: learning an
+// inode the frozen part knows moves it to the maps. When the maps grow past
+// a quarter of the frozen part, both are folded into a new frozen table.
 type identityIndex struct {
-	mu    sync.RWMutex
-	t     *indexTables
-	limit int
+	mu     sync.RWMutex
+	frozen *frozenIndex
+	t      *indexTables
+	limit  int
 }
 
-// indexTables are the index's contents; rebuild replaces them whole.
+// indexTables hold the files learned since the last walk or fold.
+// Directories are interned and base names live back to back in one byte
+// arena; the reverse direction (path to inode, to forget deleted files) is
+// a map from a 64-bit hash of the path. About 145 bytes a file: fine for
+// the files created while the agent runs, not for a million.
 type indexTables struct {
 	seed   maphash.Seed
 	dirs   []string          // interned directory paths
@@ -72,29 +76,45 @@ func newIdentityIndex(limit int) *identityIndex {
 func (x *identityIndex) lookup(dev, ino uint64) (string, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	t := x.t
-	r, ok := t.files[fileKey{dev, ino}]
-	if !ok {
-		return "", false
+	if r, ok := x.t.files[fileKey{dev, ino}]; ok {
+		return x.t.path(r), true
 	}
-	return t.path(r), true
+	if i, ok := x.frozen.find(dev, ino); ok {
+		return x.frozen.path(i), true
+	}
+	return "", false
 }
 
 func (x *identityIndex) learn(dev, ino uint64, path string) {
 	k := fileKey{dev, ino}
 	dir, base := splitPath(path)
 	x.mu.RLock()
-	r, ok := x.t.files[k]
-	same := ok && x.t.is(r, dir, base)
+	r, inMaps := x.t.files[k]
+	same := inMaps && x.t.is(r, dir, base)
+	if !inMaps {
+		i, ok := x.frozen.find(dev, ino)
+		same = ok && x.frozen.is(i, dir, base)
+	}
 	x.mu.RUnlock()
 	if same {
 		return
 	}
 	x.mu.Lock()
-	if len(x.t.files) < x.limit || ok {
-		x.t.put(k, dir, base)
+	defer x.mu.Unlock()
+	fi, inFrozen := x.frozen.find(dev, ino)
+	if !inMaps && !inFrozen && x.lenLocked() >= x.limit {
+		return
 	}
-	x.mu.Unlock()
+	if inFrozen {
+		x.frozen.kill(fi) // known under another name: moves to the maps
+	}
+	if j, ok := x.frozen.findPath(dir, base); ok {
+		x.frozen.kill(j) // the name now names another inode
+	}
+	x.t.put(k, dir, base)
+	if n := len(x.t.files); n >= 1<<16 && n > x.frozenLen()/4 {
+		x.fold()
+	}
 }
 
 // forgetPath drops the file last indexed under path (its last name was
@@ -102,6 +122,9 @@ func (x *identityIndex) learn(dev, ino uint64, path string) {
 func (x *identityIndex) forgetPath(path string) {
 	dir, base := splitPath(path)
 	x.mu.Lock()
+	if i, ok := x.frozen.findPath(dir, base); ok {
+		x.frozen.kill(i)
+	}
 	x.t.forget(dir, base)
 	x.mu.Unlock()
 }
@@ -109,7 +132,28 @@ func (x *identityIndex) forgetPath(path string) {
 func (x *identityIndex) len() int {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.t.files)
+	return x.lenLocked()
+}
+
+func (x *identityIndex) lenLocked() int { return x.frozenLen() + len(x.t.files) }
+
+func (x *identityIndex) frozenLen() int {
+	if x.frozen == nil {
+		return 0
+	}
+	return x.frozen.alive
+}
+
+// fold freezes the learned files together with the frozen ones. It runs
+// under the write lock: about 0.3 s for a million files (lookups wait), and
+// only after a quarter of the frozen part was learned anew.
+func (x *identityIndex) fold() {
+	b := newFrozenBuilder()
+	x.frozen.each(func(dev, ino uint64, dir string, name []byte) { b.add(dev, ino, dir, string(name)) })
+	for k, r := range x.t.files {
+		b.add(k.dev, k.ino, x.t.dirs[r.dir], string(x.t.names[r.off:r.off+r.len]))
+	}
+	x.frozen, x.t = b.build(), newIndexTables()
 }
 
 // splitPath splits an absolute path into its directory and base name
@@ -231,18 +275,18 @@ func (t *indexTables) compact() {
 func (x *identityIndex) rebuild(st *policyState, mounts *storage.Mounts, env policy.Env) {
 	// The walk makes a few hundred bytes of garbage per file (paths, file
 	// info) while the index grows: with the default GOGC the heap would
-	// reach twice the index before a collection. Collect more often during
-	// the walk (the agent owns its process), and give the previous index
-	// back to the system once it is replaced.
-	defer debug.SetGCPercent(debug.SetGCPercent(25))
+	// reach twice the live heap before a collection. Collect more often
+	// during the walk (the agent owns its process), and give the previous
+	// index back to the system once it is replaced.
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
 	defer debug.FreeOSMemory()
-	t := newIndexTables()
+	b := newFrozenBuilder()
 	for _, root := range st.roots {
 		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return nil // unreadable: skip, keep walking
 			}
-			if len(t.files) >= x.limit {
+			if int(b.n) >= x.limit {
 				return fs.SkipAll
 			}
 			if d.Type()&fs.ModeSymlink != 0 {
@@ -259,12 +303,13 @@ func (x *identityIndex) rebuild(st *policyState, mounts *storage.Mounts, env pol
 			}
 			if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
 				dir, base := splitPath(p)
-				t.put(fileKey{uint64(sys.Dev), sys.Ino}, dir, base)
+				b.add(uint64(sys.Dev), sys.Ino, dir, base)
 			}
 			return nil
 		})
 	}
+	f := b.build()
 	x.mu.Lock()
-	x.t = t
+	x.frozen, x.t = f, newIndexTables()
 	x.mu.Unlock()
 }
