@@ -72,7 +72,9 @@ func TestFrozenIndexKill(t *testing.T) {
 		t.Errorf("alive %d, want 1", f.alive)
 	}
 	var left []string
-	f.each(func(dev, ino uint64, dir string, name []byte) { left = append(left, fmt.Sprintf("%d %d %s %s", dev, ino, dir, name)) })
+	f.each(func(dev, ino uint64, dir string, name []byte) {
+		left = append(left, fmt.Sprintf("%d %d %s %s", dev, ino, dir, name))
+	})
 	if strings.Join(left, ";") != "1 2 /a two" {
 		t.Errorf("each: %q", left)
 	}
