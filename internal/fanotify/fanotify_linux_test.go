@@ -899,6 +899,11 @@ func TestSpinningListener(t *testing.T) {
 			t.Fatalf("open %d through a spinning listener: %v %q", i, err, out)
 		}
 	}
+	// One open per process started: the events are far apart, every spin
+	// ran out, and the listener stopped spinning.
+	if b := time.Duration(l.budget.Load()); b >= 200*time.Microsecond {
+		t.Errorf("spin budget %v after 20 sparse events, want it lowered", b)
+	}
 	l.Close()
 	select {
 	case err := <-done:
@@ -907,5 +912,30 @@ func TestSpinningListener(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Handle did not return after Close")
+	}
+}
+
+func TestAdaptSpin(t *testing.T) {
+	const max = 200 * time.Microsecond
+	l := &Listener{spin: max}
+	for _, c := range []struct {
+		name        string
+		budget, gap time.Duration
+		parked      bool
+		want        time.Duration
+	}{
+		{"a spin that ran out halves", max, -1, false, max / 2},
+		{"down to nothing", 3 * time.Microsecond, -1, false, 0},
+		{"an event caught by the spin keeps the budget", max, 10 * time.Microsecond, false, max},
+		{"an event soon after parking raises it", 0, 30 * time.Microsecond, true, 60 * time.Microsecond},
+		{"to at most the maximum", 20 * time.Microsecond, 150 * time.Microsecond, true, max},
+		{"a spin too short for the next event grows", 10 * time.Microsecond, 40 * time.Microsecond, true, 80 * time.Microsecond},
+		{"an event long after parking changes nothing", 5 * time.Microsecond, time.Millisecond, true, 5 * time.Microsecond},
+	} {
+		l.budget.Store(int64(c.budget))
+		l.adaptSpin(c.budget, c.gap, c.parked)
+		if got := time.Duration(l.budget.Load()); got != c.want {
+			t.Errorf("%s: budget %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -62,10 +62,14 @@ var aLongTimeAgo = time.Unix(1, 0)
 // an answer; a Listener that is never closed is closed when it is garbage
 // collected.
 type Listener struct {
-	f        *os.File
-	rc       syscall.RawConn
-	pid      int32
-	spin     time.Duration
+	f    *os.File
+	rc   syscall.RawConn
+	pid  int32
+	spin time.Duration
+	// budget is the current spin in nanoseconds, at most spin: ReadEvents
+	// halves it when a spin ends with nothing to read and raises it when an
+	// event comes soon after the call (see adaptSpin).
+	budget   atomic.Int64
 	features Features
 	// closed is set by Close. The runtime poller reports a closed
 	// descriptor with an unexported error; this flag names it ErrClosed.
@@ -109,6 +113,7 @@ func Open(opts Options) (*Listener, error) {
 			Audit: opts.EnableAudit,
 		},
 	}
+	l.budget.Store(int64(opts.Spin))
 	if l.rc, err = l.f.SyscallConn(); err != nil {
 		l.f.Close()
 		return nil, fmt.Errorf("fanotify: open: %w", err)
@@ -342,10 +347,15 @@ func (l *Listener) ReadEvents(ctx context.Context, buf []byte, dst []Event) ([]E
 	var (
 		n         int
 		errno     error
+		start     time.Time
 		spinUntil time.Time
+		budget    time.Duration
+		spun      bool // a spin ran out: the budget was already lowered
 	)
 	if l.spin > 0 {
-		spinUntil = time.Now().Add(l.spin)
+		budget = time.Duration(l.budget.Load())
+		start = time.Now()
+		spinUntil = start.Add(budget)
 	}
 	err := l.rc.Read(func(fd uintptr) bool {
 		for {
@@ -357,9 +367,16 @@ func (l *Listener) ReadEvents(ctx context.Context, buf []byte, dst []Event) ([]E
 			// EAGAIN: nothing queued. Try again while the spin budget
 			// lasts, then park on the poller until readable.
 			if errno != unix.EAGAIN {
+				if l.spin > 0 {
+					l.adaptSpin(budget, time.Since(start), spun)
+				}
 				return true
 			}
-			if l.spin == 0 || !time.Now().Before(spinUntil) {
+			if l.spin == 0 || budget == 0 || !time.Now().Before(spinUntil) {
+				if budget > 0 && !spun {
+					l.adaptSpin(budget, -1, false)
+				}
+				spun = true
 				return false
 			}
 		}
@@ -380,6 +397,38 @@ func (l *Listener) ReadEvents(ctx context.Context, buf []byte, dst []Event) ([]E
 		return dst, &Error{Op: "read", Errno: e}
 	}
 	return Decode(buf[:n], dst)
+}
+
+// minSpin is the smallest spin worth its cost; below it the listener parks
+// at once.
+const minSpin = 2 * time.Microsecond
+
+// adaptSpin sets the next call's spin budget. gap is how long after the
+// call began an event was there to read, or negative when the spin ran out
+// with nothing. A spin that finds nothing costs CPU (and, with two CPUs,
+// the workload's CPU) for no wake-up saved, so the budget halves, down to
+// no spinning at all; an event that comes within the maximum spin after
+// the call begins would have been caught by a spin of about twice that
+// gap, so the budget rises to that. Workloads whose events follow each
+// other closely (a process opening files one after the other) keep
+// spinning; those whose events are far apart (one exec every millisecond)
+// soon park at once, and an idle listener never spins.
+func (l *Listener) adaptSpin(budget, gap time.Duration, parked bool) {
+	switch {
+	case gap < 0:
+		if budget /= 2; budget < minSpin {
+			budget = 0
+		}
+	case gap <= l.spin:
+		want := min(max(2*gap, minSpin), l.spin)
+		if want <= budget && !parked {
+			return
+		}
+		budget = max(budget, want)
+	default:
+		return
+	}
+	l.budget.Store(int64(budget))
 }
 
 // Respond answers one permission event: allow or deny (FAN_ALLOW,
