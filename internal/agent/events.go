@@ -245,6 +245,16 @@ func (a *Agent) decide(j *job) {
 	if j.answered.Load() {
 		return // the deadline passed while queued
 	}
+	if j.op == policy.OpOpen && a.grants.take(j.ev.Pid, j.st.Dev, j.st.Ino) {
+		// The open that execve makes right after the exec it was allowed:
+		// part of the same exec, already decided (and the process already
+		// looked up for it).
+		if j.claim() {
+			a.respond(j.ev.Fd, fanotify.Allow)
+			a.stats.record(policy.OpExec, "allow")
+		}
+		return
+	}
 	p, err := a.procs.Lookup(j.ev.Pid, int(j.ev.PidFd))
 	if err != nil {
 		if j.claim() {
@@ -256,15 +266,6 @@ func (a *Agent) decide(j *job) {
 		if j.claim() {
 			a.stats.exempt.Add(1)
 			a.respond(j.ev.Fd, fanotify.Allow)
-		}
-		return
-	}
-	if j.op == policy.OpOpen && a.grants.take(j.ev.Pid, j.st.Dev, j.st.Ino) {
-		// The open that execve makes right after the exec it was allowed:
-		// part of the same exec, already decided.
-		if j.claim() {
-			a.respond(j.ev.Fd, fanotify.Allow)
-			a.stats.record(policy.OpExec, "allow")
 		}
 		return
 	}
