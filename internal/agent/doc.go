@@ -27,7 +27,8 @@
 //   - agent.go: Agent, New, Run, Reload, shutdown.
 //   - events.go: the reader, the fast path, workers and deadlines.
 //   - marks.go: which filesystems to mark, kept current with policies and mounts.
-//   - index.go: the identity index of protected files.
+//   - index.go: the identity index of protected files; frozen.go: its
+//     compact table of the files found by walking the policies' roots.
 //   - exempt.go: the hypervisor disk-image exemption.
 //   - status.go: Status, the status socket and its client.
 //   - metrics.go: Prometheus metrics, /healthz and /readyz.

@@ -53,7 +53,9 @@ type Config struct {
 	// Spin is how long the reader keeps polling for the next event before
 	// it sleeps: it saves the kernel's wake-up of the agent for events that
 	// follow each other closely, at a CPU cost bounded by Spin per batch
-	// of events (none when idle). Negative disables it; zero means tuned.
+	// of events (none when idle). It is the maximum: the reader halves its
+	// poll after one that found nothing and raises it when events follow
+	// each other closely. Negative disables it; zero means tuned.
 	Spin time.Duration `yaml:"spin"`
 	// QueueSize bounds covered events waiting for a worker; when it is
 	// full an event is answered by FailureMode at once.

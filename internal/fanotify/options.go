@@ -23,8 +23,11 @@ type Options struct {
 	// long before it parks. A listener that parks is woken by the kernel
 	// for every event; on a busy file system the next event usually comes
 	// within microseconds of the last answer, and catching it while still
-	// running avoids that wake-up. The CPU it costs is bounded by Spin per
-	// call, so an idle listener spends none. Zero never spins.
+	// running avoids that wake-up. Spin is the maximum: a spin that finds
+	// nothing halves the next one (down to none), and an event that comes
+	// soon after a call begins raises it to about twice that gap. The CPU
+	// it costs is bounded by Spin per call, so an idle listener spends
+	// none. Zero never spins.
 	Spin time.Duration
 }
 
