@@ -93,6 +93,7 @@ type Agent struct {
 	names    *fanotify.Watcher // nil when the kernel cannot report name changes
 	watched  map[string]bool   // mount points the name watcher watches
 	reloadMu sync.Mutex        // serialises Reload and mark changes
+	rewalk   chan struct{}     // the identity index's learned part is full
 	marked   map[string]uint64
 	// markedSnap is the sorted list of marked mount points, for Status.
 	markedSnap atomic.Pointer[[]string]
@@ -149,6 +150,13 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.index = newIdentityIndex(maxIndexed)
+	a.rewalk = make(chan struct{}, 1)
+	a.index.onFull = func() {
+		select {
+		case a.rewalk <- struct{}{}:
+		default:
+		}
+	}
 	a.procs = proc.NewResolver(a.cfg.HostRoot, proc.Options{Cgroups: true})
 	a.exempt = newExemption(a.cfg)
 	if !a.cfg.CRI.Disabled {
@@ -293,6 +301,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.watchMounts(ctx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.rewalkIndex(ctx)
+	}()
 	if a.names != nil {
 		wg.Add(1)
 		go func() {
@@ -311,6 +324,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("drmfilter agent stopped", "events", a.stats.total.Load())
 	return err
+}
+
+// rewalkIndex walks the policies' roots again whenever the identity index
+// asks for it (the files it learned since the last walk fill its bounded
+// part), so that they are frozen into its compact table.
+func (a *Agent) rewalkIndex(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.rewalk:
+		}
+		before := a.index.len()
+		a.index.rebuild(a.state.Load(), a.mounts.Load(), a.penv)
+		a.log.Info("identity index walked again: the files learned since the last walk filled its bounded part",
+			"before", before, "indexed", a.index.len())
+	}
 }
 
 // Reload loads the policies again and, if they are valid, swaps them in

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -655,4 +656,34 @@ func TestStatusDoesNotWaitForAReload(t *testing.T) {
 		<-done
 		t.Fatal("Status waited for the reload lock")
 	}
+}
+
+// The files learned between walks are bounded; when they fill their part
+// of the index the agent walks the policies' roots again, and the files
+// past the bound are protected by identity after all.
+func TestIndexWalksAgainWhenLearnedFilesFillIt(t *testing.T) {
+	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, nil)
+	h.a.index.mu.Lock()
+	h.a.index.learnedCap = 2
+	h.a.index.mu.Unlock()
+	for i := range 5 {
+		if err := os.WriteFile(h.path(fmt.Sprintf("secret/new-%d.txt", i)), []byte("new\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := h.path("secret/new-4.txt")
+	fi, err := os.Stat(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := fi.Sys().(*syscall.Stat_t)
+	waitFor(t, func() bool {
+		_, ok := h.a.index.lookup(uint64(sys.Dev), sys.Ino)
+		return ok
+	}, "the walk to index the files past the bound")
+	if err := os.Link(last, h.path("public/link-4.txt")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "/", "cat", h.path("public/link-4.txt"))
+	mustDeny(t, out, err, "a hard link to a file created past the bound")
 }

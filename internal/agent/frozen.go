@@ -11,7 +11,7 @@ import (
 // bytes each (see BenchmarkIdentityIndexMemory). After it is built nothing
 // is added to it; entries can only die (their name was deleted or now
 // names another inode), and files learned later live in the small
-// map-based part of identityIndex until the next rebuild or fold.
+// map-based part of identityIndex until the next walk.
 //
 // It is hand-written because no library offers the layout that matters
 // here: Go maps keyed by inode and by path cost about 215 bytes a file, and
@@ -148,21 +148,6 @@ func (f *frozenIndex) kill(i uint32) {
 	if e := f.at(i); e.ref != 0 {
 		e.ref = 0
 		f.alive--
-	}
-}
-
-// each calls fn for every live entry (for folding into a new index).
-func (f *frozenIndex) each(fn func(dev, ino uint64, dir string, name []byte)) {
-	if f == nil {
-		return
-	}
-	for _, c := range f.chunks {
-		for j := range c {
-			if e := &c[j]; e.ref != 0 {
-				d, name := f.record(e.ref)
-				fn(f.dirs[d].dev, e.ino(), f.dirs[d].path, name)
-			}
-		}
 	}
 }
 

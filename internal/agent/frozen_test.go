@@ -3,7 +3,6 @@ package agent
 import (
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 )
 
@@ -71,12 +70,8 @@ func TestFrozenIndexKill(t *testing.T) {
 	if f.alive != 1 {
 		t.Errorf("alive %d, want 1", f.alive)
 	}
-	var left []string
-	f.each(func(dev, ino uint64, dir string, name []byte) {
-		left = append(left, fmt.Sprintf("%d %d %s %s", dev, ino, dir, name))
-	})
-	if strings.Join(left, ";") != "1 2 /a two" {
-		t.Errorf("each: %q", left)
+	if i, ok := f.find(1, 2); !ok || f.path(i) != "/a/two" {
+		t.Errorf("killing one entry lost the other: %v", ok)
 	}
 }
 
@@ -114,7 +109,7 @@ func TestFlagSortGroupsByBucket(t *testing.T) {
 	}
 }
 
-// The index (frozen part, learned maps and folds) behaves like a plain map
+// The index (frozen part and learned maps) behaves like a plain map
 // of inode to path under a random mix of walks, renames, replacements and
 // deletions.
 func TestIdentityIndexMatchesAModel(t *testing.T) {
@@ -174,28 +169,44 @@ func TestIdentityIndexMatchesAModel(t *testing.T) {
 	}
 }
 
-// Learning many new files folds them into the frozen table; nothing is
-// lost on the way.
-func TestIdentityIndexFolds(t *testing.T) {
+// Learned files are bounded: once the maps are full, new files are not
+// learned, the index asks once for a new walk, and the walk (which finds
+// the files on disk) makes room again. Known files still move.
+func TestIdentityIndexAsksForAWalkWhenFull(t *testing.T) {
 	x := newIdentityIndex(1 << 20)
+	x.learnedCap = 100
+	asked := 0
+	x.onFull = func() { asked++ }
 	x.frozen = frozenFrom(map[string]fileKey{"/walked/a": {1, 1}})
-	const n = 1<<16 + 10
-	for i := range n {
-		x.learn(1, uint64(i+2), fmt.Sprintf("/learned/d%d/f%d", i%50, i))
+	for i := range 150 {
+		x.learn(1, uint64(i+2), fmt.Sprintf("/learned/f%d", i))
 	}
-	if len(x.t.files) >= 1<<16 {
-		t.Fatalf("%d files in the maps: never folded", len(x.t.files))
+	if asked != 1 {
+		t.Errorf("asked for a walk %d times, want once", asked)
 	}
-	if x.len() != n+1 {
-		t.Errorf("%d entries after folding, want %d", x.len(), n+1)
+	if x.len() != 101 {
+		t.Errorf("%d entries, want the walked file and 100 learned", x.len())
 	}
-	for i := range n {
-		if got, ok := x.lookup(1, uint64(i+2)); !ok || got != fmt.Sprintf("/learned/d%d/f%d", i%50, i) {
-			t.Fatalf("file %d after folding: %q, %v", i, got, ok)
-		}
+	if _, ok := x.lookup(1, 140); ok {
+		t.Error("a file past the cap was learned")
 	}
-	if got, _ := x.lookup(1, 1); got != "/walked/a" {
-		t.Errorf("the walked file after folding: %q", got)
+	x.learn(1, 1, "/walked/renamed") // known: moves even when full
+	if got, _ := x.lookup(1, 1); got != "/walked/renamed" {
+		t.Errorf("a known file did not move when full: %q", got)
+	}
+	x.learn(1, 3, "/learned/moved") // known in the maps: moves too
+	if got, _ := x.lookup(1, 3); got != "/learned/moved" {
+		t.Errorf("a learned file did not move when full: %q", got)
+	}
+	// The walk resets the maps and may ask again later.
+	x.mu.Lock()
+	x.frozen, x.t, x.askedFor = frozenFrom(map[string]fileKey{"/walked/renamed": {1, 1}}), newIndexTables(), false
+	x.mu.Unlock()
+	for i := range 101 {
+		x.learn(2, uint64(i), fmt.Sprintf("/again/f%d", i))
+	}
+	if asked != 2 {
+		t.Errorf("asked %d times after the second fill, want 2", asked)
 	}
 }
 

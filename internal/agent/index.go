@@ -28,16 +28,27 @@ type fileKey struct{ dev, ino uint64 }
 // It has two parts: the files found by the walk, frozen into a compact
 // table (frozenIndex), and the files learned since, in maps (indexTables).
 // An inode is in at most one of them with its current name: learning an
-// inode the frozen part knows moves it to the maps. When the maps grow past
-// a quarter of the frozen part, both are folded into a new frozen table.
+// inode the frozen part knows moves it to the maps. The maps cost about six
+// times as much per file, so they are bounded by learnedCap; when they
+// fill up, onFull asks the agent for a new walk, which freezes what was
+// learned (files created in protected places are on disk where the walk
+// finds them), and until then further new files are decided by path only.
 type identityIndex struct {
-	mu     sync.RWMutex
-	frozen *frozenIndex
-	t      *indexTables
-	limit  int
+	mu         sync.RWMutex
+	frozen     *frozenIndex
+	t          *indexTables
+	limit      int
+	learnedCap int
+	// onFull is called (without the lock held) once the maps reach
+	// learnedCap, once per walk.
+	onFull   func()
+	askedFor bool
+	// walkMu makes walks take turns (a reload, a queue overflow of the
+	// name watcher and a full index may each ask for one).
+	walkMu sync.Mutex
 }
 
-// indexTables hold the files learned since the last walk or fold.
+// indexTables hold the files learned since the last walk.
 // Directories are interned and base names live back to back in one byte
 // arena; the reverse direction (path to inode, to forget deleted files) is
 // a map from a 64-bit hash of the path. About 145 bytes a file: fine for
@@ -67,8 +78,11 @@ func newIndexTables() *indexTables {
 		byPath: map[uint64]fileKey{}, collide: map[string]fileKey{}}
 }
 
+// learnedCap bounds the files learned between walks (about 145 bytes each).
+const learnedCap = 1 << 18
+
 func newIdentityIndex(limit int) *identityIndex {
-	return &identityIndex{t: newIndexTables(), limit: limit}
+	return &identityIndex{t: newIndexTables(), limit: limit, learnedCap: min(limit, learnedCap)}
 }
 
 // lookup returns the protected path indexed for the inode. Only a hit
@@ -100,9 +114,14 @@ func (x *identityIndex) learn(dev, ino uint64, path string) {
 		return
 	}
 	x.mu.Lock()
-	defer x.mu.Unlock()
 	fi, inFrozen := x.frozen.find(dev, ino)
-	if !inMaps && !inFrozen && x.lenLocked() >= x.limit {
+	if !inMaps && !inFrozen && (x.lenLocked() >= x.limit || len(x.t.files) >= x.learnedCap) {
+		ask := !x.askedFor && len(x.t.files) >= x.learnedCap && x.onFull != nil
+		x.askedFor = x.askedFor || ask
+		x.mu.Unlock()
+		if ask {
+			x.onFull()
+		}
 		return
 	}
 	if inFrozen {
@@ -112,9 +131,7 @@ func (x *identityIndex) learn(dev, ino uint64, path string) {
 		x.frozen.kill(j) // the name now names another inode
 	}
 	x.t.put(k, dir, base)
-	if n := len(x.t.files); n >= 1<<16 && n > x.frozenLen()/4 {
-		x.fold()
-	}
+	x.mu.Unlock()
 }
 
 // forgetPath drops the file last indexed under path (its last name was
@@ -142,18 +159,6 @@ func (x *identityIndex) frozenLen() int {
 		return 0
 	}
 	return x.frozen.alive
-}
-
-// fold freezes the learned files together with the frozen ones. It runs
-// under the write lock: about 0.3 s for a million files (lookups wait), and
-// only after a quarter of the frozen part was learned anew.
-func (x *identityIndex) fold() {
-	b := newFrozenBuilder()
-	x.frozen.each(func(dev, ino uint64, dir string, name []byte) { b.add(dev, ino, dir, string(name)) })
-	for k, r := range x.t.files {
-		b.add(k.dev, k.ino, x.t.dirs[r.dir], string(x.t.names[r.off:r.off+r.len]))
-	}
-	x.frozen, x.t = b.build(), newIndexTables()
 }
 
 // splitPath splits an absolute path into its directory and base name
@@ -278,6 +283,8 @@ func (x *identityIndex) rebuild(st *policyState, mounts *storage.Mounts, env pol
 	// reach twice the live heap before a collection. Collect more often
 	// during the walk (the agent owns its process), and give the previous
 	// index back to the system once it is replaced.
+	x.walkMu.Lock()
+	defer x.walkMu.Unlock()
 	defer debug.SetGCPercent(debug.SetGCPercent(10))
 	defer debug.FreeOSMemory()
 	b := newFrozenBuilder()
@@ -310,6 +317,6 @@ func (x *identityIndex) rebuild(st *policyState, mounts *storage.Mounts, env pol
 	}
 	f := b.build()
 	x.mu.Lock()
-	x.frozen, x.t = f, newIndexTables()
+	x.frozen, x.t, x.askedFor = f, newIndexTables(), false
 	x.mu.Unlock()
 }

@@ -12,7 +12,7 @@ import (
 // the agent's peak RSS that grows with the number of protected files.
 // "walked" builds it as a walk of the policies' roots does; "learned"
 // learns every file one by one, as the agent does with files created while
-// it runs (the maps, folded into the frozen table as they grow).
+// it runs (the maps; the agent bounds them with learnedCap).
 //
 //	go test -run '^$' -bench IdentityIndexMemory -benchtime 1x ./internal/agent/
 func BenchmarkIdentityIndexMemory(b *testing.B) {
@@ -28,6 +28,7 @@ func BenchmarkIdentityIndexMemory(b *testing.B) {
 	})
 	b.Run("learned", func(b *testing.B) {
 		benchIndexMemory(b, func(x *identityIndex, fill func(func(dev, ino uint64, path string))) {
+			x.learnedCap = x.limit
 			fill(x.learn)
 		})
 	})
