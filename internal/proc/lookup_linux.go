@@ -248,9 +248,26 @@ func (r *Resolver) procFile(pid int32, name string) string {
 	return string(r.procDir) + strconv.FormatInt(int64(pid), 10) + "/" + name
 }
 
+// smallBufSize is the stack buffer for /proc/PID/status and cgroup (about
+// 1.5 KiB and 100 bytes). os.ReadFile costs half as much again here as
+// the read itself (an fstat, a heap buffer grown in steps).
+const smallBufSize = 4096
+
+// readSmall reads /proc/PID/name into buf, or into the heap when it does
+// not fit (a status listing thousands of supplementary groups).
+func (r *Resolver) readSmall(pid int32, name string, buf []byte) ([]byte, error) {
+	var pb [pathBufSize]byte
+	b, err := readPath(r.procPath(pb[:], pid, name), buf)
+	if err == unix.ENOBUFS {
+		return os.ReadFile(r.procFile(pid, name))
+	}
+	return b, err
+}
+
 // readStatus reads /proc/PID/status; a zombie counts as gone.
 func (r *Resolver) readStatus(pid int32) (Status, error) {
-	b, err := os.ReadFile(r.procFile(pid, "status"))
+	var buf [smallBufSize]byte
+	b, err := r.readSmall(pid, "status", buf[:])
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
 			return Status{}, fmt.Errorf("read status: %w: %w", ErrGone, err)
@@ -317,7 +334,8 @@ func (r *Resolver) load(pid int32, pidfd int, usePidfd bool, k key, pb []byte) (
 	p.UID, p.GID, p.Groups, p.Comm = st.UID, st.GID, st.Groups, st.Name
 	if r.opts.Cgroups {
 		// One small file: the container is the one the cgroup names.
-		if b, err := os.ReadFile(r.procFile(pid, "cgroup")); err == nil {
+		var buf [smallBufSize]byte
+		if b, err := r.readSmall(pid, "cgroup", buf[:]); err == nil {
 			if cc, _ := environ.ParseCgroup(bytes.NewReader(b)); cc.ID != "" {
 				p.Container = Container{ID: cc.ID, Runtime: cc.Runtime, Kubernetes: cc.Kubernetes, PodUID: cc.PodUID}
 			}
