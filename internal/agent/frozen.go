@@ -24,8 +24,8 @@ import (
 //     number: keyStart[b] to keyStart[b+1] are the entries of bucket b
 //     (about eight). The device is checked through the name record's
 //     directory, so it does not take room in every entry.
-//   - name records in a chunked byte arena: the directory number and the
-//     base name, each preceded by its length as a uvarint.
+//   - name records in a chunked byte arena: the directory number as a
+//     uvarint, then the base name preceded by its length as a uvarint.
 //   - directories: one record per directory path and device.
 //   - byPath: the entry numbers again, grouped by a hash of the path, to
 //     find the entry of a path when its name is deleted or taken by
