@@ -114,25 +114,31 @@ func (a *Agent) dispatch(e *fanotify.Event, jobs chan<- *job, pathBuf []byte) {
 		a.fail(e.Fd, op, "", e.Pid, "internal-error")
 		return
 	}
-	p, err := fanotify.PathOf(e.Fd, pathBuf)
-	if err != nil {
-		a.fail(e.Fd, op, "", e.Pid, "internal-error")
-		return
-	}
-	path := string(p)
 	mounts := a.mounts.Load()
-	_, info := mounts.Lookup(path)
 	state := a.state.Load()
-	in := policy.Input{Op: op, Path: path, FSType: info.FSType, StorageClass: string(info.Class)}
-
-	covered := state.m.Decide(&in).Covered
-	if !covered {
-		if ip, ok := a.index.lookup(st.Dev, st.Ino); ok {
-			// Reached by another name (hard link, bind mount, another
-			// mount namespace): decide as the protected name.
-			a.stats.indexHits.Add(1)
-			path, covered = ip, true
+	var (
+		path    string
+		info    storage.Info
+		covered bool
+	)
+	if ip, ok := a.index.lookup(st.Dev, st.Ino); ok {
+		// A protected file: decided as the name it is indexed under (found
+		// by the walk or an earlier decision, and kept current by the name
+		// watcher), whatever name it was reached by (a hard link, a bind
+		// mount, another mount namespace). Its path need not be resolved.
+		a.stats.indexHits.Add(1)
+		path, covered = ip, true
+		_, info = mounts.Lookup(path)
+	} else {
+		p, err := fanotify.PathOf(e.Fd, pathBuf)
+		if err != nil {
+			a.fail(e.Fd, op, "", e.Pid, "internal-error")
+			return
 		}
+		path = string(p)
+		_, info = mounts.Lookup(path)
+		in := policy.Input{Op: op, Path: path, FSType: info.FSType, StorageClass: string(info.Class)}
+		covered = state.m.Decide(&in).Covered
 	}
 	if !covered && !state.m.HasContainerPaths() {
 		a.stats.record(op, "uncovered")
