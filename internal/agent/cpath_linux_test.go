@@ -49,6 +49,13 @@ spec:
 	mustDeny(t, out, err, "the same file by a relative path inside the container")
 	out, err = run(t, "/", "cat", h.path("secret/plan.txt"))
 	mustAllow(t, out, err, "the host opening the same file by its host path")
+	// For the host the file is not covered at all: counted so, and not in
+	// the identity index (which would make every host open of it go
+	// through a full decision).
+	waitFor(t, func() bool { return h.a.Status().Counters["open.uncovered"] >= 1 }, "the host's open to be counted as not covered")
+	if c := h.a.Status().Counters; c["open.allow"] != 0 {
+		t.Errorf("the host's open was counted as a covered, allowed open: %v allowed", c["open.allow"])
+	}
 	h.stop()
 	found := false
 	for _, r := range h.audit.records(t) {

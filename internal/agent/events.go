@@ -298,7 +298,10 @@ func (a *Agent) decide(j *job) {
 		}
 	}
 	d := j.state.m.Decide(&in)
-	if j.byContainerPath && !d.Covered {
+	if !d.Covered {
+		// Not covered for this process: a file covered only by its path
+		// inside containers, opened by a process that does not see it
+		// there.
 		if j.claim() {
 			a.respond(j.ev.Fd, fanotify.Allow)
 			a.stats.record(j.op, "uncovered")
@@ -320,7 +323,12 @@ func (a *Agent) decide(j *job) {
 	}
 	a.respond(j.ev.Fd, v)
 	a.stats.observe(time.Since(j.start))
-	a.index.learn(j.st.Dev, j.st.Ino, j.path)
+	if !j.byContainerPath {
+		// Covered by its host path: other names of it are the same file.
+		// (A file covered only by its path in a container is not: the
+		// index would make host processes decide it as covered.)
+		a.index.learn(j.st.Dev, j.st.Ino, j.path)
+	}
 	decision := "allow"
 	switch {
 	case d.Verdict == policy.Deny:
