@@ -172,11 +172,7 @@ func splitPath(p string) (dir, base string) {
 }
 
 func (t *indexTables) path(r nameRef) string {
-	d, n := t.dirs[r.dir], t.names[r.off:r.off+r.len]
-	if d == "/" {
-		return "/" + string(n)
-	}
-	return d + "/" + string(n)
+	return joinPath(t.dirs[r.dir], t.names[r.off:r.off+r.len])
 }
 
 // is reports whether r names dir/base.

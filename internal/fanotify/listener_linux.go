@@ -372,7 +372,7 @@ func (l *Listener) ReadEvents(ctx context.Context, buf []byte, dst []Event) ([]E
 				}
 				return true
 			}
-			if l.spin == 0 || budget == 0 || !time.Now().Before(spinUntil) {
+			if budget == 0 || !time.Now().Before(spinUntil) { // budget is 0 without spin
 				if budget > 0 && !spun {
 					l.adaptSpin(budget, -1, false)
 				}
