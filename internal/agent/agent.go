@@ -93,8 +93,12 @@ type Agent struct {
 	names    *fanotify.Watcher // nil when the kernel cannot report name changes
 	watched  map[string]bool   // mount points the name watcher watches
 	reloadMu sync.Mutex        // serialises Reload and mark changes
-	rewalk   chan struct{}     // the identity index's learned part is full
-	marked   map[string]uint64
+
+	policyWatched  atomic.Bool   // WatchPolicies is running with its watches set up
+	watchReady     chan struct{} // closed the first time they are
+	watchReadyOnce sync.Once
+	rewalk         chan struct{} // the identity index's learned part is full
+	marked         map[string]uint64
 	// markedSnap is the sorted list of marked mount points, for Status.
 	markedSnap atomic.Pointer[[]string]
 	started    time.Time
@@ -120,7 +124,7 @@ func New(opts Options) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a := &Agent{cfg: opts.Config, log: log, selfPID: int32(os.Getpid()), stats: newStats(), marked: map[string]uint64{}, watched: map[string]bool{}, started: time.Now(), hook: opts.decideHook, source: opts.PolicySource, labels: opts.PodLabels}
+	a := &Agent{cfg: opts.Config, log: log, selfPID: int32(os.Getpid()), stats: newStats(), marked: map[string]uint64{}, watched: map[string]bool{}, started: time.Now(), hook: opts.decideHook, source: opts.PolicySource, labels: opts.PodLabels, watchReady: make(chan struct{})}
 	if opts.Env != nil {
 		a.env = *opts.Env
 	} else {
@@ -382,11 +386,22 @@ func (a *Agent) ReopenAudit() error { return a.audit.Reopen() }
 
 // WatchPolicies reloads when a policy file or directory changes, including
 // the symlink swap of a Kubernetes ConfigMap volume, until ctx is done.
+// Once its watches exist it reloads once, so that a change made between
+// the agent's first load and the watch is not lost, and then reports the
+// watch in Status().Policy.Watched and closes PolicyWatchReady.
 func (a *Agent) WatchPolicies(ctx context.Context) error {
+	defer a.policyWatched.Store(false)
 	return watchPaths(ctx, a.cfg.Policies, 200*time.Millisecond, func() {
+		a.policyWatched.Store(true)
+		a.watchReadyOnce.Do(func() { close(a.watchReady) })
+	}, func() {
 		_ = a.Reload()
 	})
 }
+
+// PolicyWatchReady is closed once WatchPolicies has established its
+// watches and caught up with any change made before them.
+func (a *Agent) PolicyWatchReady() <-chan struct{} { return a.watchReady }
 
 func noneToEmpty(s string) string {
 	if s == "none" {

@@ -272,7 +272,17 @@ func TestPolicyFileChangesAreReloaded(t *testing.T) {
 	}, func(c *config.Config) { c.Policies = []string{dir} })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go h.a.WatchPolicies(ctx)
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- h.a.WatchPolicies(ctx) }()
+	defer func() { cancel(); <-watchDone }()
+	select {
+	case <-h.a.PolicyWatchReady():
+	case err := <-watchDone:
+		t.Fatalf("WatchPolicies returned before its watches were ready: %v", err)
+	}
+	if !h.a.Status().Policy.Watched {
+		t.Error("status does not report the policy watch")
+	}
 	out, err := run(t, "/", "cat", h.path("secret/plan.txt"))
 	mustDeny(t, out, err, "cat before the update")
 
@@ -289,6 +299,40 @@ func TestPolicyFileChangesAreReloaded(t *testing.T) {
 	}
 	out, err = run(t, "/", "cat", h.path("secret/plan.txt"))
 	mustAllow(t, out, err, "cat after a rejected update")
+}
+
+// TestChangeBeforeTheWatchIsNotLost: a policy update written after the
+// agent loaded its policies but before its watch existed is in force as
+// soon as the watch reports ready, with no further event.
+func TestChangeBeforeTheWatchIsNotLost(t *testing.T) {
+	dir := t.TempDir()
+	var fs string
+	h := startAgent(t, func(f string) string {
+		fs = f
+		writeConfigMap(t, dir, "v1", policyFor(f, ""))
+		return policyFor(f, "")
+	}, func(c *config.Config) { c.Policies = []string{dir} })
+	out, err := run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustDeny(t, out, err, "cat before the update")
+	writeConfigMap(t, dir, "v2", strings.Replace(policyFor(fs, ""), realPath("head"), realPath("cat"), 1))
+	if g := h.a.Status().Policy.Generation; g != 1 {
+		t.Fatalf("generation %d before the watch started, want 1", g)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	watchDone := make(chan error, 1)
+	go func() { watchDone <- h.a.WatchPolicies(ctx) }()
+	defer func() { cancel(); <-watchDone }()
+	select {
+	case <-h.a.PolicyWatchReady():
+	case err := <-watchDone:
+		t.Fatalf("WatchPolicies returned before its watches were ready: %v", err)
+	}
+	if g := h.a.Status().Policy.Generation; g != 2 {
+		t.Fatalf("generation %d when the watch is ready, want 2: the update made before it was lost", g)
+	}
+	out, err = run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustAllow(t, out, err, "cat after the update")
 }
 
 // writeConfigMap updates dir the way the kubelet updates a ConfigMap
@@ -467,10 +511,12 @@ func TestFilesCreatedAndRenamedAfterStart(t *testing.T) {
 
 }
 
-// waitFor polls cond for up to 10s (a correctness bound, not a speed target).
+// waitFor polls cond for up to a minute: the bound only keeps a broken
+// test from hanging (a correctness bound, not a speed target), and is
+// generous because CI machines are shared and loaded.
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if cond() {
 			return
 		}

@@ -41,6 +41,9 @@ type PolicyStatus struct {
 	LoadedAt   time.Time `json:"loadedAt"`
 	Files      []string  `json:"files"`
 	Rules      int       `json:"rules"`
+	// Watched is true while the policy files are watched for changes
+	// (run --watch); false means only SIGHUP or the API reloads them.
+	Watched bool `json:"watched"`
 	// Error is the last policy that was rejected (the one above stays in
 	// force); empty when the newest policy loaded.
 	Error string `json:"error,omitempty"`
@@ -78,7 +81,7 @@ func (a *Agent) Status() Status {
 	return Status{
 		Version: version.Get().Version, PID: os.Getpid(), Uptime: time.Since(a.started).Round(time.Second).String(),
 		Ready: a.ready.Load(), Mode: a.cfg.Mode, FailureMode: string(a.cfg.FailureMode),
-		Policy:      PolicyStatus{Generation: st.gen, Hash: st.hash, LoadedAt: st.loadedAt, Files: st.files, Rules: st.m.Rules(), Error: perr},
+		Policy:      PolicyStatus{Generation: st.gen, Hash: st.hash, LoadedAt: st.loadedAt, Files: st.files, Rules: st.m.Rules(), Watched: a.policyWatched.Load(), Error: perr},
 		Environment: EnvSummary{Hypervisor: orNone(a.env.Hypervisor), Cloud: orNone(a.env.Cloud), Container: orNone(a.env.Container), Nested: a.env.Nested.Available},
 		Settings:    a.Settings(), Marked: a.markedList(), IndexedFiles: a.index.len(), Counters: counters,
 		AuditDropped: a.audit.Dropped(), AuditWritten: a.audit.Written(), ReloadFailure: s.reloadFailures.Load(),

@@ -309,7 +309,11 @@ func newStatusCommand(s Streams) *cobra.Command {
 			w := s.Out
 			fmt.Fprintf(w, "drmfilter %s, pid %d, up %s, ready %v\n", st.Version, st.PID, st.Uptime, st.Ready)
 			fmt.Fprintf(w, "mode %s, failure mode %s\n", st.Mode, st.FailureMode)
-			fmt.Fprintf(w, "policy generation %d, %d rules, %s, loaded %s\n", st.Policy.Generation, st.Policy.Rules, st.Policy.Hash, st.Policy.LoadedAt.Format("2006-01-02 15:04:05"))
+			watched := "files not watched (SIGHUP reloads)"
+			if st.Policy.Watched {
+				watched = "files watched"
+			}
+			fmt.Fprintf(w, "policy generation %d, %d rules, %s, loaded %s, %s\n", st.Policy.Generation, st.Policy.Rules, st.Policy.Hash, st.Policy.LoadedAt.Format("2006-01-02 15:04:05"), watched)
 			fmt.Fprintf(w, "environment: hypervisor %s, cloud %s, container %s, nested %v\n", st.Environment.Hypervisor, st.Environment.Cloud, st.Environment.Container, st.Environment.Nested)
 			fmt.Fprintf(w, "marked filesystems: %v; indexed files: %d\n", st.Marked, st.IndexedFiles)
 			fmt.Fprintf(w, "events %d; audit records written %d, dropped %d; reload failures %d\n", st.Counters["events"], st.AuditWritten, st.AuditDropped, st.ReloadFailure)

@@ -69,11 +69,11 @@ func newAgent(t *testing.T, src func() ([]policy.Source, error), paths ...string
 	return a
 }
 
-// eventually fails the test if cond is not true within 20 seconds; the
-// bound only keeps a broken test from hanging.
+// eventually fails the test if cond is not true within a minute; the
+// bound only keeps a broken test from hanging (CI machines are loaded).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting: %s", what)

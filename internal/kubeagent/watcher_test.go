@@ -3,11 +3,11 @@ package kubeagent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -144,21 +144,15 @@ func TestVolumeFallbackFollowsTheKubeletSymlinkSwap(t *testing.T) {
 	// The agent watches the volume itself (WatchPolicies); its paths are
 	// the same mount the watcher falls back to.
 	run(t, func(ctx context.Context) { _ = a.WatchPolicies(ctx) })
-	// The watch is set up in the background: swap again until it sees a
-	// swap (each swap is a complete kubelet update).
+	select {
+	case <-a.PolicyWatchReady():
+	case <-time.After(time.Minute):
+		t.Fatal("the policy watch never became ready")
+	}
 	second := map[string]string{"p.yaml": policyYAML("second")}
+	swap("01_00.1", second)
 	want := hashOf(t, second)
-	swaps := 0
-	eventually(t, "the swapped content to be loaded", func() bool {
-		if a.Status().Policy.Hash == want {
-			return true
-		}
-		if swaps%25 == 0 {
-			swap(fmt.Sprintf("01_%02d.%d", swaps/25, swaps), second)
-		}
-		swaps++
-		return false
-	})
+	eventually(t, "the swapped content to be loaded", func() bool { return a.Status().Policy.Hash == want })
 	if w.Source() != kubeschema.SourceVolume {
 		t.Errorf("source %q, want %q", w.Source(), kubeschema.SourceVolume)
 	}
