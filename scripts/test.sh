@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The test suite as CI runs it, for anyone: installs what the tests need
+# (Debian packages; a kube-apiserver and etcd built once into a cache), then
+# runs every test with the race detector. Run it as root, or the privileged
+# tests (fanotify, mounts, cgroups, containerd) skip with their reason;
+# under CI=true they fail instead of skipping. Extra arguments go to
+# `go test` (for example -run TestName, or a package instead of ./...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== setup"
+go version
+# Packages the privileged tests use: mount and unshare (util-linux), and a
+# static busybox to build container root filesystems from.
+need=()
+command -v mount >/dev/null 2>&1 || need+=(mount)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
+# A real containerd for the CRI client's test against a live runtime.
+command -v containerd >/dev/null 2>&1 || need+=(containerd)
+# The package tests: dpkg-deb and dpkg come with Debian; rpm reads and
+# installs the .rpm into a scratch root; shellcheck checks install.sh and
+# the maintainer scripts.
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
+command -v rpm >/dev/null 2>&1 || need+=(rpm)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+if [ "${#need[@]}" -gt 0 ]; then
+	if [ "$(id -u)" = 0 ]; then
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+	else
+		echo "missing ${need[*]} and not root to install them" >&2
+	fi
+fi
+
+echo "== kube-apiserver and etcd (Kubernetes integration tests)"
+# Built once into a cache outside the clone (about 10 minutes the first time);
+# internal/testutil/kubeapi starts them. Without root and without a cached
+# binary there is nothing to do here, and the tests say what is missing.
+kube_apiserver="${DRMFILTER_KUBE_CACHE:-/var/cache/drmfilter}/kube-apiserver-v1.37.2/kube-apiserver"
+if [ "$(id -u)" = 0 ] || [ -x "$kube_apiserver" ]; then
+	kube_apiserver=$(.ci/kube-apiserver.sh | tail -n1)
+	export DRMFILTER_KUBE_APISERVER="$kube_apiserver"
+fi
+
+echo "== go test"
+if [ "$#" -eq 0 ]; then
+	set -- ./...
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "not root: the privileged tests skip (run with sudo to test what CI tests)" >&2
+fi
+go test -race -count=1 -timeout 30m "$@"
