@@ -24,6 +24,8 @@ command -v containerd >/dev/null 2>&1 || need+=(containerd)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v rpm >/dev/null 2>&1 || need+=(rpm)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+# The environment detection's live test compares with systemd-detect-virt.
+command -v systemd-detect-virt >/dev/null 2>&1 || need+=(systemd)
 if [ "${#need[@]}" -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

@@ -22,6 +22,9 @@ const (
 	RTNspawn         = "systemd-nspawn"
 	RTWSL            = "wsl"
 	RTOpenVZ         = "openvz"
+	RTRkt            = "rkt"
+	RTProot          = "proot"
+	RTPouch          = "pouch"
 	RTKubernetes     = "kubernetes"
 	RTContainerOther = "container-other"
 )

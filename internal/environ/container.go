@@ -31,8 +31,8 @@ type ContainerInfo struct {
 	// container.
 	InContainer bool `json:"in_container"`
 	// Name is the top-level answer: none, docker, podman, containerd,
-	// cri-o, lxc, lxc-libvirt, systemd-nspawn, wsl, openvz, kubernetes
-	// (a pod, whatever the engine) or container-other.
+	// cri-o, lxc, lxc-libvirt, systemd-nspawn, wsl, openvz, rkt, proot,
+	// pouch, kubernetes (a pod, whatever the engine) or container-other.
 	Name string `json:"name"`
 	// Runtime is the engine: the same as Name outside Kubernetes; for a
 	// pod, the engine that runs it (containerd, cri-o, docker) when known.
@@ -58,10 +58,15 @@ type ContainerInfo struct {
 }
 
 // translateManager maps the value of $container (or of
-// /run/host/container-manager) to a name, as systemd does.
+// /run/host/container-manager, /run/systemd/container) to a name as systemd
+// does: its own names pass, anything else is container-other. "openvz" is
+// not one of them (OpenVZ is told by /proc/vz), so it is container-other
+// too. The one refinement: CRI-O and containerd, which systemd lumps into
+// container-other, keep the engine names this package reports for them
+// from cgroup paths.
 func translateManager(v string) string {
 	switch v {
-	case "docker", "podman", "lxc", "lxc-libvirt", "systemd-nspawn", "wsl", "openvz", "rkt", "proot", "pouch":
+	case RTDocker, RTPodman, RTLXC, RTLXCLibvirt, RTNspawn, RTWSL, RTRkt, RTProot, RTPouch:
 		return v
 	case "crio", "cri-o":
 		return RTCRIO
@@ -69,6 +74,63 @@ func translateManager(v string) string {
 		return RTContainerd
 	}
 	return RTContainerOther
+}
+
+// tracedByProot reports whether the process whose status file is given
+// runs under proot, which uses ptrace rather than namespaces: its tracer's
+// command name starts with "proot".
+func tracedByProot(r *sysReader, status string) (bool, string) {
+	b, err := r.read(status, smallFile)
+	if err != nil {
+		return false, ""
+	}
+	for _, ln := range strings.Split(string(b), "\n") {
+		v, ok := strings.CutPrefix(ln, "TracerPid:")
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || pid <= 0 {
+			return false, ""
+		}
+		comm := r.line("/proc/" + strconv.Itoa(pid) + "/comm")
+		if strings.HasPrefix(comm, "proot") {
+			return true, status + " TracerPid " + strconv.Itoa(pid) + " is " + strconv.Quote(comm)
+		}
+		return false, ""
+	}
+	return false, ""
+}
+
+// inCgroupNamespace reports whether the cgroup file system at /sys/fs/cgroup
+// shows a cgroup other than the root, which a private cgroup namespace does
+// and a host never does. It is systemd's last sign of a container; the
+// files it looks at are those systemd's running_in_cgroupns() looks at.
+func inCgroupNamespace(r *sysReader) string {
+	if !r.exists("/proc/self/ns/cgroup") && r.readlink("/proc/self/ns/cgroup") == "" {
+		return "" // kernel without cgroup namespaces
+	}
+	const cg = "/sys/fs/cgroup/"
+	if r.exists(cg + "cgroup.controllers") {
+		// cgroup v2 mounted at /sys/fs/cgroup: the root cgroup has no
+		// cgroup.events, and no kernel gives it a cgroup.type.
+		switch {
+		case !r.exists(cg + "cgroup.events"):
+			return ""
+		case r.exists(cg + "cgroup.type"):
+			return cg + "cgroup.type exists: not the root cgroup (cgroup namespace)"
+		case !r.exists("/sys/kernel/cgroup/features"):
+			// A kernel too old for cgroup.type, where cgroup.events
+			// exists only below the root.
+			return cg + "cgroup.events exists on an old kernel: not the root cgroup (cgroup namespace)"
+		}
+		return ""
+	}
+	// cgroup v1: release_agent exists only in the root of a hierarchy.
+	if r.exists(cg+"systemd") && !r.exists(cg+"systemd/release_agent") {
+		return cg + "systemd has no release_agent: not the root cgroup (cgroup namespace)"
+	}
+	return ""
 }
 
 // environValue returns the value of key in a NUL-separated environment
@@ -152,6 +214,18 @@ func detectContainer(r *sysReader, pid int, self bool) ContainerInfo {
 		add(sig)
 	}
 
+	// oci is set when a manager said only "oci", which names no engine:
+	// systemd then trusts the marker files, and says container-other
+	// without one.
+	oci := false
+	manager := func(v, sig string) {
+		if v == "oci" {
+			oci = true
+			add(sig + " (names no engine)")
+			return
+		}
+		setName(translateManager(v), sig)
+	}
 	if self {
 		if r.exists("/proc/vz") && !r.exists("/proc/bc") {
 			setName(RTOpenVZ, "/proc/vz without /proc/bc")
@@ -159,13 +233,21 @@ func detectContainer(r *sysReader, pid int, self bool) ContainerInfo {
 		if o := r.line("/proc/sys/kernel/osrelease"); strings.Contains(o, "Microsoft") || strings.Contains(o, "microsoft") || strings.Contains(o, "WSL") {
 			// systemd stops here; we let a container engine's own marker
 			// win, since Docker Desktop runs its containers on the WSL
-			// kernel too.
+			// kernel too. systemd also misses the lower-case "microsoft"
+			// of early WSL 2 kernels, which say no "WSL".
 			wsl = true
 			add("osrelease=" + strconv.Quote(o))
 		}
+	}
+	// proot traces instead of using namespaces, so it is asked of every
+	// process, not only of this one.
+	if ok, sig := tracedByProot(r, proc+"/status"); ok {
+		setName(RTProot, sig)
+	}
+	if self {
 		for _, f := range []string{"/run/host/container-manager", "/run/systemd/container"} {
 			if m := r.line(f); m != "" {
-				setName(translateManager(m), f+"="+strconv.Quote(m))
+				manager(m, f+"="+strconv.Quote(m))
 			}
 		}
 	}
@@ -176,11 +258,7 @@ func detectContainer(r *sysReader, pid int, self bool) ContainerInfo {
 	}
 	env, _ := r.read(envOf, largeFile)
 	if v, ok := environValue(env, "container"); ok && v != "" {
-		if v == "oci" {
-			add(envOf + " container=oci")
-		} else {
-			setName(translateManager(v), envOf+" container="+v)
-		}
+		manager(v, envOf+" container="+v)
 	}
 	// Marker files engines drop at the container's root.
 	rootDir := ""
@@ -298,6 +376,16 @@ func detectContainer(r *sysReader, pid int, self bool) ContainerInfo {
 
 	if wsl && name == "" {
 		name = RTWSL
+	}
+	if oci && name == "" && !ci.Kubernetes {
+		name = RTContainerOther
+	}
+	// Last, as in systemd: a private cgroup namespace with nothing else
+	// said. (Other PIDs were judged by their mount namespace above.)
+	if self && name == "" && !ci.Kubernetes && ci.Sandbox == "" {
+		if sig := inCgroupNamespace(r); sig != "" {
+			setName(RTContainerOther, sig)
+		}
 	}
 	if ci.Kubernetes {
 		if ci.Runtime == "" && name != "" && name != RTContainerOther {

@@ -28,7 +28,7 @@
 //	cpu_linux.go    live CPUID through github.com/klauspost/cpuid/v2
 //	cpu_other.go    fallback that reports ErrNotSupported
 //	hypervisor.go   hypervisor family, VMM, Xen role, nested virtualization
-//	cloud.go        cloud provider from DMI, bare metal detail
+//	cloud.go        cloud provider (ds-identify's checks and order), bare metal
 //	metadata.go     opt-in query of the instance metadata service
 //	disks.go        block devices from /sys/block and their kind
 //	cgroup.go       container runtime and ID from /proc/PID/cgroup lines

@@ -195,6 +195,9 @@ var dmiVMTable = []struct{ prefix, name string }{
 	{"Hyper-V", HVMicrosoft},
 	{"Apple Virtualization", HVApple},
 	{"Google Compute Engine", HVGoogle},
+	// Alibaba Cloud ECS runs on KVM; on arm64, with no CPUID, only its DMI
+	// product name says so (systemd PR #43347).
+	{"Alibaba Cloud ECS", HVKVM},
 }
 
 func dmiVM(d DMI) (string, string) {
@@ -359,8 +362,16 @@ func detectDeviceTree(r *sysReader, arch string) (string, string) {
 	}
 	if b, err := r.read("/proc/device-tree/compatible", smallFile); err == nil {
 		first, _, _ := bytes.Cut(b, []byte{0})
-		if string(bytes.TrimSpace(first)) == "qemu,pseries" {
+		switch c := string(bytes.TrimSpace(first)); c {
+		case "qemu,pseries":
 			return HVQEMU, "device-tree compatible=qemu,pseries"
+		case "linux,dummy-virt":
+			// The board name the kernel's bindings reserve for machines
+			// that exist only as a VMM's device tree (Firecracker, crosvm,
+			// kvmtool on arm64): a VM, but not which one (systemd PR
+			// #36655). QEMU's "virt" board says so too, which is why the
+			// fw-cfg node is looked for first.
+			return HVOther, "device-tree compatible=linux,dummy-virt"
 		}
 	}
 	return HVNone, ""
@@ -533,6 +544,14 @@ func detectHypervisor(r *sysReader, cpu CPUInfo, arch string, dmi DMI, ci cpuinf
 	case oem == "FIRECK":
 		d.VMM = VMMFirecracker
 		add("acpi oem id FIRECK")
+		if name != HVKVM && name != HVNone {
+			// Firecracker runs only on KVM, but the family stays the one
+			// systemd-detect-virt prints for this CPUID (some Firecracker
+			// builds present bhyve's "bhyve bhyve " signature), so that
+			// `hypervisor` keeps meaning the same on every machine; the
+			// VMM says what runs the guest.
+			add("cpuid family " + name + " kept as systemd names it; the VMM is Firecracker, a KVM monitor")
+		}
 	case oem == "CLOUDH" || strings.HasPrefix(dmi.SysVendor, "Cloud Hypervisor"):
 		d.VMM = VMMCloudHypervisor
 		if oem == "CLOUDH" {

@@ -6,8 +6,11 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/drmfilter/drmfilter/internal/testutil"
 )
 
 func detectVirt(t *testing.T, bin string, arg string) string {
@@ -23,28 +26,27 @@ func detectVirt(t *testing.T, bin string, arg string) string {
 }
 
 // TestLiveMatchesSystemdDetectVirt compares the answer on this machine with
-// systemd's. It skips where systemd-detect-virt is not installed.
+// systemd's, through systemdVMAnswers and systemdContainerAnswers: the same
+// test holds on a physical machine, under KVM, Firecracker or anything
+// else, and fails only where the report and systemd disagree beyond the
+// documented differences. Without systemd-detect-virt it skips, except
+// under CI=true, where a missing comparison is a broken setup.
 func TestLiveMatchesSystemdDetectVirt(t *testing.T) {
 	bin, err := exec.LookPath("systemd-detect-virt")
 	if err != nil {
+		if testutil.InCI() {
+			t.Fatal("CI=true but systemd-detect-virt is not installed (apt-get install systemd)")
+		}
 		t.Skip("systemd-detect-virt not installed (apt-get install systemd)")
 	}
 	rep := Detect(context.Background(), Options{NoMounts: true})
 	t.Logf("hypervisor %s %+v; container %s %v; problems %v", rep.Hypervisor, rep.HypervisorDetail.Signals, rep.Container, rep.ContainerDetail.Signals, rep.Problems)
 
-	if vm := detectVirt(t, bin, "--vm"); vm != rep.Hypervisor {
-		t.Errorf("hypervisor %q, systemd-detect-virt --vm says %q", rep.Hypervisor, vm)
+	if vm, ok := detectVirt(t, bin, "--vm"), systemdVMAnswers(rep); !slices.Contains(ok, vm) {
+		t.Errorf("hypervisor %q, systemd-detect-virt --vm says %q (consistent answers: %q)", rep.Hypervisor, vm, ok)
 	}
-	ct := detectVirt(t, bin, "--container")
-	switch {
-	case rep.Container == RTKubernetes:
-		// systemd has no name for a pod; compare the engine at least when
-		// systemd names one.
-		if ct != "none" && ct != RTContainerOther && ct != rep.ContainerDetail.Runtime {
-			t.Errorf("pod runtime %q, systemd-detect-virt --container says %q", rep.ContainerDetail.Runtime, ct)
-		}
-	case ct != rep.Container:
-		t.Errorf("container %q, systemd-detect-virt --container says %q", rep.Container, ct)
+	if ct, ok := detectVirt(t, bin, "--container"), systemdContainerAnswers(rep); !slices.Contains(ok, ct) {
+		t.Errorf("container %q, systemd-detect-virt --container says %q (consistent answers: %q)", rep.Container, ct, ok)
 	}
 }
 

@@ -76,8 +76,8 @@ type Report struct {
 	HypervisorDetail HypervisorDetail `json:"hypervisor_detail"`
 	// Nested says whether this guest may run guests of its own.
 	Nested Nested `json:"nested"`
-	// Cloud is the provider id (azure, aws, gcp, oracle, alibaba,
-	// digitalocean, hetzner, openstack, ibm, exoscale, scaleway) or "none".
+	// Cloud is the provider id (the Cloud* constants: azure, aws, gcp,
+	// oracle, alibaba, openstack...) or "none".
 	Cloud string `json:"cloud"`
 	// CloudDetail refines Cloud.
 	CloudDetail CloudDetail `json:"cloud_detail"`

@@ -650,9 +650,20 @@ func (d *decoder) kubernetes(n *yaml.Node, field string) *KubernetesSelector {
 
 // Hypervisor names, as systemd-detect-virt prints them, plus firecracker
 // and cloud-hypervisor which drmfilter can tell apart.
-var hypervisors = []string{"kvm", "amazon", "qemu", "bochs", "xen", "uml", "vmware", "oracle", "microsoft", "zvm", "parallels", "bhyve", "qnx", "acrn", "powervm", "apple", "sre", "google", "firecracker", "cloud-hypervisor"}
+// They are listed here rather than taken from internal/environ so that the
+// policy package stays a leaf; a test there checks the two lists agree.
+var hypervisors = []string{"kvm", "amazon", "qemu", "bochs", "xen", "uml", "vmware", "oracle", "microsoft", "zvm", "parallels", "bhyve", "qnx", "acrn", "powervm", "apple", "sre", "google", "vm-other", "firecracker", "cloud-hypervisor"}
 
-var clouds = []string{"azure", "aws", "gcp", "oracle", "alibaba", "digitalocean", "hetzner", "openstack", "ibm", "exoscale", "scaleway"}
+// Cloud ids, as internal/environ reports them.
+var clouds = []string{"azure", "aws", "gcp", "oracle", "alibaba", "digitalocean", "hetzner", "openstack", "ibm", "exoscale", "scaleway",
+	"akamai", "bigstep", "cloudcix", "cloudsigma", "cloudstack", "joyent", "lxd", "nwcs", "rbxcloud", "upcloud", "vultr",
+	"brightbox", "e24cloud", "outscale", "tilaa", "zstack"}
+
+// KnownHypervisors returns the hypervisor ids an environment selector accepts.
+func KnownHypervisors() []string { return slices.Clone(hypervisors) }
+
+// KnownClouds returns the cloud ids an environment selector accepts.
+func KnownClouds() []string { return slices.Clone(clouds) }
 
 var machines = []string{"physical", "virtual"}
 

@@ -344,8 +344,13 @@ live machine.
   read: `/sys/class/dmi/id/*`, `/sys/block/*`, `/sys/hypervisor/*`,
   `/sys/firmware/acpi/tables/DSDT` (36-byte header only), `/proc/cpuinfo`,
   `/proc/xen`, `/proc/device-tree`, `/proc/sysinfo`, `/proc/self/cgroup`,
-  `/proc/self/mountinfo`, `/proc/1/environ`, marker files (`/.dockerenv`,
-  `/run/.containerenv`, `/run/host/container-manager`, ...).
+  `/proc/self/mountinfo`, `/proc/self/status` (its TracerPid, for proot),
+  `/proc/1/environ`, marker files (`/.dockerenv`, `/run/.containerenv`,
+  `/run/host/container-manager`, ...), the cgroup-namespace files under
+  `/sys/fs/cgroup`, and the cloud signs beyond DMI that ds-identify reads
+  (`/dev/lxd/sock`, `/dev/disk/by-label/*`, `/sys/class/virtio-ports/*/name`,
+  the words `scaleway`/`vultr` of `/proc/cmdline`, ...). The parity tables
+  in `../parity_test.go` build such trees in memory, one per anchor id.
 - `fixtures/<case>/case.json` - what is not a file: the CPUID leaf
   0x40000000 signature (`cpuid_vendor`, empty = hypervisor bit clear), VMX/SVM,
   the architecture, the PID to inspect (0 = `/proc/self`) and the source.

@@ -35,6 +35,10 @@ for f in product_serial product_uuid; do
 		head -c 12 /sys/class/dmi/id/$f >"$root/sys/class/dmi/id/$f" 2>/dev/null
 	fi
 done
+# Brightbox names itself only by the serial's domain.
+case $(cat /sys/class/dmi/id/product_serial 2>/dev/null) in
+*.brightbox.com) echo "srv-redacted.brightbox.com" >"$root/sys/class/dmi/id/product_serial" ;;
+esac
 copy /sys/firmware/dmi/entries/0-0/raw 64
 copy /sys/firmware/acpi/tables/DSDT 36
 copy /sys/firmware/acpi/tables/FACP 36
@@ -48,6 +52,7 @@ copy /proc/sysinfo
 copy /proc/cpuinfo
 copy /proc/version
 copy /proc/sys/kernel/osrelease
+copy /proc/sys/kernel/version
 copy /proc/device-tree/hypervisor/compatible
 copy /proc/device-tree/compatible
 mark /proc/device-tree/ibm,partition-name
@@ -69,10 +74,29 @@ mkdir -p "$root/proc/self" "$root/proc/1"
 cat /proc/self/cgroup >"$root/proc/self/cgroup" 2>/dev/null
 cat /proc/self/mountinfo >"$root/proc/self/mountinfo" 2>/dev/null
 { tr '\0' '\n' </proc/self/environ | grep -E '^KUBERNETES_SERVICE_HOST=' | tr '\n' '\0' >"$root/proc/self/environ"; } 2>/dev/null
-{ tr '\0' '\n' </proc/1/environ | grep -E '^container=' | tr '\n' '\0' >"$root/proc/1/environ"; } 2>/dev/null
+{ tr '\0' '\n' </proc/1/environ | grep -E '^(container|product_name)=' | tr '\n' '\0' >"$root/proc/1/environ"; } 2>/dev/null
+# proot: the tracer of this script is the tracer of drmfilter run beside it.
+tracer=$(sed -n 's/^TracerPid:[[:space:]]*//p' /proc/self/status 2>/dev/null)
+printf 'TracerPid:\t%s\n' "${tracer:-0}" >"$root/proc/self/status"
+[ "${tracer:-0}" != 0 ] && copy "/proc/$tracer/comm"
 for f in /.dockerenv /run/.containerenv /var/run/secrets/kubernetes.io; do mark "$f"; done
 copy /run/host/container-manager
 copy /run/systemd/container
+# A private cgroup namespace (the files systemd's running_in_cgroupns reads).
+[ -e /proc/self/ns/cgroup ] && mkdir -p "$root/proc/self/ns" && : >"$root/proc/self/ns/cgroup"
+for f in cgroup.controllers cgroup.events cgroup.type systemd systemd/release_agent; do mark "/sys/fs/cgroup/$f"; done
+mark /sys/kernel/cgroup/features
+# Cloud signs beyond DMI (cloud-init's ds-identify): only that they exist,
+# and the kernel command line only as the words that name a cloud.
+for f in /dev/lxd/sock /native/.zonecontrol/metadata.sock /var/run/scaleway /etc/vultr \
+	/root/provisioningConfiguration.cfg /var/lib/cloud/data/seed/bigstep/url /dev/disk/by-uuid/9796-932E; do
+	mark "$f"
+done
+for l in CLOUDMD cloudmd METADATA metadata CONFIG-2 config-2; do mark "/dev/disk/by-label/$l"; done
+for p in /sys/class/virtio-ports/*/name; do copy "$p"; done
+if [ -r /proc/cmdline ]; then
+	tr ' ' '\n' </proc/cmdline | grep -x -E 'scaleway|vultr' | tr '\n' ' ' >"$root/proc/cmdline"
+fi
 
 if [ -z "$vendor" ] && command -v drmfilter >/dev/null 2>&1; then
 	vendor=$(drmfilter env -o json --no-mounts | sed -n 's/^ *"cpuid_vendor": "\(.*\)",*$/\1/p' | head -n 1)
