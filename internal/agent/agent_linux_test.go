@@ -176,7 +176,7 @@ func (h *harness) path(p string) string { return filepath.Join(h.fs, p) }
 // context if it hangs.
 func run(t *testing.T, dir string, name string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
@@ -664,7 +664,7 @@ func TestStatusSocketAndMetrics(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{
 		`drmfilter_events_total{decision="deny",operation="open"} 1`,
-		`drmfilter_failures_total{reason="deadline"} 0`,
+		`drmfilter_failures_total{reason="deadline",verdict="allow"} 0`,
 		`drmfilter_policy_generation{hash="` + st.Policy.Hash + `"} 1`,
 		`drmfilter_decision_seconds_count`,
 	} {

@@ -106,12 +106,12 @@ func (a *Agent) dispatch(e *fanotify.Event, jobs chan<- *job, pathBuf []byte) {
 	a.stats.total.Add(1)
 	op := opOf(e.Mask)
 	if e.Err != nil {
-		a.fail(e.Fd, op, "", e.Pid, "malformed-event")
+		a.fail(e.Fd, op, "", e.Pid, "malformed-event", a.failV)
 		return
 	}
 	st, err := fanotify.Stat(e.Fd)
 	if err != nil {
-		a.fail(e.Fd, op, "", e.Pid, "internal-error")
+		a.fail(e.Fd, op, "", e.Pid, "internal-error", a.failV)
 		return
 	}
 	mounts := a.mounts.Load()
@@ -132,7 +132,13 @@ func (a *Agent) dispatch(e *fanotify.Event, jobs chan<- *job, pathBuf []byte) {
 	} else {
 		p, err := fanotify.PathOf(e.Fd, pathBuf)
 		if err != nil {
-			a.fail(e.Fd, op, "", e.Pid, "internal-error")
+			// The file is on a marked filesystem and cannot be named (its
+			// path is longer than the kernel will print, PATH_MAX): whether
+			// a policy covers it is unknown, and a file someone buried too
+			// deep to be named must not be the way around a policy. It is
+			// denied whatever the failure mode; a protected file the index
+			// knows is decided above by its identity, before this.
+			a.fail(e.Fd, op, "", e.Pid, "unnamed-file", fanotify.Deny)
 			return
 		}
 		path = string(p)
@@ -164,7 +170,7 @@ func (a *Agent) dispatch(e *fanotify.Event, jobs chan<- *job, pathBuf []byte) {
 	case jobs <- j:
 	default:
 		if j.claim() {
-			a.fail(j.ev.Fd, op, path, e.Pid, "queue-full")
+			a.fail(j.ev.Fd, op, path, e.Pid, "queue-full", a.failVerdict(state))
 		}
 		a.finish(j)
 	}
@@ -198,18 +204,41 @@ func (a *Agent) maybeIgnore(fd int32, st *fanotify.FileStat, state *policyState)
 	}
 }
 
-// fail answers an event by the failure mode and records why.
-func (a *Agent) fail(fd int32, op policy.Operation, path string, pid int32, reason string) {
-	a.respond(fd, a.failV)
-	a.stats.failures(reason).Add(1)
-	a.audit.Write(&audit.Record{Decision: "failure", Reason: reason, Mode: a.cfg.Mode, Operation: op.String(), Path: path,
+// fail answers an event that was not decided with v and records why,
+// counting an allow separately: it is what got through without a decision.
+func (a *Agent) fail(fd int32, op policy.Operation, path string, pid int32, reason string, v fanotify.Verdict) {
+	a.respond(fd, v)
+	a.stats.failed(reason, v == fanotify.Allow)
+	a.audit.Write(&audit.Record{Decision: "failure", Reason: reason, Verdict: verdictName(v), Mode: a.cfg.Mode, Operation: op.String(), Path: path,
 		PID: pid, Env: a.envTag})
 }
 
-// deadline answers a job by the failure mode if the worker has not.
+func verdictName(v fanotify.Verdict) string {
+	if v == fanotify.Allow {
+		return "allow"
+	}
+	return "deny"
+}
+
+// failVerdict is the answer of a deadline or a full queue for an event to
+// be decided under state: the failure mode, except where a policy selects
+// executables by hash. How long a hash takes is chosen by the subject (a
+// sparse copy of an allowed program, as large as the filesystem lets it
+// be, reads for seconds; several in parallel keep every worker busy), so
+// with failureMode open whoever wanted the file could choose to be let
+// through. A decision that may need a hash the agent cannot finish in
+// time is a deny.
+func (a *Agent) failVerdict(state *policyState) fanotify.Verdict {
+	if state.m.NeedsHash() {
+		return fanotify.Deny
+	}
+	return a.failV
+}
+
+// deadline answers a job by its failure verdict if the worker has not.
 func (a *Agent) deadline(j *job) {
 	if j.claim() {
-		a.fail(j.ev.Fd, j.op, j.path, j.ev.Pid, "deadline")
+		a.fail(j.ev.Fd, j.op, j.path, j.ev.Pid, "deadline", a.failVerdict(j.state))
 	}
 	a.release(j)
 }
@@ -241,7 +270,7 @@ func (a *Agent) decide(j *job) {
 		if r := recover(); r != nil {
 			a.log.Error("panic while deciding an event", "panic", r)
 			if j.claim() {
-				a.fail(j.ev.Fd, j.op, j.path, j.ev.Pid, "internal-error")
+				a.fail(j.ev.Fd, j.op, j.path, j.ev.Pid, "internal-error", a.failV)
 			}
 		}
 	}()
@@ -258,13 +287,14 @@ func (a *Agent) decide(j *job) {
 		if j.claim() {
 			a.respond(j.ev.Fd, fanotify.Allow)
 			a.stats.record(policy.OpExec, "allow")
+			a.stats.grantAllows.Add(1)
 		}
 		return
 	}
 	p, err := a.procs.Lookup(j.ev.Pid, int(j.ev.PidFd))
 	if err != nil {
 		if j.claim() {
-			a.fail(j.ev.Fd, j.op, j.path, j.ev.Pid, "process-lookup")
+			a.fail(j.ev.Fd, j.op, j.path, j.ev.Pid, "process-lookup", a.failV)
 		}
 		return
 	}

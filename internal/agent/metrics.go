@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 var (
 	opNames       = []policy.Operation{policy.OpOpen, policy.OpExec, policy.OpRead}
 	decisionNames = []string{"uncovered", "allow", "audit", "would-deny", "deny"}
-	failureNames  = []string{"deadline", "queue-full", "internal-error", "malformed-event", "process-lookup"}
+	failureNames  = []string{"deadline", "queue-full", "internal-error", "malformed-event", "process-lookup", "unnamed-file"}
 )
 
 // stats are the agent's counters: plain atomics on the event path, read by
@@ -28,8 +29,14 @@ type stats struct {
 	total, self, overflows, indexHits, ignoreMarks, exempt, late atomic.Uint64
 	respondErrors, reloadFailures, mountChanges                  atomic.Uint64
 	events                                                       [3][5]atomic.Uint64
-	fails                                                        [5]atomic.Uint64
-	latency                                                      prometheus.Histogram
+	fails                                                        [6]atomic.Uint64
+	// failAllows counts, by failure reason, the events a failure path
+	// answered with allow: what got through without a decision.
+	failAllows [6]atomic.Uint64
+	// grantAllows counts the exec's own open allowed by its exec's grant,
+	// without a decision of its own.
+	grantAllows atomic.Uint64
+	latency     prometheus.Histogram
 }
 
 func newStats() *stats {
@@ -58,13 +65,16 @@ func (s *stats) record(op policy.Operation, decision string) {
 	}
 }
 
-func (s *stats) failures(reason string) *atomic.Uint64 {
-	for i, r := range failureNames {
-		if r == reason {
-			return &s.fails[i]
-		}
+// failed counts a failure of the given reason, and whether it allowed.
+func (s *stats) failed(reason string, allowed bool) {
+	i := slices.Index(failureNames, reason)
+	if i < 0 {
+		i = slices.Index(failureNames, "internal-error")
 	}
-	return &s.fails[2]
+	s.fails[i].Add(1)
+	if allowed {
+		s.failAllows[i].Add(1)
+	}
 }
 
 func (s *stats) observe(d time.Duration) { s.latency.Observe(d.Seconds()) }
@@ -74,7 +84,7 @@ type collector struct{ a *Agent }
 
 var (
 	descEvents      = prometheus.NewDesc("drmfilter_events_total", "Permission events decided, by operation and decision (uncovered: no policy covers the file).", []string{"operation", "decision"}, nil)
-	descFailures    = prometheus.NewDesc("drmfilter_failures_total", "Events answered by the failure mode, by reason (deadline: not decided within the per-event deadline).", []string{"reason"}, nil)
+	descFailures    = prometheus.NewDesc("drmfilter_failures_total", "Events answered by a failure path, by reason (deadline: not decided within the per-event deadline) and the verdict given (allow: let through without a decision).", []string{"reason", "verdict"}, nil)
 	descOverflows   = prometheus.NewDesc("drmfilter_queue_overflows_total", "Kernel queue overflows; the kernel allowed the events it could not queue.", nil, nil)
 	descCache       = prometheus.NewDesc("drmfilter_cache_total", "Cache activity: ignore marks placed in the kernel, identity-index hits, hypervisor exemptions.", []string{"kind"}, nil)
 	descDropped     = prometheus.NewDesc("drmfilter_audit_dropped_total", "Audit records dropped because the writer could not keep up.", nil, nil)
@@ -99,12 +109,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for i, r := range failureNames {
-		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(s.fails[i].Load()), r)
+		allowed := s.failAllows[i].Load()
+		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(allowed), r, "allow")
+		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(s.fails[i].Load()-allowed), r, "deny")
 	}
 	ch <- prometheus.MustNewConstMetric(descOverflows, prometheus.CounterValue, float64(s.overflows.Load()))
 	ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(s.ignoreMarks.Load()), "ignore-mark")
 	ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(s.indexHits.Load()), "index-hit")
 	ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(s.exempt.Load()), "exemption")
+	ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(s.grantAllows.Load()), "exec-grant")
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(c.a.audit.Dropped()))
 	st := c.a.state.Load()
 	ch <- prometheus.MustNewConstMetric(descGeneration, prometheus.GaugeValue, float64(st.gen), st.hash)

@@ -73,7 +73,9 @@ func (a *Agent) Status() Status {
 	}
 	for i, r := range failureNames {
 		counters["failure."+r] = s.fails[i].Load()
+		counters["failure."+r+".allowed"] = s.failAllows[i].Load()
 	}
+	counters["execGrants"] = s.grantAllows.Load()
 	var perr string
 	if p := a.policyErr.Load(); p != nil {
 		perr = *p

@@ -39,6 +39,7 @@ const (
 	ReasonInternalError = "internal-error"
 	ReasonNoProcess     = "no-process"
 	ReasonQueueOverflow = "queue-overflow"
+	ReasonUnnamedFile   = "unnamed-file"
 )
 
 // Record is one audit record. The JSON tags are the schema (see the package
@@ -87,6 +88,9 @@ type Record struct {
 	// or, for a decision, what the agent did not know when it decided
 	// ("pod metadata pending").
 	Reason string `json:"reason,omitempty"`
+	// Verdict is, on failure records, what the kernel was told: "allow"
+	// (let through without a decision) or "deny".
+	Verdict string `json:"verdict,omitempty"`
 	// Count is set on DecisionDropped records only: how many records
 	// were dropped since the previous such record.
 	Count uint64 `json:"count,omitempty"`
@@ -129,6 +133,7 @@ func AppendJSON(dst []byte, r *Record) []byte {
 	dst = appendOpt(dst, "pod", r.Pod)
 	dst = appendOpt(dst, "env", r.Env)
 	dst = appendOpt(dst, "reason", r.Reason)
+	dst = appendOpt(dst, "verdict", r.Verdict)
 	if r.Count != 0 {
 		dst = append(dst, `,"count":`...)
 		dst = strconv.AppendUint(dst, r.Count, 10)
