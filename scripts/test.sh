@@ -24,6 +24,8 @@ command -v containerd >/dev/null 2>&1 || need+=(containerd)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v rpm >/dev/null 2>&1 || need+=(rpm)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+# C helpers of the tests (threads racing an exec, a main thread that exits).
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
 # The environment detection's live test compares with systemd-detect-virt.
 command -v systemd-detect-virt >/dev/null 2>&1 || need+=(systemd)
 if [ "${#need[@]}" -gt 0 ]; then

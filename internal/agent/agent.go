@@ -92,7 +92,15 @@ type Agent struct {
 	fan      *fanotify.Listener
 	names    *fanotify.Watcher // nil when the kernel cannot report name changes
 	watched  map[string]bool   // mount points the name watcher watches
-	reloadMu sync.Mutex        // serialises Reload and mark changes
+	reloadMu sync.Mutex        // serialises Reload
+	// marksMu guards the marks (fan, marked, watched, markedSnap writes).
+	// It is not reloadMu: a reload that reads a slow policy source or
+	// re-indexes a million files must not keep a new mount unmarked.
+	// Reload takes it inside reloadMu, and only to update the marks.
+	marksMu sync.Mutex
+	// reloadSince is when the reload now running started (UnixNano), 0
+	// when none is; Status reports it.
+	reloadSince atomic.Int64
 
 	policyWatched  atomic.Bool   // WatchPolicies is running with its watches set up
 	watchReady     chan struct{} // closed the first time they are
@@ -317,6 +325,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.watchNames(ctx, a.names)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.reportOpenBeforeStart(ctx, st)
+	}()
 	a.ready.Store(true)
 	err = a.readLoop(ctx, jobs)
 	a.ready.Store(false)
@@ -350,9 +363,20 @@ func (a *Agent) rewalkIndex(ctx context.Context) {
 // Reload loads the policies again and, if they are valid, swaps them in
 // atomically and updates the marks. A bad policy leaves the previous one in
 // force and is returned as an error.
+//
+// Reloads run one at a time; while one runs, Status reports since when
+// (Policy.ReloadInProgressSince), and marks still follow new mounts.
 func (a *Agent) Reload() error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
+	start := time.Now()
+	a.reloadSince.Store(start.UnixNano())
+	defer a.reloadSince.Store(0)
+	defer func() {
+		if d := time.Since(start); d > reloadStallAfter {
+			a.log.Warn("a policy reload took long; later reloads waited for it", "duration", d.Round(time.Second))
+		}
+	}()
 	old := a.state.Load()
 	st, err := a.load(old.gen + 1)
 	if err != nil {
@@ -368,15 +392,7 @@ func (a *Agent) Reload() error {
 	}
 	a.index.rebuild(st, a.mounts.Load(), a.penv)
 	a.state.Store(st)
-	if a.fan != nil {
-		if err := a.applyMarksLocked(st); err != nil {
-			a.log.Error("updating marks after reload", "error", err)
-		}
-		// Ignore marks cached verdicts of the old policy.
-		if err := a.fan.Flush(0); err != nil {
-			a.log.Warn("flushing ignore marks", "error", err)
-		}
-	}
+	a.remarkAfterReload(st)
 	a.log.Info("policies reloaded", "generation", st.gen, "hash", st.hash, "rules", st.m.Rules())
 	return nil
 }

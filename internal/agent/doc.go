@@ -32,4 +32,11 @@
 //   - exempt.go: the hypervisor disk-image exemption.
 //   - status.go: Status, the status socket and its client.
 //   - metrics.go: Prometheus metrics, /healthz and /readyz.
+//   - health.go: binding the status socket safely, and the client that
+//     believes only a root listener.
+//   - grant_linux.go: whether an open that found an exec's grant is that
+//     exec's own (the threads' current system calls).
+//   - preopen_linux.go: protected files already open when the agent starts.
+//   - watchdog.go: systemd readiness and watchdog.
+//   - watch.go: watching policy files, ready once caught up.
 package agent

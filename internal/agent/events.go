@@ -142,6 +142,14 @@ func (a *Agent) dispatch(e *fanotify.Event, jobs chan<- *job, pathBuf []byte) {
 			return
 		}
 		path = string(p)
+		if st.Nlink == 0 {
+			// An unlinked file (an old version kept open, or reached
+			// through a kept O_PATH handle after an editor replaced it by
+			// rename): the kernel names it "<its last path> (deleted)",
+			// which policies would not recognise (an extension, a glob
+			// ending in one). It is decided as the name it had.
+			path = strings.TrimSuffix(path, " (deleted)")
+		}
 		_, info = mounts.Lookup(path)
 		in := policy.Input{Op: op, Path: path, FSType: info.FSType, StorageClass: string(info.Class)}
 		covered = state.m.Decide(&in).Covered
@@ -280,7 +288,7 @@ func (a *Agent) decide(j *job) {
 	if j.answered.Load() {
 		return // the deadline passed while queued
 	}
-	if j.op == policy.OpOpen && a.grants.take(j.ev.Pid, j.st.Dev, j.st.Ino) {
+	if j.op == policy.OpOpen && a.grants.take(j.ev.Pid, j.st.Dev, j.st.Ino) && a.onlyExecOpens(j.ev.Pid) {
 		// The open that execve makes right after the exec it was allowed:
 		// part of the same exec, already decided (and the process already
 		// looked up for it).
@@ -294,7 +302,17 @@ func (a *Agent) decide(j *job) {
 	p, err := a.procs.Lookup(j.ev.Pid, int(j.ev.PidFd))
 	if err != nil {
 		if j.claim() {
-			a.fail(j.ev.Fd, j.op, j.path, j.ev.Pid, "process-lookup", a.failV)
+			// Only a process that has exited (proc.ErrGone) gets the
+			// failure mode: nobody waits for that answer. One that still
+			// runs (proc.ErrUnidentified) may be the very process blocked
+			// in this event, and not knowing who it is must never let it
+			// through (issue #17, case 17).
+			v := a.failV
+			if !errors.Is(err, proc.ErrGone) {
+				v = fanotify.Deny
+			}
+			a.fail(j.ev.Fd, j.op, j.path, j.ev.Pid, "process-lookup", v)
+			a.log.Debug("process lookup failed", "pid", j.ev.Pid, "error", err)
 		}
 		return
 	}
@@ -321,7 +339,7 @@ func (a *Agent) decide(j *job) {
 	}
 	missing := a.podInfo(&in.Subject)
 	if in.Subject.Container.InContainer() && j.state.m.HasContainerPaths() {
-		if cp, ok := a.containerPath(j); ok {
+		if cp, ok := a.containerPath(j, p); ok {
 			in.ContainerPath = cp
 		} else {
 			missing = joinMissing(missing, "container path")
@@ -405,11 +423,19 @@ func modeOf(global string, d policy.Decision) string {
 // file, looked up inside the process's root, is this very inode. For a
 // chrooted process whose bind mount the agent cannot see, the path below
 // the process's root directory is tried last, checked the same way.
-func (a *Agent) containerPath(j *job) (string, bool) {
-	if cp, ok, err := a.ns.ContainerPathOf(int(j.ev.Pid), j.path, j.st.Dev, j.st.Ino); err == nil && ok {
+//
+// A process whose leader has exited (p.Thread) is seen through that
+// thread: the leader's root, namespaces and mounts went with it. The
+// checks against the event's inode make a reused thread id harmless.
+func (a *Agent) containerPath(j *job, p *proc.Process) (string, bool) {
+	id := int(j.ev.Pid)
+	if p.Thread != 0 {
+		id = int(p.Thread)
+	}
+	if cp, ok, err := a.ns.ContainerPathOf(id, j.path, j.st.Dev, j.st.Ino); err == nil && ok {
 		return cp, true
 	}
-	procRoot := filepath.Join(a.cfg.HostRoot, "proc", strconv.Itoa(int(j.ev.Pid)), "root")
+	procRoot := filepath.Join(a.cfg.HostRoot, "proc", strconv.Itoa(id), "root")
 	root, err := os.Readlink(procRoot)
 	if err != nil || !filepath.IsAbs(root) || root == "/" {
 		return "", false

@@ -14,7 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/drmfilter/drmfilter/internal/audit"
 	"github.com/drmfilter/drmfilter/internal/config"
+	"github.com/drmfilter/drmfilter/internal/testutil"
 )
 
 // fileSHA256 is the policy form of a file's SHA-256.
@@ -174,4 +176,194 @@ func writeAt(dfd int, name, text string) error {
 	defer unix.Close(fd)
 	_, err = unix.Write(fd, []byte(text))
 	return err
+}
+
+// TestOldVersionThroughAKeptHandle: a process keeps an O_PATH handle on a
+// protected file (which opens nothing, so the agent is not asked), an
+// editor replaces the file by rename, and the process reopens the old
+// version through /proc/self/fd. The old inode is no longer in the tree:
+// the kernel names it "<path> (deleted)", and a policy by extension must
+// still recognise it.
+func TestOldVersionThroughAKeptHandle(t *testing.T) {
+	h := startAgent(t, func(fs string) string {
+		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: by-extension}
+spec:
+  files:
+    paths: ["%s/secret/*"]
+    extensions: [txt]
+  rules:
+    - name: head-may-open
+      operations: [open]
+      subjects: {executables: [%q]}
+      effect: allow
+    - name: others
+      operations: [open]
+      effect: deny
+`, fs, realPath("head"))
+	}, nil)
+	plan := h.path("secret/plan.txt")
+	// The test process keeps the handle; cat reopens it by its
+	// /proc/PID/fd name.
+	fd, err := unix.Open(plan, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	// The editor's save: a new file renamed over the old one.
+	tmp := h.path("secret/.plan.txt.swp")
+	if err := os.WriteFile(tmp, []byte("the new plan\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, plan); err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd)
+	out, err := run(t, "/", "cat", old)
+	if strings.Contains(out, "the plan") {
+		t.Errorf("cat read the replaced version through a kept handle: %q", out)
+	}
+	mustDeny(t, out, err, "cat of the old version through a kept O_PATH handle")
+	out, err = run(t, "/", "head", old)
+	mustAllow(t, out, err, "head of the old version")
+	out, err = run(t, "/", "cat", plan)
+	mustDeny(t, out, err, "cat of the new version")
+}
+
+// TestOpenBeforeStartIsReported: a descriptor of a protected file opened
+// before the agent started was never decided, and the kernel does not
+// raise read events for it; the agent cannot take it back, so it reports
+// it: an audit record naming the process and what the policy would say,
+// and a counter in status.
+func TestOpenBeforeStartIsReported(t *testing.T) {
+	var holder *exec.Cmd
+	h := startAgent(t, func(fs string) string {
+		// cat holds the secret open on descriptor 3 (the shell's redirection
+		// opens it before any mark exists) and waits on its stdin.
+		holder = exec.Command("sh", "-c", `exec 3<"$1"; exec cat`, "sh", filepath.Join(fs, "secret", "plan.txt"))
+		stdin, err := holder.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := holder.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := holder.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			stdin.Close()
+			_ = holder.Process.Kill()
+			_ = holder.Wait()
+		})
+		// The shell has opened the file once cat echoes a line back.
+		if _, err := stdin.Write([]byte("opened?\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := out.Read(make([]byte, 64)); err != nil {
+			t.Fatal(err)
+		}
+		return policyFor(fs, "")
+	}, nil)
+	pid := int32(holder.Process.Pid)
+	var rec audit.Record
+	waitFor(t, func() bool {
+		for _, r := range h.audit.records(t) {
+			if r.Decision == DecisionOpenBeforeStart && r.PID == pid {
+				rec = r
+				return true
+			}
+		}
+		return false
+	}, "the descriptor opened before the start to be reported")
+	if rec.Path != h.path("secret/plan.txt") || rec.Exe != realPath("cat") || rec.Rule != "others-may-not-open" {
+		t.Errorf("record %+v: want the secret, cat and the rule that would deny it", rec)
+	}
+	st := h.a.Status()
+	if st.Counters["openBeforeStart"] < 1 || st.Counters["openBeforeStart.wouldDeny"] < 1 {
+		t.Errorf("status counters %v: want the held descriptor counted", st.Counters)
+	}
+	// The public file held by nobody is not reported.
+	for _, r := range h.audit.records(t) {
+		if r.Decision == DecisionOpenBeforeStart && strings.Contains(r.Path, "public") {
+			t.Errorf("uncovered file reported: %+v", r)
+		}
+	}
+}
+
+// TestExecGrantNotTakenBySibling: a file anyone may execute but nobody may
+// open; one thread executes it while a sibling thread keeps opening it.
+// The open the agent lets through for the exec must not be the sibling's.
+func TestExecGrantNotTakenBySibling(t *testing.T) {
+	h := startAgent(t, func(fs string) string {
+		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: execute-only}
+spec:
+  files:
+    paths: ["%s/secret/**"]
+  rules:
+    - name: anyone-may-exec
+      operations: [exec]
+      effect: allow
+    - name: nobody-may-open
+      operations: [open]
+      effect: deny
+`, fs)
+	}, nil)
+	bin := buildC(t, "execrace", filepath.Join("testdata", "execrace.c"))
+	data, err := os.ReadFile(realPath("true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.path("secret/true"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Single-threaded, the exec works: its own open takes the grant.
+	out, err := run(t, "/", h.path("secret/true"))
+	mustAllow(t, out, err, "executing an execute-only file")
+	for i := range 50 {
+		out, err := run(t, "/", bin, h.path("secret/true"))
+		if strings.Contains(out, "sibling opened the file") {
+			for _, r := range h.audit.records(t) {
+				t.Logf("%s %s %s %s %s pid=%d", r.Time.Format("15:04:05.000000"), r.Decision, r.Operation, r.Rule, r.Reason, r.PID)
+			}
+			t.Logf("%v", h.a.Status().Counters)
+			t.Fatalf("run %d: a sibling thread opened an execute-only file with the exec's grant: %.40q", i, out)
+		}
+		// The exec itself may succeed (exit 0) or, with the sibling
+		// opening beside it, be refused its open (exit 4); never exit 3.
+		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != 4) {
+			t.Fatalf("run %d: %v %q", i, err, out)
+		}
+	}
+}
+
+// buildC compiles a test helper written in C (gcc is needed: these helpers
+// do what Go's runtime cannot, such as threads racing an exec).
+func buildC(t *testing.T, name, src string) string {
+	t.Helper()
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		if testutil.InCI() {
+			t.Fatalf("CI=true but gcc is missing: %v", err)
+		}
+		t.Skipf("skipping: gcc is needed to build %s: %v", name, err)
+	}
+	bin := filepath.Join(t.TempDir(), name)
+	if out, err := exec.Command(gcc, "-O2", "-Wall", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// testLogOut is where the test agents log: nowhere, unless
+// DRMFILTER_TEST_LOG is set (then stderr, at debug level).
+func testLogOut() io.Writer {
+	if os.Getenv("DRMFILTER_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
 }

@@ -21,6 +21,13 @@ var markableClasses = []storage.Class{storage.ClassLocal, storage.ClassNetwork, 
 // mask. A filesystem mark (FAN_MARK_FILESYSTEM) covers every mount of the
 // superblock, so bind mounts of a protected tree are seen too; one mount
 // point per superblock is enough.
+//
+// The filesystems are those holding the policies' roots (the literal
+// prefixes of their path globs) and those mounted at or below a root where
+// a glob could match: /var/lib/kubelet/pods/*/volumes/kubernetes.io~secret/**
+// has the root /var/lib/kubelet/pods, whose filesystem holds none of the
+// secrets; each secret volume is a tmpfs of its own, mounted at
+// /var/lib/kubelet/pods/<uid>/volumes/kubernetes.io~secret/<name>.
 func (a *Agent) wantedMarks(st *policyState) map[string]uint64 {
 	want := map[string]uint64{}
 	if st.mask == 0 {
@@ -47,6 +54,23 @@ func (a *Agent) wantedMarks(st *policyState) map[string]uint64 {
 			continue
 		}
 		add(m.MountPoint, m.Major, m.Minor)
+	}
+	if len(st.roots) > 0 && !st.anywhere {
+		t := mounts.Table()
+		for i := 0; i < t.Len(); i++ {
+			if t.Hidden(i) {
+				continue
+			}
+			m := t.At(i)
+			p, ok := hostView(root, filepath.Clean(m.MountPoint))
+			if !ok || !underAny(st.roots, p) || !st.m.PathsUnder(p) {
+				continue
+			}
+			if info := mounts.At(i); info.Class == "" || info.Class == storage.ClassPseudo {
+				continue
+			}
+			add(m.MountPoint, m.Major, m.Minor)
+		}
 	}
 	if st.anywhere {
 		t := mounts.Table()
@@ -78,6 +102,33 @@ func (a *Agent) markAllowed(mountPoint string) bool {
 	return false
 }
 
+// underAny reports whether p is one of roots or below one.
+func underAny(roots []string, p string) bool {
+	for _, r := range roots {
+		if r == "/" || p == r || strings.HasPrefix(p, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// hostView is the inverse of hostPath: the host path of p, a path as the
+// agent sees it; false when p is outside root (a mount of the agent's own
+// container).
+func hostView(root, p string) (string, bool) {
+	if root == "/" || root == "" {
+		return p, true
+	}
+	root = filepath.Clean(root)
+	switch {
+	case p == root:
+		return "/", true
+	case strings.HasPrefix(p, root+"/"):
+		return p[len(root):], true
+	}
+	return "", false
+}
+
 // hostPath is p as the agent sees it when the host's / is at root.
 func hostPath(root, p string) string {
 	if root == "/" || root == "" {
@@ -86,14 +137,38 @@ func hostPath(root, p string) string {
 	return filepath.Join(root, p)
 }
 
+// applyMarks marks what st needs, or what the policy now in force needs if
+// a reload replaced st meanwhile: that reload's own mark update may have
+// run first, and must not be undone.
 func (a *Agent) applyMarks(st *policyState) error {
-	a.reloadMu.Lock()
-	defer a.reloadMu.Unlock()
+	a.marksMu.Lock()
+	defer a.marksMu.Unlock()
+	if cur := a.state.Load(); cur.gen > st.gen {
+		st = cur
+	}
 	return a.applyMarksLocked(st)
 }
 
+// remarkAfterReload updates the marks for st, just swapped in by Reload,
+// and flushes the ignore marks, which cache verdicts of the old policy.
+// Before Run has opened fanotify there is nothing to update.
+func (a *Agent) remarkAfterReload(st *policyState) {
+	a.marksMu.Lock()
+	defer a.marksMu.Unlock()
+	if a.fan == nil {
+		return
+	}
+	if err := a.applyMarksLocked(st); err != nil {
+		a.log.Error("updating marks after reload", "error", err)
+	}
+	if err := a.fan.Flush(0); err != nil {
+		a.log.Warn("flushing ignore marks", "error", err)
+	}
+}
+
 // applyMarksLocked marks what st needs and removes marks it no longer
-// needs. Marking fails only if no filesystem could be marked at all.
+// needs. Marking fails only if no filesystem could be marked at all. Call
+// it with marksMu held.
 func (a *Agent) applyMarksLocked(st *policyState) error {
 	want := a.wantedMarks(st)
 	for mp, mask := range a.marked {
@@ -135,8 +210,8 @@ func (a *Agent) markedList() []string {
 }
 
 // publishMarked takes a snapshot of the marked mount points for Status,
-// which must not wait for a reload: a reload holds reloadMu while it
-// re-indexes every protected file. Call it with reloadMu held.
+// which must not wait for a reload or a mark change. Call it with marksMu
+// held.
 func (a *Agent) publishMarked() {
 	out := make([]string, 0, len(a.marked))
 	for mp := range a.marked {
@@ -149,7 +224,7 @@ func (a *Agent) publishMarked() {
 // watchMounts re-reads the mount table when it changes (the kernel wakes
 // pollers of /proc/self/mountinfo with POLLPRI) and marks filesystems
 // mounted where policies protect paths, so a new NFS mount or container
-// volume is protected when it appears.
+// volume is protected when it appears, even while a reload runs.
 func (a *Agent) watchMounts(ctx context.Context) {
 	f, err := unix.Open(filepath.Join(a.cfg.HostRoot, "proc/self/mountinfo"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -182,11 +257,16 @@ func (a *Agent) watchMounts(ctx context.Context) {
 			continue
 		}
 		a.stats.mountChanges.Add(1)
-		a.reloadMu.Lock()
+		// marksMu, not reloadMu: a reload that is slow (a large re-index,
+		// a policy source that does not answer) must not leave new mounts
+		// unmarked. The policy is read under the lock, so a reload that
+		// swaps one in meanwhile marks for it after this, or before with
+		// this seeing it.
+		a.marksMu.Lock()
 		if err := a.applyMarksLocked(a.state.Load()); err != nil {
 			a.log.Warn("marking after a mount change", "error", err)
 		}
-		a.reloadMu.Unlock()
+		a.marksMu.Unlock()
 	}
 }
 

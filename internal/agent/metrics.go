@@ -3,10 +3,15 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,7 +41,11 @@ type stats struct {
 	// grantAllows counts the exec's own open allowed by its exec's grant,
 	// without a decision of its own.
 	grantAllows atomic.Uint64
-	latency     prometheus.Histogram
+	// openBeforeStart counts the protected files found open by a process
+	// when the agent started; openBeforeStartDenied those of them the
+	// policy would have denied.
+	openBeforeStart, openBeforeStartDenied atomic.Uint64
+	latency                                prometheus.Histogram
 }
 
 func newStats() *stats {
@@ -128,12 +137,23 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Handler serves /metrics, /healthz (the process answers) and /readyz
-// (policies loaded and filesystems marked).
-func (a *Agent) Handler() http.Handler {
+// (policies loaded and filesystems marked). ServeMetrics leaves /healthz
+// and /readyz out on a port that any local user may listen on.
+func (a *Agent) Handler() http.Handler { return a.metricsHandler("") }
+
+// metricsHandler is Handler; a non-empty noHealth is why /healthz and
+// /readyz are not served, which they answer with 404.
+func (a *Agent) metricsHandler(noHealth string) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{a})
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if noHealth != "" {
+		notHere := func(w http.ResponseWriter, _ *http.Request) { http.Error(w, noHealth, http.StatusNotFound) }
+		mux.HandleFunc("/healthz", notHere)
+		mux.HandleFunc("/readyz", notHere)
+		return mux
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !a.ready.Load() {
@@ -145,17 +165,58 @@ func (a *Agent) Handler() http.Handler {
 	return mux
 }
 
-// ServeMetrics serves Handler on the configured address until ctx
-// is done.
-func (a *Agent) ServeMetrics(ctx context.Context) error {
-	if a.cfg.MetricsAddress == "" {
+// ListenMetrics binds the metrics address (Config.MetricsAddress), or
+// returns a nil listener when it is "" (disabled, the default). Call it
+// before Run and do not start when it fails: an agent running without its
+// endpoint would leave the address to whoever listens there next, and that
+// process would answer for the agent.
+//
+// The default is off, rather than a fixed port, because a TCP port at or
+// above net.ipv4.ip_unprivileged_port_start can be bound by any local
+// user whenever the agent does not hold it (before it starts, while it
+// restarts). With a fixed default that user could both answer in the
+// agent's place and, as a failed bind stops the agent, keep the agent from
+// starting at all. An explicitly configured address is the operator's
+// choice: it is bound, or the agent does not start. On such a port
+// ServeMetrics serves /metrics only, as an answer there proves nothing
+// about who gave it; the health check that cannot be impersonated is the
+// status socket (QueryAgent, `drmfilter status --check ready`).
+func (a *Agent) ListenMetrics() (net.Listener, error) {
+	addr := a.cfg.MetricsAddress
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		return ln, nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("metrics address %s is already in use by another process (%w): the agent does not start, as that process would answer for it; stop it, or set --metrics-address (metricsAddress in the config file) to a free address or \"-\" to disable the endpoint", addr, err)
+	case errors.Is(err, syscall.EACCES):
+		return nil, fmt.Errorf("metrics address %s: %w: ports below %d need root (CAP_NET_BIND_SERVICE); set --metrics-address (metricsAddress in the config file) to another address or \"-\" to disable the endpoint", addr, err, unprivilegedPortStart())
+	default:
+		return nil, fmt.Errorf("metrics address %s: %w; set --metrics-address (metricsAddress in the config file) to another address or \"-\" to disable the endpoint", addr, err)
+	}
+}
+
+// ServeMetrics serves /metrics on ln (from ListenMetrics; nil serves
+// nothing) until ctx is done, and closes ln. /healthz and /readyz are
+// served too only when ln's port is below
+// net.ipv4.ip_unprivileged_port_start in the agent's network namespace,
+// so that only root can listen there.
+func (a *Agent) ServeMetrics(ctx context.Context, ln net.Listener) error {
+	if ln == nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", a.cfg.MetricsAddress)
-	if err != nil {
-		return err
+	var noHealth string
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+		if start := unprivilegedPortStart(); tcp.Port >= start {
+			noHealth = fmt.Sprintf("not served on port %d: any local user may listen on ports from %d (net.ipv4.ip_unprivileged_port_start), "+
+				"so an answer here could come from anyone; ask the agent with `drmfilter status --check ready` (its root-only status socket)\n", tcp.Port, start)
+		}
 	}
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	a.log.Info("serving metrics", "address", ln.Addr().String(), "health", noHealth == "")
+	srv := &http.Server{Handler: a.metricsHandler(noHealth), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -166,4 +227,19 @@ func (a *Agent) ServeMetrics(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// unprivilegedPortStart is the lowest port any user may listen on in this
+// process's network namespace (net.ipv4.ip_unprivileged_port_start, which
+// covers IPv6 too). Without the setting (Linux before 4.11) it is 1024.
+func unprivilegedPortStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	if err != nil {
+		return 1024
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 1024
+	}
+	return n
 }

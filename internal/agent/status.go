@@ -3,11 +3,8 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -47,6 +44,30 @@ type PolicyStatus struct {
 	// Error is the last policy that was rejected (the one above stays in
 	// force); empty when the newest policy loaded.
 	Error string `json:"error,omitempty"`
+	// ReloadInProgressSince is when the reload now running started;
+	// absent when none is. Reloads run one at a time, so later reloads
+	// (SIGHUP, the policy watch, the API) wait for this one; marking of
+	// new mounts does not.
+	ReloadInProgressSince *time.Time `json:"reloadInProgressSince,omitempty"`
+	// ReloadStalled is true when that reload has run for longer than a
+	// minute (reloadStallAfter): a policy source that does not answer,
+	// such as a hung network filesystem. Reading a policy file never
+	// blocks otherwise (a named pipe is refused).
+	ReloadStalled bool `json:"reloadStalled,omitempty"`
+}
+
+// reloadStallAfter is how long a reload may run before Status calls it
+// stalled. Re-indexing a million protected files takes seconds.
+const reloadStallAfter = time.Minute
+
+// reloadStatus reports the reload that started at since (UnixNano, 0 for
+// none) as seen at now.
+func reloadStatus(since int64, now time.Time) (*time.Time, bool) {
+	if since == 0 {
+		return nil, false
+	}
+	t := time.Unix(0, since)
+	return &t, now.Sub(t) > reloadStallAfter
 }
 
 // EnvSummary is the compact environment of the node.
@@ -76,55 +97,32 @@ func (a *Agent) Status() Status {
 		counters["failure."+r+".allowed"] = s.failAllows[i].Load()
 	}
 	counters["execGrants"] = s.grantAllows.Load()
+	counters["openBeforeStart"] = s.openBeforeStart.Load()
+	counters["openBeforeStart.wouldDeny"] = s.openBeforeStartDenied.Load()
 	var perr string
 	if p := a.policyErr.Load(); p != nil {
 		perr = *p
 	}
+	pol := PolicyStatus{Generation: st.gen, Hash: st.hash, LoadedAt: st.loadedAt, Files: st.files, Rules: st.m.Rules(), Watched: a.policyWatched.Load(), Error: perr}
+	pol.ReloadInProgressSince, pol.ReloadStalled = reloadStatus(a.reloadSince.Load(), time.Now())
 	return Status{
 		Version: version.Get().Version, PID: os.Getpid(), Uptime: time.Since(a.started).Round(time.Second).String(),
 		Ready: a.ready.Load(), Mode: a.cfg.Mode, FailureMode: string(a.cfg.FailureMode),
-		Policy:      PolicyStatus{Generation: st.gen, Hash: st.hash, LoadedAt: st.loadedAt, Files: st.files, Rules: st.m.Rules(), Watched: a.policyWatched.Load(), Error: perr},
+		Policy:      pol,
 		Environment: EnvSummary{Hypervisor: orNone(a.env.Hypervisor), Cloud: orNone(a.env.Cloud), Container: orNone(a.env.Container), Nested: a.env.Nested.Available},
 		Settings:    a.Settings(), Marked: a.markedList(), IndexedFiles: a.index.len(), Counters: counters,
 		AuditDropped: a.audit.Dropped(), AuditWritten: a.audit.Written(), ReloadFailure: s.reloadFailures.Load(),
 	}
 }
 
-// ServeStatus answers status requests on a unix socket that only root
-// can reach (the socket is 0600 in a 0700 directory, and the peer's
-// credentials are checked), until ctx is done.
+// ServeStatus binds the status socket (ListenStatus) and answers on it
+// (ServeStatusOn) until ctx is done; a disabled socket serves nothing.
 func (a *Agent) ServeStatus(ctx context.Context) error {
-	path := a.cfg.StatusSocket
-	if path == "" {
-		return nil
+	ln, err := a.ListenStatus()
+	if err != nil || ln == nil {
+		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("status socket: %w", err)
-	}
-	_ = os.Remove(path)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return fmt.Errorf("status socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return fmt.Errorf("status socket: %w", err)
-	}
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-		os.Remove(path)
-	}()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("status socket: %w", err)
-		}
-		go a.answerStatus(c.(*net.UnixConn))
-	}
+	return a.ServeStatusOn(ctx, ln)
 }
 
 func (a *Agent) answerStatus(c *net.UnixConn) {
@@ -155,26 +153,6 @@ func peerUID(c *net.UnixConn) (uint32, error) {
 	return cred.Uid, nil
 }
 
-// QueryStatus asks the agent listening on path for its status.
-func QueryStatus(ctx context.Context, path string) (Status, error) {
-	var s Status
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return s, fmt.Errorf("is the agent running? %w", err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	var raw json.RawMessage
-	if err := json.NewDecoder(c).Decode(&raw); err != nil {
-		return s, fmt.Errorf("read status: %w", err)
-	}
-	var e struct{ Error string }
-	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-		return s, errors.New(e.Error)
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return s, fmt.Errorf("read status: %w", err)
-	}
-	return s, nil
-}
+// QueryStatus asks the agent listening on path for its status; the answer
+// is believed only from a root listener (QueryAgent).
+func QueryStatus(ctx context.Context, path string) (Status, error) { return QueryAgent(ctx, path) }

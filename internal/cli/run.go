@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -96,8 +98,8 @@ service account, or --kubeconfig outside a cluster.`,
 	fl.StringVar(&f.failureMode, "failure-mode", "", "open or closed: the answer when a decision misses its deadline or fails")
 	fl.StringVar(&f.auditFile, "audit-file", "", "audit log file (JSON lines); \"-\" disables the file")
 	fl.BoolVar(&f.auditStdout, "audit-stdout", false, "also write audit records to standard output")
-	fl.StringVar(&f.metrics, "metrics-address", "", "host:port for /metrics, /healthz, /readyz (default loopback; another address exposes them to its network); \"-\" disables")
-	fl.StringVar(&f.status, "status-socket", "", "unix socket for `drmfilter status`")
+	fl.StringVar(&f.metrics, "metrics-address", "", "host:port for Prometheus /metrics (default off; 127.0.0.1:9477 keeps it on loopback, another address exposes it to its network; \"-\" disables); the agent does not start if it cannot listen there. /healthz and /readyz are served there only on a port below net.ipv4.ip_unprivileged_port_start: use `drmfilter status --check ready`")
+	fl.StringVar(&f.status, "status-socket", "", "unix socket for `drmfilter status`, in a directory only root can write to (default /run/drmfilter/status.sock)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.watch, "watch", true, "reload when policy files change")
 	fl.DurationVar(&f.deadline, "deadline", 0, "per-event decision deadline (default: tuned to the environment)")
@@ -153,7 +155,7 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 			cfg.Audit.File = ""
 		}
 		if f.status == "" {
-			cfg.StatusSocket = filepath.Join(os.TempDir(), "drmfilter-demo.sock")
+			cfg.StatusSocket = "/run/drmfilter-demo.sock" // root's directory: not /tmp, see agent.ListenStatus
 		}
 		if f.metrics == "" {
 			cfg.MetricsAddress = ""
@@ -212,6 +214,16 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 		}
 		return withCode(exitcode.Failure, err)
 	}
+	// The metrics address and the status socket are bound before anything
+	// else starts: an agent that cannot hold them does not start, rather
+	// than enforce while another process answers for it there.
+	metricsLn, statusLn, err := listen(a)
+	if err != nil {
+		a.Close()
+		return withCode(exitcode.Failure, err)
+	}
+	var serving sync.WaitGroup
+	defer func() { cancel(); serving.Wait() }()
 	if node != nil {
 		done := make(chan struct{})
 		defer func() { cancel(); <-done }()
@@ -247,13 +259,19 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 			}
 		}()
 	}
+	// Under systemd: ready once enforcing, and the watchdog that ends a
+	// stopped agent.
+	go a.NotifySystemd(ctx)
+	serving.Add(2)
 	go func() {
-		if err := a.ServeMetrics(ctx); err != nil {
+		defer serving.Done()
+		if err := a.ServeMetrics(ctx, metricsLn); err != nil {
 			log.Error("metrics endpoint", "error", err)
 		}
 	}()
 	go func() {
-		if err := a.ServeStatus(ctx); err != nil {
+		defer serving.Done()
+		if err := a.ServeStatusOn(ctx, statusLn); err != nil {
 			log.Error("status socket", "error", err)
 		}
 	}()
@@ -264,6 +282,21 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 		return withCode(exitcode.Failure, err)
 	}
 	return nil
+}
+
+// listen binds the agent's metrics address and status socket (either may
+// be disabled: a nil listener).
+func listen(a *agent.Agent) (metrics, status net.Listener, err error) {
+	if metrics, err = a.ListenMetrics(); err != nil {
+		return nil, nil, err
+	}
+	if status, err = a.ListenStatus(); err != nil {
+		if metrics != nil {
+			metrics.Close()
+		}
+		return nil, nil, err
+	}
+	return metrics, status, nil
 }
 
 // clusterNode is the agent's side of a Kubernetes cluster (--kubernetes):
@@ -290,18 +323,40 @@ func checkClusterFlags(f *runFlags, changed func(string) bool) error {
 }
 
 func newStatusCommand(s Streams) *cobra.Command {
-	var socket, output string
+	var socket, output, check string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Ask the running agent for its mode, policy, environment and counters",
-		Args:  cobra.NoArgs,
+		Long: `Ask the running agent, over its root-only status socket, for its mode,
+policy, environment and counters. Only an answer from a process running as
+root is believed (the kernel's record of who listens on the socket): an
+agent's socket that another user took over is reported as such.
+
+With --check it is a health check, for a liveness or readiness probe or a
+script: --check live exits 0 when the agent answers, --check ready exits 0
+when it also enforces its policies (loaded, filesystems marked); otherwise
+it exits 1 and says why. This is the health check to rely on: /healthz and
+/readyz on a TCP port that any local user may listen on can be answered by
+anyone while the agent is down.`,
+		Example: `  sudo drmfilter status
+  drmfilter status --check ready --socket /run/drmfilter/status.sock   # exit 0: enforcing`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			st, err := agent.QueryStatus(cmd.Context(), socket)
+			if check != "" && check != "live" && check != "ready" {
+				return withCode(exitcode.Usage, fmt.Errorf("--check: %q is not live or ready", check))
+			}
+			st, err := agent.QueryAgent(cmd.Context(), socket)
 			if err != nil {
+				if check != "" {
+					return withCode(exitcode.Failure, fmt.Errorf("not %s: %w", check, err))
+				}
 				return withCode(exitcode.Failure, err)
+			}
+			if check != "" {
+				return statusCheck(s, output, check, st)
 			}
 			if output == "json" {
 				return writeJSON(s.Out, st)
@@ -314,6 +369,16 @@ func newStatusCommand(s Streams) *cobra.Command {
 				watched = "files watched"
 			}
 			fmt.Fprintf(w, "policy generation %d, %d rules, %s, loaded %s, %s\n", st.Policy.Generation, st.Policy.Rules, st.Policy.Hash, st.Policy.LoadedAt.Format("2006-01-02 15:04:05"), watched)
+			if st.Policy.Error != "" {
+				fmt.Fprintf(w, "last policy reload rejected (the policy above stays in force): %s\n", st.Policy.Error)
+			}
+			if since := st.Policy.ReloadInProgressSince; since != nil {
+				stalled := ""
+				if st.Policy.ReloadStalled {
+					stalled = "; stalled: later reloads wait for it"
+				}
+				fmt.Fprintf(w, "policy reload in progress since %s (%s)%s\n", since.Format("2006-01-02 15:04:05"), time.Since(*since).Round(time.Second), stalled)
+			}
 			fmt.Fprintf(w, "environment: hypervisor %s, cloud %s, container %s, nested %v\n", st.Environment.Hypervisor, st.Environment.Cloud, st.Environment.Container, st.Environment.Nested)
 			fmt.Fprintf(w, "marked filesystems: %v; indexed files: %d\n", st.Marked, st.IndexedFiles)
 			fmt.Fprintf(w, "events %d; audit records written %d, dropped %d; reload failures %d\n", st.Counters["events"], st.AuditWritten, st.AuditDropped, st.ReloadFailure)
@@ -322,7 +387,29 @@ func newStatusCommand(s Streams) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&socket, "socket", config.Default().StatusSocket, "the agent's status socket")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&check, "check", "", "live or ready: exit 0 if the agent answers (live) and enforces its policies (ready), 1 otherwise")
 	return cmd
+}
+
+// statusCheck reports the agent's answer to `status --check`: one line, or
+// the status as JSON, and exit 0 only when the check passes.
+func statusCheck(s Streams, output, check string, st agent.Status) error {
+	if output == "json" {
+		if err := writeJSON(s.Out, st); err != nil {
+			return err
+		}
+	}
+	if check == "ready" && !st.Ready {
+		return withCode(exitcode.Failure, fmt.Errorf("not ready: drmfilter agent pid %d answers but does not enforce its policies yet (policy generation %d)", st.PID, st.Policy.Generation))
+	}
+	if output != "json" {
+		state := "live"
+		if st.Ready {
+			state = "ready"
+		}
+		fmt.Fprintf(s.Out, "%s: drmfilter %s, pid %d, up %s, policy generation %d\n", state, st.Version, st.PID, st.Uptime, st.Policy.Generation)
+	}
+	return nil
 }
 
 // Where `run --demo` mounts its demo filesystem; examples/demo.yaml

@@ -71,13 +71,20 @@ type Config struct {
 	MarkOnly []string `yaml:"markOnly"`
 	// Audit configures the audit log.
 	Audit AuditConfig `yaml:"audit"`
-	// MetricsAddress serves /metrics, /healthz and /readyz; "" disables.
-	// The default listens on loopback only. Any other host:port (for
-	// example 0.0.0.0:9477 in a pod, where the kubelet probes the pod's
-	// IP) exposes metrics and health, unauthenticated, to every network
-	// that reaches that address.
+	// MetricsAddress is the host:port of Prometheus /metrics; "" (the
+	// default) disables it. The agent does not start if it cannot listen
+	// there. 127.0.0.1:9477 keeps it on loopback; any other host:port (for
+	// example 0.0.0.0:9477 in a pod, for a scraper on the pod's IP)
+	// exposes metrics, unauthenticated, to every network that reaches it.
+	// /healthz and /readyz are served there too only on a port below
+	// net.ipv4.ip_unprivileged_port_start: on another port any local user
+	// can listen while the agent is down and answer for it, and, as the
+	// agent then cannot start, keep it down. That is why it is off unless
+	// configured (see agent.ListenMetrics).
 	MetricsAddress string `yaml:"metricsAddress"`
-	// StatusSocket is the root-only unix socket `drmfilter status` asks.
+	// StatusSocket is the root-only unix socket `drmfilter status` asks,
+	// and the health check (`drmfilter status --check ready`). Its
+	// directory must be root's alone (see agent.ListenStatus).
 	StatusSocket string `yaml:"statusSocket"`
 	// HypervisorExemption lets hypervisor processes open disk images
 	// without a decision or an audit record.
@@ -131,7 +138,7 @@ func Default() Config {
 		Mode:           "enforce",
 		FailureMode:    FailOpen,
 		HostRoot:       "/",
-		MetricsAddress: "127.0.0.1:9477",
+		MetricsAddress: "", // off unless configured: see MetricsAddress
 		StatusSocket:   "/run/drmfilter/status.sock",
 		Audit: AuditConfig{
 			File:      "/var/log/drmfilter/audit.jsonl",

@@ -10,6 +10,8 @@
 //   - glob.go: Pattern, one compiled pattern, and its validation.
 //   - trie.go: Trie, many patterns indexed by their literal segments so that a
 //     lookup walks the path once instead of testing every pattern.
+//   - under.go: MatchesUnder, whether a pattern can match at or below a
+//     directory (which mounts below a pattern's literal prefix to mark).
 //
 // Why hand-written: the glob libraries we looked at match one pattern at a
 // time (gobwas/glob, doublestar) and allocate or test every pattern per path;

@@ -16,9 +16,12 @@
 //   - types.go: the policy document as Go values (the schema).
 //   - decode.go: strict YAML decoding with a file:line:column on every error.
 //   - validate.go: checks that need the whole document or set.
-//   - load.go: reading files and directories, all-or-nothing.
+//   - load.go: reading files and directories, all-or-nothing; a named
+//     pipe, socket or device is refused, never read (ErrNotRegular).
+//   - open_unix.go, open_other.go: the flags a policy file is opened with.
 //   - errors.go: Error, ErrorList and the ErrInvalid sentinel.
 //   - compile.go: Matcher construction.
+//   - under.go: PathsUnder, which mount points can hold covered files.
 //   - decide.go: Input, Decision and the hot path.
 //   - explain.go: the slow path that records why, for `policy explain`.
 //   - labels.go: Kubernetes-style label selectors.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -57,10 +58,22 @@ func (s *Set) Rules() int {
 // log) fails clearly instead of being read whole.
 const maxPolicyFile = 16 << 20
 
+// ErrNotRegular is matched (errors.Is) by the error for a policy path that
+// is not a regular file once its symlinks are followed: a named pipe, a
+// socket or a device. Such a file is refused without reading it (a named
+// pipe would block the reader until someone writes to it).
+var ErrNotRegular = errors.New("not a regular file")
+
 // ReadPaths reads policy files. A directory contributes its *.yaml and
 // *.yml files (not its subdirectories), in name order, skipping names that
 // start with "." (which also skips the ..data machinery of a Kubernetes
 // ConfigMap volume while following its symlinks).
+//
+// Reading never blocks on a file: a path, or a *.yaml or *.yml entry of a
+// directory, that is a named pipe, a socket or a device is an error
+// matching ErrNotRegular, and the whole read fails, as for any bad policy
+// file. Such an entry is not skipped: its name says it is meant as a
+// policy, and leaving it out would load a policy set without it.
 func ReadPaths(paths []string) ([]Source, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no policy path given")
@@ -90,7 +103,13 @@ func ReadPaths(paths []string) ([]Source, error) {
 				continue
 			}
 			full := filepath.Join(p, name)
-			if fi, err := os.Stat(full); err != nil || fi.IsDir() {
+			fi, err := os.Stat(full)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				continue // removed meanwhile, or a dangling symlink
+			case err != nil:
+				return nil, fmt.Errorf("read policy: %w", err)
+			case fi.IsDir():
 				continue
 			}
 			src, err := readFile(full)
@@ -107,20 +126,79 @@ func ReadPaths(paths []string) ([]Source, error) {
 	return out, nil
 }
 
+// readFile reads one policy file without ever blocking on it. The path's
+// symlinks are resolved first (a ConfigMap volume's files are symlinks
+// through ..data), and the file they lead to must be a regular file:
+// checked before opening, so that a device is never opened, and again on
+// the opened descriptor, which is opened non-blocking and without
+// following a symlink, so that a file swapped in between is refused too.
 func readFile(path string) (Source, error) {
-	f, err := os.Open(path)
+	target, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return Source{}, fmt.Errorf("read policy: %w", err)
 	}
+	named := path
+	if target != path {
+		named = fmt.Sprintf("%s (-> %s)", path, target)
+	}
+	fi, err := os.Stat(target)
+	if err != nil {
+		return Source{}, fmt.Errorf("read policy: %w", err)
+	}
+	if err := checkRegular(named, fi); err != nil {
+		return Source{}, err
+	}
+	f, err := os.OpenFile(target, os.O_RDONLY|openNoBlock, 0)
+	if err != nil {
+		return Source{}, fmt.Errorf("read policy %s: %w", named, err)
+	}
 	defer f.Close()
+	ofi, err := f.Stat()
+	if err != nil {
+		return Source{}, fmt.Errorf("read policy %s: %w", named, err)
+	}
+	if err := checkRegular(named, ofi); err != nil {
+		return Source{}, err
+	}
+	if ofi.Size() > maxPolicyFile {
+		return Source{}, tooLarge(named)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxPolicyFile+1))
 	if err != nil {
-		return Source{}, fmt.Errorf("read policy %s: %w", path, err)
+		return Source{}, fmt.Errorf("read policy %s: %w", named, err)
 	}
 	if len(data) > maxPolicyFile {
-		return Source{}, fmt.Errorf("read policy %s: larger than %d MiB; is this a policy file?", path, maxPolicyFile>>20)
+		return Source{}, tooLarge(named)
 	}
 	return Source{Name: path, Data: data}, nil
+}
+
+// checkRegular refuses anything but a regular file, naming what it is.
+func checkRegular(named string, fi fs.FileInfo) error {
+	mode := fi.Mode()
+	if mode.IsRegular() {
+		return nil
+	}
+	what := fmt.Sprintf("of type %v", mode.Type())
+	switch {
+	case mode&fs.ModeNamedPipe != 0:
+		what = "a named pipe (FIFO)"
+	case mode&fs.ModeSocket != 0:
+		what = "a socket"
+	case mode&fs.ModeCharDevice != 0:
+		what = "a character device"
+	case mode&fs.ModeDevice != 0:
+		what = "a block device"
+	case mode.IsDir():
+		what = "a directory"
+	case mode&fs.ModeSymlink != 0:
+		what = "a symlink" // swapped in after the path was resolved
+	}
+	return fmt.Errorf("read policy %s: %w: it is %s; a policy must be a regular file", named, ErrNotRegular, what)
+}
+
+func tooLarge(named string) error {
+	return fmt.Errorf("read policy %s: larger than %d MiB; is this a policy file?", named, maxPolicyFile>>20)
 }
 
 // LoadPaths reads and loads policy files and directories (see ReadPaths).

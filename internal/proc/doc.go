@@ -54,12 +54,44 @@
 // connector's exec/uid events drained before each hit, or a BPF-LSM exec
 // counter) would let the pidfd hit drop the stat of /proc/PID/exe.
 //
+// # A process whose leader has exited
+//
+// The thread whose id is the PID (the leader) can end while the others
+// run on: pthread_exit(3) in main. fanotify still names the process by
+// that PID, but the leader is a zombie: /proc/PID/exe is gone (ENOENT),
+// /proc/PID/status says State Z, and its Uid:/Gid: lines, like
+// PIDFD_GET_INFO, keep the credentials the leader exited with (a later
+// setuid(2) changes only the live threads). /proc/PID/stat still gives
+// the start time, and the zombie leader holds the PID, so the keys above
+// still apply. When /proc/PID/exe is missing, Lookup reads the process
+// through the first running thread that /proc/PID/task lists
+// (/proc/PID/task/TID/{exe,status,cgroup}, and /proc/TID for the
+// container), records it as Process.Thread and revalidates through it;
+// a thread that exits is replaced by another. Only when no thread runs
+// is the process a zombie (gone), and a leader that runs without an
+// executable is a kernel thread. The credentials are those of one thread:
+// without FAN_REPORT_TID the event does not say which thread opened, so
+// threads that changed their credentials alone (raw setuid(2), not
+// glibc's, which changes them all) are told apart no better than with a
+// running leader.
+//
+// # Failures
+//
+// A failed Lookup returns a *LookupError. It matches ErrGone only when the
+// process has exited: its start time changed during the lookup, its pidfd
+// says it was reaped, or none of its threads runs. Otherwise it matches
+// ErrUnidentified: a thread still runs, and it may be the one blocked in
+// the event, so the agent must not let it through as it would a process
+// that is gone. A lookup that fails for a running process is tried once
+// more first (it may have raced with its leader's exit).
+//
 // # Executable hashes
 //
-// SHA256 reads the executable through /proc/PID/exe, which works across
-// mount namespaces and for deleted files, checks that the opened file is
-// the one the Process names (device, inode, change time, size) before and
-// after reading it, and caches the sum by that identity. Concurrent
+// SHA256 reads the executable through /proc/PID/exe (a running thread's
+// when the leader has exited), which works across mount namespaces and
+// for deleted files, checks that the opened file is the one the Process
+// names (device, inode, change time, size) before and after reading it,
+// and caches the sum by that identity. Concurrent
 // requests for one identity read the file once. Files larger than
 // Options.MaxHashSize are refused with ErrTooLarge. The agent opening the
 // executable raises its own fanotify event when the file is on a marked
@@ -69,11 +101,11 @@
 // # Files
 //
 //	doc.go            this comment
-//	process.go        Process, ExeID, Container, Pod, Options, Stats, errors, NewResolver
+//	process.go        Process, ExeID, Container, Pod, Options, Stats, errors, LookupError, NewResolver
 //	parse.go          ParseStatus and ParseStatStart: parsers over bytes and readers
 //	lru.go            the bounded LRU used by both caches
-//	lookup_linux.go   Lookup: keys, revalidation, loading
-//	sys_linux.go      allocation-free system calls: open, read, fstat, pidfd
+//	lookup_linux.go   Lookup: keys, revalidation, loading, reading through a thread, failures
+//	sys_linux.go      allocation-free system calls and /proc paths: open, read, fstat, pidfd
 //	stat_fast_linux.go  stat(2) of a byte path through newfstatat (amd64, arm64, riscv64)
 //	stat_slow_linux.go  the same through unix.Stat elsewhere (allocates)
 //	hash.go           SHA256, the hash cache and its single flight

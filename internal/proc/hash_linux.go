@@ -11,9 +11,17 @@ import (
 
 // hashExe reads p's executable through /proc/PID/exe and hashes it,
 // checking before and after the read that it is the file p.ExeID names.
+// When the leader has exited (Process.Thread, or since the lookup), the
+// link of a running thread is read: every thread has the process's
+// executable.
 func (r *Resolver) hashExe(p *Process) ([32]byte, error) {
 	var sum [32]byte
-	f, err := os.Open(r.procFile(p.PID, "exe"))
+	f, err := os.Open(r.taskFile(p.PID, p.Thread, "exe"))
+	if errors.Is(err, os.ErrNotExist) {
+		if tid, terr := r.liveTask(p.PID, false); terr == nil && tid != 0 {
+			f, err = os.Open(r.taskFile(p.PID, tid, "exe"))
+		}
+	}
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 			return sum, fmt.Errorf("open exe: %w: %w", ErrGone, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -26,13 +27,37 @@ const (
 // event's pidfd (fanotify's FAN_REPORT_PIDFD), or negative when there is
 // none. The answer comes from the cache when the process is known and
 // revalidation (see the package comment) finds its executable and
-// credentials unchanged; otherwise /proc/PID is read. A process that has
-// exited gives an error wrapping ErrGone. The returned Process is shared:
-// do not modify it.
+// credentials unchanged; otherwise /proc/PID is read. The returned Process
+// is shared: do not modify it.
+//
+// A failure is a *LookupError, matching ErrGone when the process has
+// exited and ErrUnidentified otherwise: it still runs, or its pid is not
+// valid (fanotify reports 0 for a process outside the agent's PID
+// namespace). A failure of a running process is retried once first: it
+// may have raced with its leader's exit.
 func (r *Resolver) Lookup(pid int32, pidfd int) (*Process, error) {
 	if pid <= 0 {
-		return nil, fmt.Errorf("proc: lookup: invalid pid %d", pid)
+		return nil, &LookupError{PID: pid, Step: "identify", Err: errInvalidPID}
 	}
+	p, step, err := r.lookup(pid, pidfd)
+	if err == nil {
+		return p, nil
+	}
+	gone := r.exited(pid, pidfd, err)
+	if !gone {
+		if p, step, err = r.lookup(pid, pidfd); err == nil {
+			return p, nil
+		}
+		gone = r.exited(pid, pidfd, err)
+	}
+	if gone {
+		r.gone.Add(1)
+	}
+	return nil, &LookupError{PID: pid, Step: step, Gone: gone, Err: err}
+}
+
+// lookup is one attempt of Lookup; step names what failed.
+func (r *Resolver) lookup(pid int32, pidfd int) (*Process, string, error) {
 	var pb [pathBufSize]byte
 	var (
 		p     *Process
@@ -44,7 +69,7 @@ func (r *Resolver) Lookup(pid int32, pidfd int) (*Process, error) {
 	if pidfd >= 0 {
 		k, usePidfd, err = r.pidfdKey(pidfd)
 		if err != nil {
-			return nil, r.fail(pid, "identify", err)
+			return nil, "identify", err
 		}
 	}
 	if usePidfd {
@@ -53,11 +78,11 @@ func (r *Resolver) Lookup(pid int32, pidfd int) (*Process, error) {
 		p, fresh, k, err = r.cachedByStart(pid, pidfd, pb[:])
 	}
 	if err != nil {
-		return nil, r.fail(pid, "check", err)
+		return nil, "check", err
 	}
 	if fresh {
 		r.hits.Add(1)
-		return p, nil
+		return p, "", nil
 	}
 	if p != nil {
 		r.stale.Add(1)
@@ -65,12 +90,12 @@ func (r *Resolver) Lookup(pid int32, pidfd int) (*Process, error) {
 	r.misses.Add(1)
 	p, err = r.load(pid, pidfd, usePidfd, k, pb[:])
 	if err != nil {
-		return nil, r.fail(pid, "read", err)
+		return nil, "read", err
 	}
 	r.mu.Lock()
 	r.procs.put(k, p)
 	r.mu.Unlock()
-	return p, nil
+	return p, "", nil
 }
 
 // cached returns the cache entry for k if it is about pid (a pidfd of
@@ -102,17 +127,36 @@ func (r *Resolver) Forget(pid int32) {
 	}
 }
 
-// fail wraps err with the pid and step, adding ErrGone when err says the
-// process is gone.
-func (r *Resolver) fail(pid int32, step string, err error) error {
-	if gone(err) || errors.Is(err, ErrGone) || errors.Is(err, environ.ErrNoProcess) {
-		r.gone.Add(1)
-		if errors.Is(err, ErrGone) {
-			return fmt.Errorf("proc: pid %d: %s: %w", pid, step, err)
-		}
-		return fmt.Errorf("proc: pid %d: %s: %w: %w", pid, step, ErrGone, err)
+// Internal causes; Lookup reports them as ErrGone or ErrUnidentified
+// (LookupError), so that a cause alone never says a running process is
+// gone.
+var (
+	// errExited: a /proc read found the process (or the thread read)
+	// exited.
+	errExited = errors.New("exited")
+	// errReused: the start time changed between reads, so the process
+	// first read has exited and its PID names another.
+	errReused = errors.New("start time changed (pid reused)")
+	// errInvalidPID: a pid of 0 or less names no process.
+	errInvalidPID = errors.New("invalid pid")
+)
+
+// exited tells whether the process of a failed lookup has exited: its
+// start time changed during the lookup, its pidfd says it was reaped, or
+// /proc/PID has no thread that is running. It is checked after the
+// failure, whatever the failure was: a process with a running thread may
+// be the one waiting for an answer (the thread blocked in the event holds
+// the PID), so it is never called gone. When the PID was reused by
+// another process, calling it running only makes the caller stricter.
+func (r *Resolver) exited(pid int32, pidfd int, err error) bool {
+	if errors.Is(err, errReused) {
+		return true
 	}
-	return fmt.Errorf("proc: pid %d: %s: %w", pid, step, err)
+	if pidfd >= 0 && pidfdAlive(pidfd) == unix.ESRCH {
+		return true
+	}
+	_, terr := r.liveTask(pid, true)
+	return errors.Is(terr, errExited)
 }
 
 // pidfdKey returns the cache key of the pidfd's process, its pidfs inode,
@@ -153,14 +197,17 @@ func (r *Resolver) readStart(pid int32, pb []byte) (uint64, error) {
 	return start, nil
 }
 
-// sameExe compares the result of a stat of /proc/PID/exe with p.
+// sameExe compares the result of a stat of p's executable with p. A
+// missing executable is a change, not an error, unless p is a kernel
+// thread: the leader may have exited while other threads run on, and load
+// tells.
 func sameExe(p *Process, st *unix.Stat_t, err error) (bool, error) {
 	switch {
 	case err == nil:
 		return !p.KernelThread && exeIDOf(st) == p.ExeID, nil
-	case err == unix.ENOENT && p.KernelThread:
-		return true, nil
-	case gone(err):
+	case err == unix.ENOENT:
+		return p.KernelThread, nil
+	case err == unix.ESRCH:
 		return false, err
 	}
 	return false, fmt.Errorf("stat exe: %w", err)
@@ -170,17 +217,20 @@ func sameExe(p *Process, st *unix.Stat_t, err error) (bool, error) {
 // revalidates it: the executable is stat'ed, then the credentials are
 // read with PIDFD_GET_INFO, whose success also says the process was alive
 // after the stat, so the stat was of this process. fresh is false (with p
-// set) when the entry is stale, and p is nil when there is none.
+// set) when the entry is stale, and p is nil when there is none. A
+// process read through a thread (its leader exited) is revalidated
+// through that thread's status: PIDFD_GET_INFO gives the leader's
+// credentials, frozen at its exit.
 func (r *Resolver) cachedByPidfd(pid int32, pidfd int, k key, pb []byte) (p *Process, fresh bool, err error) {
 	if p = r.cached(k, pid); p == nil {
 		return nil, false, nil
 	}
 	var st unix.Stat_t
-	same, err := sameExe(p, &st, statPath(r.procPath(pb, pid, "exe"), &st))
+	same, err := sameExe(p, &st, statPath(r.taskPath(pb, pid, p.Thread, "exe"), &st))
 	if err != nil || !same {
 		return p, false, err
 	}
-	if r.pidfdGet.Load() != 2 {
+	if p.Thread == 0 && r.pidfdGet.Load() != 2 {
 		uid, gid, err := pidfdCreds(pidfd)
 		switch err {
 		case nil:
@@ -192,8 +242,11 @@ func (r *Resolver) cachedByPidfd(pid int32, pidfd int, k key, pb []byte) (p *Pro
 			return p, false, fmt.Errorf("pidfd info: %w", err)
 		}
 	}
-	s, err := r.readStatus(pid)
+	s, err := r.readStatus(pid, p.Thread)
 	if err != nil {
+		if p.Thread != 0 && errors.Is(err, errExited) {
+			return p, false, nil // that thread exited: load reads another
+		}
 		return p, false, err
 	}
 	if err := pidfdAlive(pidfd); err != nil {
@@ -214,13 +267,16 @@ func sameCreds(p *Process, s *Status) bool {
 func (r *Resolver) cachedByStart(pid int32, pidfd int, pb []byte) (p *Process, fresh bool, k key, err error) {
 	var st unix.Stat_t
 	exeErr := statPath(r.procPath(pb, pid, "exe"), &st)
-	if exeErr != nil && exeErr != unix.ENOENT {
+	if exeErr == unix.ENOENT {
+		return r.cachedNoExe(pid, pidfd, pb)
+	}
+	if exeErr != nil {
 		if gone(exeErr) {
 			return nil, false, key{}, exeErr
 		}
 		return nil, false, key{}, fmt.Errorf("stat exe: %w", exeErr)
 	}
-	s, err := r.readStatus(pid)
+	s, err := r.readStatus(pid, 0)
 	if err != nil {
 		return nil, false, key{}, err
 	}
@@ -231,6 +287,11 @@ func (r *Resolver) cachedByStart(pid int32, pidfd int, pb []byte) (p *Process, f
 	k = key{pid: pid, start: start}
 	if p = r.cached(k, pid); p == nil {
 		return nil, false, k, nil
+	}
+	if p.Thread != 0 {
+		// Read through a thread, and now the leader has an executable:
+		// a thread exec'd and took the leader's place.
+		return p, false, k, nil
 	}
 	same, err := sameExe(p, &st, exeErr)
 	if err != nil || !same || !sameCreds(p, &s) {
@@ -244,8 +305,51 @@ func (r *Resolver) cachedByStart(pid int32, pidfd int, pb []byte) (p *Process, f
 	return p, true, k, nil
 }
 
+// cachedNoExe is cachedByStart for a process whose /proc/PID/exe is
+// missing: a kernel thread, or a process whose leader exited, revalidated
+// through the thread it was read through (or a zombie). It reads the start
+// time first, to find the entry, and again last, to see that the reads
+// were of that process. Anything unexpected makes the entry stale: load
+// then tells what happened.
+func (r *Resolver) cachedNoExe(pid int32, pidfd int, pb []byte) (p *Process, fresh bool, k key, err error) {
+	start, err := r.readStart(pid, pb)
+	if err != nil {
+		return nil, false, key{}, err
+	}
+	k = key{pid: pid, start: start}
+	if p = r.cached(k, pid); p == nil || (!p.KernelThread && p.Thread == 0) {
+		return p, false, k, nil
+	}
+	var st unix.Stat_t
+	if same, err := sameExe(p, &st, statPath(r.taskPath(pb, pid, p.Thread, "exe"), &st)); err != nil || !same {
+		return p, false, k, nil
+	}
+	s, err := r.readStatus(pid, p.Thread)
+	if err != nil || !sameCreds(p, &s) {
+		return p, false, k, nil
+	}
+	if now, err := r.readStart(pid, pb); err != nil || now != start {
+		return p, false, k, nil
+	}
+	if pidfd >= 0 {
+		if err := pidfdAlive(pidfd); err != nil {
+			return p, false, k, fmt.Errorf("pidfd: %w", err)
+		}
+	}
+	return p, true, k, nil
+}
+
 func (r *Resolver) procFile(pid int32, name string) string {
 	return string(r.procDir) + strconv.FormatInt(int64(pid), 10) + "/" + name
+}
+
+// taskFile is the path of name in /proc/PID/task/TID/, or in /proc/PID/
+// when tid is 0.
+func (r *Resolver) taskFile(pid, tid int32, name string) string {
+	if tid == 0 {
+		return r.procFile(pid, name)
+	}
+	return r.procFile(pid, "task/"+strconv.FormatInt(int64(tid), 10)+"/"+name)
 }
 
 // smallBufSize is the stack buffer for /proc/PID/status and cgroup (about
@@ -253,24 +357,26 @@ func (r *Resolver) procFile(pid int32, name string) string {
 // the read itself (an fstat, a heap buffer grown in steps).
 const smallBufSize = 4096
 
-// readSmall reads /proc/PID/name into buf, or into the heap when it does
-// not fit (a status listing thousands of supplementary groups).
-func (r *Resolver) readSmall(pid int32, name string, buf []byte) ([]byte, error) {
+// readSmall reads name of process pid (of its thread tid, when not 0)
+// into buf, or into the heap when it does not fit (a status listing
+// thousands of supplementary groups).
+func (r *Resolver) readSmall(pid, tid int32, name string, buf []byte) ([]byte, error) {
 	var pb [pathBufSize]byte
-	b, err := readPath(r.procPath(pb[:], pid, name), buf)
+	b, err := readPath(r.taskPath(pb[:], pid, tid, name), buf)
 	if err == unix.ENOBUFS {
-		return os.ReadFile(r.procFile(pid, name))
+		return os.ReadFile(r.taskFile(pid, tid, name))
 	}
 	return b, err
 }
 
-// readStatus reads /proc/PID/status; a zombie counts as gone.
-func (r *Resolver) readStatus(pid int32) (Status, error) {
+// readStatus reads /proc/PID/status, or /proc/PID/task/TID/status when
+// tid is not 0; a zombie counts as exited.
+func (r *Resolver) readStatus(pid, tid int32) (Status, error) {
 	var buf [smallBufSize]byte
-	b, err := r.readSmall(pid, "status", buf[:])
+	b, err := r.readSmall(pid, tid, "status", buf[:])
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
-			return Status{}, fmt.Errorf("read status: %w: %w", ErrGone, err)
+			return Status{}, fmt.Errorf("read status: %w: %w", errExited, err)
 		}
 		return Status{}, fmt.Errorf("read status: %w", err)
 	}
@@ -279,71 +385,186 @@ func (r *Resolver) readStatus(pid int32) (Status, error) {
 		return Status{}, err
 	}
 	if st.State == 'Z' || st.State == 'X' {
-		return Status{}, fmt.Errorf("status: state %c: %w", st.State, ErrGone)
+		return Status{}, fmt.Errorf("status: state %c: %w", st.State, errExited)
 	}
 	return st, nil
+}
+
+// liveTask returns a thread of process pid that is running (its status
+// is readable and its state neither Z nor X), trying them in the order
+// /proc/PID/task lists them (by thread id): the leader too when leader is
+// set, otherwise only the other threads. With none running it returns 0,
+// and an error wrapping errExited when leader is set, unless a thread's
+// status could not be read for another reason (then that error: nothing
+// says it exited). Without a task list (a fixture tree) the leader is
+// the only thread.
+func (r *Resolver) liveTask(pid int32, leader bool) (int32, error) {
+	f, err := os.Open(r.procFile(pid, "task"))
+	if err != nil {
+		if !gone(err) {
+			return 0, fmt.Errorf("read tasks: %w", err)
+		}
+		if !leader {
+			return 0, nil
+		}
+		if _, err := r.readStatus(pid, 0); err != nil {
+			return 0, err
+		}
+		return pid, nil
+	}
+	defer f.Close()
+	var unreadable error
+	for {
+		names, err := f.Readdirnames(64)
+		for _, n := range names {
+			v, perr := strconv.ParseInt(n, 10, 32)
+			tid := int32(v)
+			if perr != nil || tid <= 0 || (!leader && tid == pid) {
+				continue
+			}
+			_, serr := r.readStatus(pid, tid)
+			if serr == nil {
+				return tid, nil
+			}
+			if !errors.Is(serr, errExited) {
+				unreadable = serr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read tasks: %w", err)
+		}
+	}
+	switch {
+	case unreadable != nil:
+		return 0, unreadable
+	case leader:
+		return 0, fmt.Errorf("no thread running: %w", errExited)
+	}
+	return 0, nil
 }
 
 // deletedSuffix is what the kernel appends to the path of an unlinked
 // file (d_path).
 const deletedSuffix = " (deleted)"
 
-// load reads the process from /proc: executable, status, container, and
-// then checks it is still the process k names.
-func (r *Resolver) load(pid int32, pidfd int, usePidfd bool, k key, pb []byte) (*Process, error) {
-	p := &Process{PID: pid}
-	exe := r.procFile(pid, "exe")
-	noExe := false
+// readExe reads the executable of process pid, through its thread tid
+// when not 0, into p: its path, identity and whether it was deleted.
+// found is false when there is no executable (the link is missing).
+func (r *Resolver) readExe(p *Process, tid int32, pb []byte) (found bool, err error) {
+	pid := p.PID
 	for attempt := 0; ; attempt++ {
 		// stat, readlink, stat: a process exec'ing between the calls
 		// would pair one program's path with another's identity.
 		var st1, st2 unix.Stat_t
-		err := statPath(r.procPath(pb, pid, "exe"), &st1)
+		err := statPath(r.taskPath(pb, pid, tid, "exe"), &st1)
 		if err == unix.ENOENT {
-			noExe = true // a kernel thread or a zombie: status tells
-			break
+			return false, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("stat exe: %w", err)
+			return false, fmt.Errorf("stat exe: %w", err)
 		}
-		target, err := os.Readlink(exe)
+		target, err := os.Readlink(r.taskFile(pid, tid, "exe"))
 		if err != nil {
-			return nil, fmt.Errorf("readlink exe: %w", err)
+			return false, fmt.Errorf("readlink exe: %w", err)
 		}
-		if err := statPath(r.procPath(pb, pid, "exe"), &st2); err != nil {
-			return nil, fmt.Errorf("stat exe: %w", err)
+		if err := statPath(r.taskPath(pb, pid, tid, "exe"), &st2); err != nil {
+			return false, fmt.Errorf("stat exe: %w", err)
 		}
 		if exeIDOf(&st1) != exeIDOf(&st2) {
 			if attempt >= 3 {
-				return nil, fmt.Errorf("executable keeps changing: %w", ErrChanged)
+				return false, fmt.Errorf("executable keeps changing: %w", ErrChanged)
 			}
 			continue
 		}
 		p.ExeID = exeIDOf(&st1)
+		p.Exe, p.Deleted = target, false
 		if t, ok := strings.CutSuffix(target, deletedSuffix); ok && st1.Nlink == 0 {
-			target, p.Deleted = t, true
+			p.Exe, p.Deleted = t, true
 		}
-		p.Exe = target
-		break
+		return true, nil
 	}
-	st, err := r.readStatus(pid)
+}
+
+// readNoExe reads a process whose /proc/PID/exe is missing: a kernel
+// thread, a zombie, or a process whose leader exited while other threads
+// run on (pthread_exit(3) in main), which is read through one of those
+// (Process.Thread). A thread that exits while it is read is replaced by
+// another.
+func (r *Resolver) readNoExe(p *Process, pb []byte) (Status, error) {
+	var last error
+	for attempt := 0; attempt < 3; attempt++ {
+		tid, err := r.liveTask(p.PID, false)
+		if err != nil {
+			return Status{}, err
+		}
+		if tid == 0 {
+			// No other thread runs: a kernel thread, or a zombie.
+			st, err := r.readStatus(p.PID, 0)
+			p.KernelThread = err == nil
+			return st, err
+		}
+		found, err := r.readExe(p, tid, pb)
+		if err == nil && !found {
+			err = fmt.Errorf("thread %d: no exe: %w", tid, errExited)
+		}
+		if err == nil {
+			var st Status
+			if st, err = r.readStatus(p.PID, tid); err == nil {
+				p.Thread = tid
+				return st, nil
+			}
+		}
+		last = err
+	}
+	return Status{}, fmt.Errorf("threads exit while read: %w", last)
+}
+
+// load reads the process from /proc: executable, status, container, and
+// then checks it is still the process k names.
+func (r *Resolver) load(pid int32, pidfd int, usePidfd bool, k key, pb []byte) (*Process, error) {
+	p := &Process{PID: pid}
+	found, err := r.readExe(p, 0, pb)
 	if err != nil {
 		return nil, err
 	}
-	p.KernelThread = noExe
+	var st Status
+	if found {
+		st, err = r.readStatus(pid, 0)
+	} else {
+		st, err = r.readNoExe(p, pb)
+	}
+	if err != nil {
+		return nil, err
+	}
 	p.UID, p.GID, p.Groups, p.Comm = st.UID, st.GID, st.Groups, st.Name
 	if r.opts.Cgroups {
 		// One small file: the container is the one the cgroup names.
 		var buf [smallBufSize]byte
-		if b, err := r.readSmall(pid, "cgroup", buf[:]); err == nil {
+		if b, err := r.readSmall(pid, p.Thread, "cgroup", buf[:]); err == nil {
 			if cc, _ := environ.ParseCgroup(bytes.NewReader(b)); cc.ID != "" {
 				p.Container = Container{ID: cc.ID, Runtime: cc.Runtime, Kubernetes: cc.Kubernetes, PodUID: cc.PodUID}
 			}
 		}
 	} else if e := r.opts.Environ; e != nil {
-		info, _, err := e.Lookup(int(pid))
+		// An exited leader's mounts and namespaces went with it: read
+		// its thread's (/proc/TID), and see that the thread is still the
+		// process's afterwards, so that TID was not reused meanwhile.
+		id := pid
+		if p.Thread != 0 {
+			id = p.Thread
+		}
+		info, _, err := e.Lookup(int(id))
 		if err != nil {
 			return nil, fmt.Errorf("container: %w", err)
+		}
+		if p.Thread != 0 {
+			var tst unix.Stat_t
+			if err := statPath(r.taskPath(pb, pid, p.Thread, "stat"), &tst); err != nil {
+				return nil, fmt.Errorf("container: thread %d: %w: %w", p.Thread, errExited, err)
+			}
 		}
 		if info.InContainer {
 			p.Container = Container{ID: info.ID, Runtime: info.Runtime, Kubernetes: info.Kubernetes, PodUID: info.PodUID}
@@ -358,7 +579,7 @@ func (r *Resolver) load(pid int32, pidfd int, usePidfd bool, k key, pb []byte) (
 	}
 	p.StartTime = start
 	if !usePidfd && start != k.start {
-		return nil, fmt.Errorf("start time changed (pid reused): %w", ErrGone)
+		return nil, errReused
 	}
 	if usePidfd || pidfd >= 0 {
 		if err := pidfdAlive(pidfd); err != nil {

@@ -2,6 +2,7 @@ package proc
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -13,8 +14,13 @@ import (
 // it applies, with the PID and the step that failed.
 var (
 	// ErrGone says the process exited (or its PID now names another
-	// process) before it could be looked up.
+	// process) before it could be looked up: no thread of it is left to
+	// wait for an answer.
 	ErrGone = errors.New("process gone")
+	// ErrUnidentified says a lookup failed although the process is still
+	// running: it may be the one waiting for the event's answer, so a
+	// caller must not let it through as it would a process that is gone.
+	ErrUnidentified = errors.New("process running but not identified")
 	// ErrTooLarge says the executable is larger than Options.MaxHashSize.
 	ErrTooLarge = errors.New("executable too large to hash")
 	// ErrChanged says the executable was replaced or modified while it
@@ -25,6 +31,45 @@ var (
 	// ErrNotSupported is returned off Linux.
 	ErrNotSupported = errors.New("not supported on this platform")
 )
+
+// LookupError is the error of a failed Lookup. It matches ErrGone when the
+// process has exited and ErrUnidentified when it is still running, so
+// callers can tell a process nobody waits for from a live one that could
+// not be read.
+type LookupError struct {
+	// PID is the process looked up.
+	PID int32
+	// Step is what failed: "identify" (the pidfd), "check" (revalidating
+	// a cached entry) or "read" (reading /proc).
+	Step string
+	// Gone is true when the process has exited: its start time changed,
+	// its pidfd says it was reaped, or none of its threads is running.
+	Gone bool
+	// Err is the cause.
+	Err error
+}
+
+func (e *LookupError) Error() string {
+	state := ErrUnidentified
+	if e.Gone {
+		state = ErrGone
+	}
+	return fmt.Sprintf("proc: pid %d: %s: %v: %v", e.PID, e.Step, state, e.Err)
+}
+
+func (e *LookupError) Unwrap() error { return e.Err }
+
+// Is matches ErrGone or ErrUnidentified, whichever e.Gone says. The cause
+// never wraps either.
+func (e *LookupError) Is(target error) bool {
+	switch target {
+	case ErrGone:
+		return e.Gone
+	case ErrUnidentified:
+		return !e.Gone
+	}
+	return false
+}
 
 // ExeID identifies one version of an executable file: the same path with a
 // new inode, or the same inode after a write, is a different ExeID.
@@ -72,6 +117,13 @@ type Pod struct {
 type Process struct {
 	// PID is the process (thread group) id.
 	PID int32
+	// Thread is the thread the process was read through when its leader
+	// (the thread whose id is PID) has exited, as after pthread_exit(3) in
+	// main while other threads run on: the leader's /proc/PID/exe is gone
+	// and its credentials are frozen at its exit, so the executable, the
+	// credentials and the cgroup are those of /proc/PID/task/Thread. Zero
+	// when the leader runs.
+	Thread int32
 	// StartTime is the start time in clock ticks after boot (field 22 of
 	// /proc/PID/stat); with PID it identifies the process.
 	StartTime uint64
@@ -138,7 +190,8 @@ type Stats struct {
 	// Stale are hits whose revalidation found a new executable or new
 	// credentials, so the process was read again.
 	Stale uint64
-	// Gone are lookups that failed with ErrGone.
+	// Gone are lookups that failed with ErrGone (not those that failed
+	// with ErrUnidentified).
 	Gone uint64
 	// HashHits are SHA256 calls answered from the hash cache.
 	HashHits uint64

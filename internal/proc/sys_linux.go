@@ -23,6 +23,21 @@ func (r *Resolver) procPath(b []byte, pid int32, name string) []byte {
 	return append(b, 0)
 }
 
+// taskPath builds "<root>/proc/<pid>/task/<tid>/<name>\x00" into b[:0],
+// or procPath's path when tid is 0.
+func (r *Resolver) taskPath(b []byte, pid, tid int32, name string) []byte {
+	if tid == 0 {
+		return r.procPath(b, pid, name)
+	}
+	b = append(b[:0], r.procDir...)
+	b = strconv.AppendInt(b, int64(pid), 10)
+	b = append(b, "/task/"...)
+	b = strconv.AppendInt(b, int64(tid), 10)
+	b = append(b, '/')
+	b = append(b, name...)
+	return append(b, 0)
+}
+
 // openPath is open(2) of a NUL-terminated path, read-only, close-on-exec.
 func openPath(path []byte) (int, error) {
 	cwd := unix.AT_FDCWD

@@ -5,7 +5,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
@@ -17,13 +16,35 @@ import (
 const (
 	// ContainerName is the agent's container in the DaemonSet's pods.
 	ContainerName = "agent"
-	// MetricsPort serves /metrics, /healthz and /readyz on the pod's IP.
+	// MetricsPort serves Prometheus /metrics on the pod's IP. Not
+	// /healthz and /readyz: the agent serves them only on a port below
+	// net.ipv4.ip_unprivileged_port_start, and the probes ask the status
+	// socket instead.
 	MetricsPort = 9477
-	// MetricsPortName names MetricsPort; the probes refer to it.
+	// MetricsPortName names MetricsPort.
 	MetricsPortName = "metrics"
-	// RunDir holds the agent's status socket (an emptyDir).
+	// RunDir holds the agent's status socket. The agent creates it, 0700,
+	// in the emptyDir mounted at runVolumePath: it refuses a socket
+	// directory others can write to, and the kubelet makes an emptyDir
+	// 0777.
 	RunDir = "/run/drmfilter"
+	// StatusSocket is the agent's status socket, which the probes ask.
+	StatusSocket = RunDir + "/status.sock"
+	// BinaryPath is the drmfilter binary in the agent's image
+	// (deploy/image/Containerfile); the probes run it.
+	BinaryPath = "/usr/bin/drmfilter"
+	// runVolumePath is where the emptyDir that holds RunDir is mounted.
+	runVolumePath = "/run"
 )
+
+// ProbeCommand is the command of the agent container's liveness (check
+// "live") or readiness (check "ready") probe: `drmfilter status --check`
+// over the status socket. It exits 0 only when root answers there, so,
+// unlike an HTTP probe of a port, no other process can answer for the
+// agent.
+func ProbeCommand(check string) []string {
+	return []string{BinaryPath, "status", "--check=" + check, "--socket=" + StatusSocket}
+}
 
 // Volume names.
 const (
@@ -44,7 +65,7 @@ func AgentArgs(o Options) []string {
 		// cluster's log collection picks them up.
 		"--audit-file=-",
 		"--audit-stdout",
-		"--status-socket=" + RunDir + "/status.sock",
+		"--status-socket=" + StatusSocket,
 	}
 	if o.RuntimeSocket != "" {
 		// The node's filesystem is seen under the host root mount.
@@ -120,9 +141,9 @@ func container(o Options) *corev1ac.ContainerApplyConfiguration {
 		return corev1ac.EnvVar().WithName(name).
 			WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath(field)))
 	}
-	probe := func(path string, period int32) *corev1ac.ProbeApplyConfiguration {
+	probe := func(check string, period int32) *corev1ac.ProbeApplyConfiguration {
 		return corev1ac.Probe().
-			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(MetricsPortName))).
+			WithExec(corev1ac.ExecAction().WithCommand(ProbeCommand(check)...)).
 			WithPeriodSeconds(period).
 			WithTimeoutSeconds(3).
 			WithFailureThreshold(3)
@@ -142,10 +163,10 @@ func container(o Options) *corev1ac.ContainerApplyConfiguration {
 			corev1ac.EnvVar().WithName("GOMEMLIMIT").WithValue(goMemLimit),
 		).
 		WithPorts(corev1ac.ContainerPort().WithName(MetricsPortName).WithContainerPort(MetricsPort).WithProtocol(corev1.ProtocolTCP)).
-		// /healthz answers while the process runs; /readyz once the policy
-		// is loaded and the kernel marks are in place.
-		WithLivenessProbe(probe("/healthz", 10).WithInitialDelaySeconds(10)).
-		WithReadinessProbe(probe("/readyz", 5)).
+		// live: the agent answers on its status socket; ready: and the
+		// policy is loaded and the kernel marks are in place.
+		WithLivenessProbe(probe("live", 10).WithInitialDelaySeconds(10)).
+		WithReadinessProbe(probe("ready", 5)).
 		// No CPU limit: the kernel holds every covered open on the node until
 		// the agent answers, so throttling the agent would freeze those opens
 		// node-wide. Memory is bounded: the caches are bounded by design.
@@ -162,7 +183,7 @@ func container(o Options) *corev1ac.ContainerApplyConfiguration {
 			corev1ac.VolumeMount().WithName(volumeHostRoot).WithMountPath(kubeschema.HostRootMountPath).
 				WithReadOnly(true).WithMountPropagation(corev1.MountPropagationHostToContainer),
 			corev1ac.VolumeMount().WithName(volumePolicies).WithMountPath(kubeschema.PolicyMountPath).WithReadOnly(true),
-			corev1ac.VolumeMount().WithName(volumeRun).WithMountPath(RunDir),
+			corev1ac.VolumeMount().WithName(volumeRun).WithMountPath(runVolumePath),
 		)
 }
 

@@ -155,7 +155,7 @@ func TestDaemonSetRunsTheAgentWithOnlyWhatItNeeds(t *testing.T) {
 			t.Error("policies: want read-only")
 		}
 	}
-	if mounts[volumeHostRoot] != "/host" || mounts[volumePolicies] != "/etc/drmfilter/policies" || mounts[volumeRun] != "/run/drmfilter" {
+	if mounts[volumeHostRoot] != "/host" || mounts[volumePolicies] != "/etc/drmfilter/policies" || mounts[volumeRun] != "/run" {
 		t.Errorf("mounts %v", mounts)
 	}
 	for _, v := range pod.Volumes {
@@ -186,9 +186,8 @@ func TestDaemonSetRunsTheAgentWithOnlyWhatItNeeds(t *testing.T) {
 	if c.Resources.Requests.Cpu().String() != "50m" || c.Resources.Requests.Memory().String() != "64Mi" || c.Resources.Limits.Memory().String() != "256Mi" {
 		t.Errorf("resources requests %v limits %v", *c.Resources.Requests, *c.Resources.Limits)
 	}
-	if *c.LivenessProbe.HTTPGet.Path != "/healthz" || *c.ReadinessProbe.HTTPGet.Path != "/readyz" ||
-		c.LivenessProbe.HTTPGet.Port.String() != MetricsPortName || *c.Ports[0].ContainerPort != MetricsPort {
-		t.Error("probes: want /healthz and /readyz on the metrics port")
+	if c.LivenessProbe.Exec == nil || c.ReadinessProbe.Exec == nil || *c.Ports[0].ContainerPort != MetricsPort {
+		t.Error("probes: want exec probes over the status socket, and the metrics port for Prometheus")
 	}
 
 	// Policy changes must not restart pods: nothing about the policy in
