@@ -195,7 +195,8 @@ func New(opts Options) (*Agent, error) {
 	}
 	// Records are written within auditLinger, in batches: a wake-up of the
 	// writer per denied open would take CPU from the decisions.
-	a.audit = audit.New(audit.Options{QueueSize: a.cfg.Audit.QueueSize, Linger: auditLinger}, sinks...)
+	a.audit = audit.New(audit.Options{QueueSize: a.cfg.Audit.QueueSize, Linger: auditLinger,
+		Limit: audit.LimitOptions{Window: a.cfg.Audit.RepeatWindow, PerUID: a.cfg.Audit.PerUserRecords}}, sinks...)
 	return a, nil
 }
 

@@ -214,11 +214,24 @@ func (a *Agent) maybeIgnore(fd int32, st *fanotify.FileStat, state *policyState)
 
 // fail answers an event that was not decided with v and records why,
 // counting an allow separately: it is what got through without a decision.
+//
+// The record names the process: its executable and ids, or
+// audit.UnknownID as the ids when it cannot be looked up, so that a
+// failure never reads as root's. It is looked up before the answer, while
+// the process still waits (after it, a denied process may be gone); the
+// lookup is the resolver's, cached like every decision's, and writes no
+// log, so it cannot wait on the opener.
 func (a *Agent) fail(fd int32, op policy.Operation, path string, pid int32, reason string, v fanotify.Verdict) {
+	rec := &audit.Record{Decision: "failure", Reason: reason, Verdict: verdictName(v), Mode: a.cfg.Mode, Operation: op.String(), Path: path,
+		PID: pid, UID: audit.UnknownID, GID: audit.UnknownID, Env: a.envTag}
+	if pid > 0 && reason != "process-lookup" {
+		if p, err := a.procs.Lookup(pid, -1); err == nil {
+			rec.Exe, rec.UID, rec.GID = p.Exe, p.UID, p.GID
+		}
+	}
 	a.respond(fd, v)
 	a.stats.failed(reason, v == fanotify.Allow)
-	a.audit.Write(&audit.Record{Decision: "failure", Reason: reason, Verdict: verdictName(v), Mode: a.cfg.Mode, Operation: op.String(), Path: path,
-		PID: pid, Env: a.envTag})
+	a.audit.Write(rec)
 }
 
 func verdictName(v fanotify.Verdict) string {

@@ -133,6 +133,22 @@ func TestUnnamedFileIsDenied(t *testing.T) {
 		}
 		mustDeny(t, string(out), err, "cat of a file with a path over PATH_MAX under "+top)
 	}
+	h.stop() // flush the audit log
+	var named int
+	for _, r := range h.audit.records(t) {
+		if r.Decision != "failure" {
+			continue
+		}
+		// The failure names its process, not "uid 0, no exe".
+		if r.Reason == "unnamed-file" && r.Exe == realPath("cat") && r.UID == uint32(os.Getuid()) {
+			named++
+		} else {
+			t.Errorf("failure record without its subject: %+v", r)
+		}
+	}
+	if named < 2 {
+		t.Errorf("%d unnamed-file failure records naming cat, want 2", named)
+	}
 	if n := h.a.Status().Counters["failure.unnamed-file"]; n < 2 {
 		t.Errorf("failure.unnamed-file = %d, want at least 2", n)
 	}

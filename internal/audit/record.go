@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"encoding/base64"
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Version is the schema version written in every record's "v" field.
@@ -41,6 +43,11 @@ const (
 	ReasonQueueOverflow = "queue-overflow"
 	ReasonUnnamedFile   = "unnamed-file"
 )
+
+// UnknownID is the uid and gid of a record whose process could not be
+// identified ((uid_t)-1, which no account has), so that it never reads as
+// root's.
+const UnknownID = ^uint32(0)
 
 // Record is one audit record. The JSON tags are the schema (see the package
 // comment): encoding/json decodes what AppendJSON writes back into an equal
@@ -91,9 +98,22 @@ type Record struct {
 	// Verdict is, on failure records, what the kernel was told: "allow"
 	// (let through without a decision) or "deny".
 	Verdict string `json:"verdict,omitempty"`
-	// Count is set on DecisionDropped records only: how many records
-	// were dropped since the previous such record.
+	// PathBytes, ExeBytes and ContainerPathBytes hold the exact bytes of
+	// a name that is not valid UTF-8 (a Linux name is any bytes but NUL
+	// and '/'): the JSON string of the name then has U+FFFD in place of
+	// each invalid byte, so two different names could read alike; these
+	// fields (base64 in JSON) tell them apart. Empty for valid names.
+	PathBytes          []byte `json:"pathBytes,omitempty"`
+	ExeBytes           []byte `json:"exeBytes,omitempty"`
+	ContainerPathBytes []byte `json:"containerPathBytes,omitempty"`
+	// Count is set on DecisionDropped records (how many records were
+	// dropped since the previous such record) and DecisionSuppressed ones
+	// (how many records of UID went over its share of the window).
 	Count uint64 `json:"count,omitempty"`
+	// Repeated is set on the summary of a record that recurred within the
+	// limiter's window: how many identical records were counted instead
+	// of written since the one written first.
+	Repeated uint64 `json:"repeated,omitempty"`
 }
 
 // AppendJSON appends r as one JSON object followed by a newline, without
@@ -106,7 +126,14 @@ func AppendJSON(dst []byte, r *Record) []byte {
 	dst = r.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, '"')
 	dst = appendField(dst, "decision", r.Decision)
-	if r.Decision == DecisionDropped {
+	switch r.Decision {
+	case DecisionDropped:
+		dst = append(dst, `,"count":`...)
+		dst = strconv.AppendUint(dst, r.Count, 10)
+		return append(dst, "}\n"...)
+	case DecisionSuppressed:
+		dst = append(dst, `,"uid":`...)
+		dst = strconv.AppendUint(dst, uint64(r.UID), 10)
 		dst = append(dst, `,"count":`...)
 		dst = strconv.AppendUint(dst, r.Count, 10)
 		return append(dst, "}\n"...)
@@ -116,7 +143,9 @@ func AppendJSON(dst []byte, r *Record) []byte {
 	dst = appendOpt(dst, "rule", r.Rule)
 	dst = appendOpt(dst, "operation", r.Operation)
 	dst = appendOpt(dst, "path", r.Path)
+	dst = appendRaw(dst, "pathBytes", r.Path)
 	dst = appendOpt(dst, "containerPath", r.ContainerPath)
+	dst = appendRaw(dst, "containerPathBytes", r.ContainerPath)
 	dst = append(dst, `,"dev":`...)
 	dst = strconv.AppendUint(dst, r.Dev, 10)
 	dst = append(dst, `,"ino":`...)
@@ -124,6 +153,7 @@ func AppendJSON(dst []byte, r *Record) []byte {
 	dst = append(dst, `,"pid":`...)
 	dst = strconv.AppendInt(dst, int64(r.PID), 10)
 	dst = appendOpt(dst, "exe", r.Exe)
+	dst = appendRaw(dst, "exeBytes", r.Exe)
 	dst = append(dst, `,"uid":`...)
 	dst = strconv.AppendUint(dst, uint64(r.UID), 10)
 	dst = append(dst, `,"gid":`...)
@@ -138,7 +168,24 @@ func AppendJSON(dst []byte, r *Record) []byte {
 		dst = append(dst, `,"count":`...)
 		dst = strconv.AppendUint(dst, r.Count, 10)
 	}
+	if r.Repeated != 0 {
+		dst = append(dst, `,"repeated":`...)
+		dst = strconv.AppendUint(dst, r.Repeated, 10)
+	}
 	return append(dst, "}\n"...)
+}
+
+// appendRaw writes, for a name that is not valid UTF-8, its exact bytes in
+// base64 under name (see Record.PathBytes), without allocating.
+func appendRaw(dst []byte, name, v string) []byte {
+	if utf8.ValidString(v) {
+		return dst
+	}
+	dst = append(dst, ',', '"')
+	dst = append(dst, name...)
+	dst = append(dst, '"', ':', '"')
+	dst = base64.StdEncoding.AppendEncode(dst, unsafe.Slice(unsafe.StringData(v), len(v)))
+	return append(dst, '"')
 }
 
 func appendOpt(dst []byte, name, v string) []byte {

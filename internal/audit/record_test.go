@@ -190,3 +190,33 @@ func BenchmarkEncodingJSON(b *testing.B) {
 		_, _ = json.Marshal(&r)
 	}
 }
+
+// TestInvalidNamesStayDistinct: two names that differ only in bytes that
+// are not UTF-8 read alike in the JSON string (U+FFFD), and their exact
+// bytes come back from the *Bytes fields.
+func TestInvalidNamesStayDistinct(t *testing.T) {
+	a, b := "/srv/x\xff.txt", "/srv/x\xfe.txt"
+	var got []Record
+	for _, p := range []string{a, b} {
+		r := sampleRecord()
+		r.Path, r.Exe, r.ContainerPath = p, p+"-exe", p+"-c"
+		var back Record
+		if err := json.Unmarshal(AppendJSON(nil, &r), &back); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, back)
+	}
+	if got[0].Path != got[1].Path {
+		t.Fatalf("the JSON strings differ (%q, %q): the test's premise is wrong", got[0].Path, got[1].Path)
+	}
+	for i, want := range []string{a, b} {
+		if string(got[i].PathBytes) != want || string(got[i].ExeBytes) != want+"-exe" || string(got[i].ContainerPathBytes) != want+"-c" {
+			t.Errorf("record %d: bytes %q %q %q, want %q", i, got[i].PathBytes, got[i].ExeBytes, got[i].ContainerPathBytes, want)
+		}
+	}
+	// Valid names carry no bytes fields.
+	r := sampleRecord()
+	if line := AppendJSON(nil, &r); bytes.Contains(line, []byte("Bytes")) {
+		t.Errorf("valid names got bytes fields: %s", line)
+	}
+}

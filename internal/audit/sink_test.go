@@ -166,7 +166,7 @@ func TestFileSinkReopen(t *testing.T) {
 
 func TestStreamSink(t *testing.T) {
 	var b bytes.Buffer
-	w := New(Options{}, NewStreamSink(&b))
+	w := New(Options{Limit: noLimit}, NewStreamSink(&b))
 	r := sampleRecord()
 	w.Write(&r)
 	closeW(t, w)

@@ -44,6 +44,9 @@ type Options struct {
 	// wake-up costs the decision path CPU on a small machine). Records are
 	// written at most this late. Zero means no wait; Close does not wait.
 	Linger time.Duration
+	// Limit bounds what one user's activity writes (see LimitOptions);
+	// the zero value applies the defaults.
+	Limit LimitOptions
 }
 
 // Writer queues records and writes them to its sinks from a background
@@ -60,6 +63,8 @@ type Writer struct {
 	abort     atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
+
+	limit *limiter // nil when off
 
 	dropped atomic.Uint64 // records Write could not queue
 	written atomic.Uint64 // records every sink accepted
@@ -87,6 +92,7 @@ func New(opts Options, sinks ...Sink) *Writer {
 		queue: make(chan Record, opts.QueueSize),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
+		limit: newLimiter(opts.Limit),
 	}
 	go w.run()
 	return w
@@ -104,6 +110,9 @@ func (w *Writer) Write(r *Record) {
 	rec := *r
 	if rec.Time.IsZero() {
 		rec.Time = w.opts.Now()
+	}
+	if w.limit != nil && limited(rec.Decision) && !w.limit.admit(&rec) {
+		return
 	}
 	select {
 	case w.queue <- rec:
@@ -192,8 +201,16 @@ func (w *Writer) run() {
 		linger = time.NewTimer(w.opts.Linger)
 		linger.Stop()
 	}
+	var window <-chan time.Time
+	if w.limit != nil {
+		t := time.NewTicker(w.limit.opts.Window)
+		defer t.Stop()
+		window = t.C
+	}
 	for {
 		select {
+		case <-window:
+			buf = w.summarize(buf[:0])
 		case r := <-w.queue:
 			buf = w.batch(buf[:0], &r)
 			if linger != nil {
@@ -216,6 +233,7 @@ func (w *Writer) run() {
 				break
 			}
 			if !w.abort.Load() {
+				buf = w.summarize(buf[:0])
 				w.reportDrops(buf[:0])
 			}
 			return
@@ -244,6 +262,26 @@ gather:
 		w.failed.Add(n)
 	}
 	w.reportDrops(buf[:0])
+	return buf
+}
+
+// summarize ends the limiter's window and writes its summary records.
+func (w *Writer) summarize(buf []byte) []byte {
+	if w.limit == nil {
+		return buf
+	}
+	recs := w.limit.endWindow(w.opts.Now())
+	if len(recs) == 0 {
+		return buf
+	}
+	for i := range recs {
+		buf = AppendJSON(buf, &recs[i])
+	}
+	if w.flush(buf) {
+		w.written.Add(uint64(len(recs)))
+	} else {
+		w.failed.Add(uint64(len(recs)))
+	}
 	return buf
 }
 

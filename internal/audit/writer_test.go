@@ -86,7 +86,7 @@ func closeW(t *testing.T, w *Writer) {
 
 func TestCloseFlushes(t *testing.T) {
 	s := &memSink{}
-	w := New(Options{QueueSize: 10000}, s)
+	w := New(Options{QueueSize: 10000, Limit: noLimit}, s)
 	for i := range 5000 {
 		r := sampleRecord()
 		r.PID = int32(i)
@@ -118,7 +118,7 @@ func TestCloseFlushes(t *testing.T) {
 func TestZeroTimeIsFilled(t *testing.T) {
 	s := &memSink{}
 	now := time.Date(2026, 11, 26, 21, 0, 0, 0, time.UTC)
-	w := New(Options{Now: func() time.Time { return now }}, s)
+	w := New(Options{Now: func() time.Time { return now }, Limit: noLimit}, s)
 	w.Write(&Record{Decision: DecisionAudit})
 	closeW(t, w)
 	if recs := s.records(t); len(recs) != 1 || !recs[0].Time.Equal(now) {
@@ -131,7 +131,7 @@ func TestZeroTimeIsFilled(t *testing.T) {
 func TestStalledSinkNeverBlocksWrite(t *testing.T) {
 	s := &memSink{gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 	const queue = 8
-	w := New(Options{QueueSize: queue}, s)
+	w := New(Options{QueueSize: queue, Limit: noLimit}, s)
 	r := sampleRecord()
 	w.Write(&r)
 	<-s.entered // the goroutine is now stuck in the sink with one record
@@ -174,7 +174,7 @@ func TestStalledSinkNeverBlocksWrite(t *testing.T) {
 
 func TestCloseBoundedByContext(t *testing.T) {
 	s := &memSink{gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-	w := New(Options{QueueSize: 4}, s)
+	w := New(Options{QueueSize: 4, Limit: noLimit}, s)
 	r := sampleRecord()
 	w.Write(&r)
 	<-s.entered
@@ -212,7 +212,7 @@ func TestSinkErrors(t *testing.T) {
 	good := &memSink{}
 	var mu sync.Mutex
 	var errs []error
-	w := New(Options{OnError: func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() }}, bad, good)
+	w := New(Options{OnError: func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() }, Limit: noLimit}, bad, good)
 	r := sampleRecord()
 	w.Write(&r)
 	closeW(t, w)
@@ -227,7 +227,7 @@ func TestSinkErrors(t *testing.T) {
 // Run with -race: many goroutines write while the writer encodes.
 func TestConcurrentWriters(t *testing.T) {
 	s := &memSink{}
-	w := New(Options{QueueSize: 1 << 16}, s)
+	w := New(Options{QueueSize: 1 << 16, Limit: noLimit}, s)
 	const g, per = 8, 2000
 	var wg sync.WaitGroup
 	for i := range g {
@@ -264,7 +264,7 @@ func TestReopenCallsSinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := New(Options{}, fs, NewStreamSink(io.Discard))
+	w := New(Options{Limit: noLimit}, fs, NewStreamSink(io.Discard))
 	if err := w.Reopen(); err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func (discard) Close() error       { return nil }
 //     dropping, so ns/op is the sustained cost of one record.
 func BenchmarkWrite(b *testing.B) {
 	b.Run("accepted", func(b *testing.B) {
-		w := New(Options{QueueSize: 4096}, discard{})
+		w := New(Options{QueueSize: 4096, Limit: noLimit}, discard{})
 		r := sampleRecord()
 		b.ReportAllocs()
 		i := 0
@@ -312,7 +312,7 @@ func BenchmarkWrite(b *testing.B) {
 	})
 	b.Run("full", func(b *testing.B) {
 		s := &memSink{gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-		w := New(Options{QueueSize: 16}, s)
+		w := New(Options{QueueSize: 16, Limit: noLimit}, s)
 		r := sampleRecord()
 		w.Write(&r)
 		<-s.entered
@@ -331,7 +331,7 @@ func BenchmarkWrite(b *testing.B) {
 	})
 	b.Run("throughput", func(b *testing.B) {
 		const queue = 4096
-		w := New(Options{QueueSize: queue}, discard{})
+		w := New(Options{QueueSize: queue, Limit: noLimit}, discard{})
 		r := sampleRecord()
 		b.ReportAllocs()
 		for b.Loop() {
@@ -353,7 +353,7 @@ func BenchmarkWrite(b *testing.B) {
 // BenchmarkWriteParallel is Write from GOMAXPROCS goroutines at once,
 // records dropped when the encoder cannot keep up (reported as dropped/op).
 func BenchmarkWriteParallel(b *testing.B) {
-	w := New(Options{QueueSize: 1 << 16}, discard{})
+	w := New(Options{QueueSize: 1 << 16, Limit: noLimit}, discard{})
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		r := sampleRecord()
@@ -371,7 +371,7 @@ func BenchmarkWriteParallel(b *testing.B) {
 // lost, and Close does not wait for the linger to pass.
 func TestLingerWritesBurstsInFewBatches(t *testing.T) {
 	sink := &memSink{}
-	w := New(Options{Linger: time.Hour}, sink)
+	w := New(Options{Linger: time.Hour, Limit: noLimit}, sink)
 	for i := range 1000 {
 		w.Write(&Record{Decision: DecisionDeny, Path: "/srv/f", PID: int32(i)})
 	}
@@ -395,3 +395,7 @@ func TestLingerWritesBurstsInFewBatches(t *testing.T) {
 		t.Fatalf("1000 records took %d sink writes", writes)
 	}
 }
+
+// noLimit turns the limiter off for the tests of the writer itself, which
+// write many identical records.
+var noLimit = LimitOptions{Window: -1}

@@ -117,6 +117,13 @@ type AuditConfig struct {
 	// QueueSize bounds records waiting to be written; beyond it records
 	// are dropped and counted, never waited for.
 	QueueSize int `yaml:"queueSize"`
+	// RepeatWindow folds identical records (same decision, operation,
+	// path, executable, uid, rule) within it into the first one plus a
+	// summary with the count; "-1s" (any negative) writes every record.
+	RepeatWindow time.Duration `yaml:"repeatWindow"`
+	// PerUserRecords is how many records one uid may cause per
+	// RepeatWindow; beyond it they are counted in one "suppressed" record.
+	PerUserRecords int `yaml:"perUserRecords"`
 }
 
 // ExemptionConfig configures the hypervisor storage exemption.
@@ -145,6 +152,10 @@ func Default() Config {
 			MaxSizeMB: 100,
 			Backups:   5,
 			QueueSize: 8192,
+			// A user looping on a denied open wrote about 12,000 records a
+			// second and rotated the history away in minutes.
+			RepeatWindow:   10 * time.Second,
+			PerUserRecords: 1000,
 		},
 	}
 }
