@@ -231,7 +231,9 @@ func maskFor(ops policy.Operation) uint64 {
 		mask |= fanotify.OpenPerm
 	}
 	if ops&policy.OpExec != 0 {
-		mask |= fanotify.OpenExecPerm
+		// Opens too: the loader and interpreters run code they open
+		// (see runsCode).
+		mask |= fanotify.OpenExecPerm | fanotify.OpenPerm
 	}
 	if ops&policy.OpRead != 0 {
 		mask |= fanotify.AccessPerm

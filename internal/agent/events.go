@@ -369,6 +369,25 @@ func (a *Agent) decide(j *job) {
 		}
 		return
 	}
+	op := j.op
+	if op == policy.OpOpen && d.Verdict != policy.Deny && j.state.m.Operations()&policy.OpExec != 0 {
+		// The dynamic loader opening an ELF file, or an interpreter
+		// opening the script its command line names, runs that file's
+		// code without an execve of it: decided as an exec too, so that
+		// `ld.so ./tool`, `sh x.sh` and `python3 x.py` cannot run what
+		// may not be executed.
+		if how := a.runsCode(p, j); how != "" {
+			ein := in
+			ein.Op = policy.OpExec
+			if ed := j.state.m.Decide(&ein); ed.Covered && (ed.Verdict == policy.Deny || ed.WouldDeny) {
+				d, op = ed, policy.OpExec
+				if missing != "" {
+					how += "; " + missing
+				}
+				missing = how
+			}
+		}
+	}
 	v := fanotify.Allow
 	if d.Verdict == policy.Deny {
 		v = fanotify.Deny
@@ -399,13 +418,13 @@ func (a *Agent) decide(j *job) {
 	case d.Audit:
 		decision = "audit"
 	}
-	a.stats.record(j.op, decision)
+	a.stats.record(op, decision)
 	if !d.Audit {
 		return
 	}
 	rec := &audit.Record{
 		Decision: decision, Mode: modeOf(a.cfg.Mode, d), Policy: d.Policy, Rule: d.Rule,
-		Operation: j.op.String(), Path: j.path, Dev: j.st.Dev, Ino: j.st.Ino,
+		Operation: op.String(), Path: j.path, Dev: j.st.Dev, Ino: j.st.Ino,
 		PID: j.ev.Pid, Exe: p.Exe, UID: p.UID, GID: p.GID,
 		ContainerID: in.Subject.Container.ID, Runtime: in.Subject.Container.Runtime, Env: a.envTag, Reason: missing,
 	}
