@@ -38,5 +38,8 @@
 //     exec's own (the threads' current system calls).
 //   - preopen_linux.go: protected files already open when the agent starts.
 //   - watchdog.go: systemd readiness and watchdog.
+//   - hostexe.go: the Subject of a decision, with the host's files of
+//     executables rules and the executable's hash.
+//   - interp_linux.go: the loader and interpreters, whose opens run code.
 //   - watch.go: watching policy files, ready once caught up.
 package agent

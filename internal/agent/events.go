@@ -278,14 +278,6 @@ func (a *Agent) worker(jobs <-chan *job) {
 	}
 }
 
-// hasher computes a process's executable hash on demand.
-type hasher struct {
-	r *proc.Resolver
-	p *proc.Process
-}
-
-func (h hasher) SHA256() ([32]byte, error) { return h.r.SHA256(h.p) }
-
 func (a *Agent) decide(j *job) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -338,11 +330,8 @@ func (a *Agent) decide(j *job) {
 	}
 	in := policy.Input{
 		Op: j.op, Path: j.path, FSType: j.fsType, StorageClass: string(j.class.Class),
-		Subject: policy.Subject{
-			PID: j.ev.Pid, Exe: p.Exe, UID: p.UID, GID: p.GID, Groups: p.Groups,
-			Hasher: hasher{a.procs, p},
-		},
-		Env: a.penv,
+		Subject: a.subjectOf(j.ev.Pid, p),
+		Env:     a.penv,
 	}
 	if p.Container.ID != "" {
 		// A runtime without an ID is inherited from the agent's own
@@ -351,6 +340,15 @@ func (a *Agent) decide(j *job) {
 		in.Subject.Container = policy.Container{ID: p.Container.ID, Runtime: p.Container.Runtime}
 	}
 	missing := a.podInfo(&in.Subject)
+	if p.Container.Rejected != "" {
+		// The cgroup names a container, but a user other than root could
+		// have named it (issue #17, case 12): decided as a host process,
+		// and the record says why.
+		if missing != "" {
+			missing += "; "
+		}
+		missing += "container not believed: " + p.Container.Rejected
+	}
 	if in.Subject.Container.InContainer() && j.state.m.HasContainerPaths() {
 		if cp, ok := a.containerPath(j, p); ok {
 			in.ContainerPath = cp
@@ -359,6 +357,9 @@ func (a *Agent) decide(j *job) {
 		}
 	}
 	d := j.state.m.Decide(&in)
+	if d.ExeNotHost {
+		missing = exeNotHostReason(missing, p.Exe)
+	}
 	if !d.Covered {
 		// Not covered for this process: a file covered only by its path
 		// inside containers, opened by a process that does not see it

@@ -79,7 +79,7 @@ func (a *Agent) reportOpenBeforeStart(ctx context.Context, st *policyState) {
 				rec.Exe, rec.UID, rec.GID = p.Exe, p.UID, p.GID
 				_, info := mounts.Lookup(path)
 				in := policy.Input{Op: policy.OpOpen, Path: path, FSType: info.FSType, StorageClass: string(info.Class),
-					Subject: policy.Subject{PID: int32(pid), Exe: p.Exe, UID: p.UID, GID: p.GID, Groups: p.Groups, Hasher: hasher{a.procs, p}},
+					Subject: a.subjectOf(int32(pid), p),
 					Env:     a.penv}
 				if p.Container.ID != "" {
 					in.Subject.Container = policy.Container{ID: p.Container.ID, Runtime: p.Container.Runtime}

@@ -199,6 +199,14 @@ func mountinfoHints(b []byte) mountHints {
 // the calling process's own environment; other PIDs are judged by their
 // cgroup, environment, root and namespaces.
 func detectContainer(r *sysReader, pid int, self bool) ContainerInfo {
+	return detectContainerOwned(r, pid, self, nil)
+}
+
+// detectContainerOwned is detectContainer believing the container a cgroup
+// path names only when owners says root named it (a nil owners believes
+// every name). A name not believed is recorded as a problem and a signal,
+// and its ID, runtime and pod are not used.
+func detectContainerOwned(r *sysReader, pid int, self bool, owners *CgroupOwners) ContainerInfo {
 	ci := ContainerInfo{PID: pid, Signals: []string{}}
 	proc := "/proc/self"
 	if pid > 0 {
@@ -275,10 +283,20 @@ func detectContainer(r *sysReader, pid int, self bool) ContainerInfo {
 	// cgroup path.
 	var cg CgroupContainer
 	if b, err := r.read(proc+"/cgroup", largeFile); err == nil {
-		var perr error
-		cg, perr = ParseCgroup(bytes.NewReader(b))
+		var (
+			perr error
+			line CgroupLine
+		)
+		cg, line, perr = ParseCgroupLine(bytes.NewReader(b))
 		if perr != nil {
 			r.note(proc+"/cgroup", perr)
+		}
+		if cg.found() {
+			if err := owners.Check(line); err != nil {
+				r.note(proc+"/cgroup", err)
+				add("cgroup " + cg.Path + " not believed: " + err.Error())
+				cg = CgroupContainer{}
+			}
 		}
 		if cg.found() {
 			ci.CgroupPath = cg.Path
@@ -447,8 +465,9 @@ func processStart(fsys fs.FS, pid int) (uint64, error) {
 // and process start time so that a reused PID is looked up afresh. It is
 // safe for concurrent use.
 type Resolver struct {
-	fsys fs.FS
-	max  int
+	fsys   fs.FS
+	max    int
+	owners *CgroupOwners // nil: cgroup names are believed
 
 	mu      sync.Mutex
 	entries map[int]cacheEntry
@@ -465,12 +484,18 @@ const DefaultCacheSize = 4096
 
 // NewResolver makes a Resolver reading the machine below root ("/" for the
 // live machine), remembering at most size processes (DefaultCacheSize when
-// size <= 0).
+// size <= 0). When root/proc is a live proc file system, a container named
+// by a cgroup path is believed only if root named that cgroup
+// (CgroupOwners).
 func NewResolver(root string, size int) *Resolver {
-	return NewResolverFS(os.DirFS(root), size)
+	c := NewResolverFS(os.DirFS(root), size)
+	c.owners = NewCgroupOwners(root)
+	return c
 }
 
-// NewResolverFS is NewResolver over any file system laid out like "/".
+// NewResolverFS is NewResolver over any file system laid out like "/". It
+// believes the names of cgroup paths: an fs.FS cannot show who owns a
+// cgroup.
 func NewResolverFS(fsys fs.FS, size int) *Resolver {
 	if size <= 0 {
 		size = DefaultCacheSize
@@ -496,7 +521,7 @@ func (c *Resolver) Lookup(pid int) (ContainerInfo, []Problem, error) {
 		return e.info, e.probs, nil
 	}
 	r := &sysReader{fsys: c.fsys}
-	info := detectContainer(r, pid, false)
+	info := detectContainerOwned(r, pid, false, c.owners)
 	c.mu.Lock()
 	if len(c.entries) >= c.max {
 		// Drop an arbitrary half: cheap, and entries are cheap to rebuild.

@@ -32,6 +32,8 @@
 //	metadata.go     opt-in query of the instance metadata service
 //	disks.go        block devices from /sys/block and their kind
 //	cgroup.go       container runtime and ID from /proc/PID/cgroup lines
+//	cgroupowner.go  CgroupOwners: was a cgroup's name given by root (delegation, cgroup-v2.rst)
+//	cgroupowner_linux.go, cgroupowner_other.go  its stat and statfs of the cgroup file systems
 //	container.go    container of this process and of any PID, with a cache
 //	mounts.go       mounts with storage class (internal/mountinfo, internal/storage)
 package environ

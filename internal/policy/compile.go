@@ -32,6 +32,12 @@ type Matcher struct {
 	ops       Operation
 	needsHash bool
 	rules     int
+
+	// hostExes caches which file is installed on the host at the
+	// executable paths rules name (nil when no rule names executables).
+	// It is the Matcher's only mutable state: a cache, rebuilt with the
+	// Matcher on every reload.
+	hostExes *hostExeCache
 }
 
 type pathTarget struct {
@@ -172,6 +178,9 @@ func Compile(set *Set, opts CompileOptions) *Matcher {
 	}
 	for e, ps := range m.byExt {
 		m.byExt[e] = slices.Clip(ps)
+	}
+	if nexe > 0 {
+		m.hostExes = newHostExeCache()
 	}
 	return m
 }

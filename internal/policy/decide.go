@@ -33,6 +33,23 @@ type Subject struct {
 	HasSHA256 bool
 	Hasher    Hasher
 
+	// ExeID is the executable file's device, inode and change time (a
+	// stat of /proc/PID/exe, which reaches the file whatever mount
+	// namespace or root the process runs in), and ExeDeleted says that
+	// file has no name left (it was replaced or removed since the process
+	// started).
+	ExeID      FileID
+	ExeDeleted bool
+	// Host, when set, finds the file installed at a path on the host.
+	// A rule's executables then select the process only if Exe matches
+	// one of them and the file at Exe on the host is the process's
+	// executable (ExeID): a program bind-mounted over /usr/bin/head in
+	// another mount namespace, or a container image's own /usr/bin/head,
+	// prints the same path but is not the host's /usr/bin/head. When nil
+	// (policy explain, which asks about a path, not a process),
+	// executables match by path alone. The agent always sets it.
+	Host HostFiles
+
 	Container Container
 	Pod       *Pod // nil when not in a Kubernetes pod (or not known)
 }
@@ -41,6 +58,30 @@ type Subject struct {
 // executable identity).
 type Hasher interface {
 	SHA256() ([32]byte, error)
+}
+
+// FileID identifies a file: its device (st_dev) and inode (st_ino). Ctime
+// (st_ctim in nanoseconds) is not part of the identity: it tells that a
+// file is unchanged since it was found at a path, since renaming it,
+// renaming another file over it, unlinking or linking it all move it.
+type FileID struct {
+	Dev, Ino uint64
+	Ctime    int64
+}
+
+// same reports whether a and b are the same file.
+func (a FileID) same(b FileID) bool { return a.Dev == b.Dev && a.Ino == b.Ino }
+
+// HostFiles finds the files installed on the host (the agent stats them
+// below its host root). The Matcher caches its answers by path and trusts
+// one only while the process's executable is that very file unchanged
+// (same Ctime); otherwise it asks again, so a package upgrade that renames
+// a new file over the path is followed, and a process still running the
+// old file no longer matches.
+type HostFiles interface {
+	// Identify returns the identity of the file at path, an absolute
+	// path as the host sees it; an error when there is none.
+	Identify(path string) (FileID, error)
 }
 
 // Container is the container a process runs in; the zero value means the
@@ -106,6 +147,11 @@ type Decision struct {
 	WouldDeny   bool
 	WouldPolicy string
 	WouldRule   string
+
+	// ExeNotHost: a rule named the process's executable path, but the
+	// process's executable is not the file installed at that path on the
+	// host (Subject.Host), so the rule did not select it.
+	ExeNotHost bool
 }
 
 // match is a candidate rule, ranked by precedence.
@@ -158,7 +204,18 @@ type decider struct {
 	enforce match
 	audit   match
 	hashErr bool
+	exeHost exeHost
 }
+
+// exeHost is whether the subject's executable is the host's file at its
+// path, found out once per decision.
+type exeHost uint8
+
+const (
+	exeHostUnknown exeHost = iota
+	exeHostYes
+	exeHostNo
+)
 
 // Decide decides one operation. Deciding a file that no policy covers does
 // not allocate. in.Subject may be updated with the executable's hash.
@@ -199,7 +256,7 @@ func (m *Matcher) Decide(in *Input) Decision {
 }
 
 func (d *decider) result() Decision {
-	dec := Decision{Covered: d.covered}
+	dec := Decision{Covered: d.covered, ExeNotHost: d.exeHost == exeHostNo}
 	if e := d.enforce; e.r != nil {
 		dec.Effect, dec.Policy, dec.Rule = e.r.effect, e.p.src.Name, e.p.ruleName(e.r)
 		switch e.r.effect {
@@ -302,8 +359,25 @@ func (p *cpolicy) excluded(path string) bool {
 
 func (s *csubject) matches(d *decider) bool {
 	in := &d.in.Subject
-	return s.exeOK(in.Exe) && s.hashOK(d) && s.userOK(in) && s.groupOK(in) &&
+	return s.exeOK(in.Exe) && s.exeIsHosts(d) && s.hashOK(d) && s.userOK(in) && s.groupOK(in) &&
 		s.containerOK(in) && s.kubeOK(in) && s.envOK(&d.in.Env)
+}
+
+// exeIsHosts reports, for a rule naming executables whose path (exact or
+// glob) matched, whether the process's executable is the file installed
+// at that path on the host. Every such rule matched the same path, the
+// subject's, so this is found out once per decision.
+func (s *csubject) exeIsHosts(d *decider) bool {
+	if s.exe == nil || d.in.Subject.Host == nil {
+		return true
+	}
+	if d.exeHost == exeHostUnknown {
+		d.exeHost = exeHostNo
+		if d.m.hostExes.isHosts(&d.in.Subject) {
+			d.exeHost = exeHostYes
+		}
+	}
+	return d.exeHost == exeHostYes
 }
 
 func (s *csubject) exeOK(exe string) bool {

@@ -23,9 +23,12 @@
 //   - compile.go: Matcher construction.
 //   - under.go: PathsUnder, which mount points can hold covered files.
 //   - decide.go: Input, Decision and the hot path.
+//   - hostexe.go: the per-path cache of the host file an executables rule
+//     names (a process matches only if it runs that very file).
 //   - explain.go: the slow path that records why, for `policy explain`.
 //   - labels.go: Kubernetes-style label selectors.
 //
 // The package is pure Go: it makes no system calls except reading policy
-// files and resolving user and group names.
+// files and resolving user and group names; the host files of executables
+// rules are looked up through the HostFiles the caller gives.
 package policy

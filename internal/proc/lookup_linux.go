@@ -541,11 +541,17 @@ func (r *Resolver) load(pid int32, pidfd int, usePidfd bool, k key, pb []byte) (
 	}
 	p.UID, p.GID, p.Groups, p.Comm = st.UID, st.GID, st.Groups, st.Name
 	if r.opts.Cgroups {
-		// One small file: the container is the one the cgroup names.
+		// One small file: the container is the one the cgroup names, if
+		// only root could have named that cgroup.
 		var buf [smallBufSize]byte
 		if b, err := r.readSmall(pid, p.Thread, "cgroup", buf[:]); err == nil {
-			if cc, _ := environ.ParseCgroup(bytes.NewReader(b)); cc.ID != "" {
-				p.Container = Container{ID: cc.ID, Runtime: cc.Runtime, Kubernetes: cc.Kubernetes, PodUID: cc.PodUID}
+			if cc, line, _ := environ.ParseCgroupLine(bytes.NewReader(b)); cc.ID != "" {
+				r.cgOnce.Do(func() { r.cgOwners = environ.NewCgroupOwners(r.root) })
+				if err := r.cgOwners.Check(line); err != nil {
+					p.Container = Container{Rejected: err.Error()}
+				} else {
+					p.Container = Container{ID: cc.ID, Runtime: cc.Runtime, Kubernetes: cc.Kubernetes, PodUID: cc.PodUID}
+				}
 			}
 		}
 	} else if e := r.opts.Environ; e != nil {

@@ -99,6 +99,11 @@ type Container struct {
 	Kubernetes bool
 	// PodUID is the pod's UID from the cgroup path, when in a pod.
 	PodUID string
+	// Rejected says why the container a cgroup path names was not
+	// believed (environ.CgroupOwners: the cgroup could have been named by
+	// a user other than root); the other fields are then empty, as for a
+	// host process. Empty otherwise.
+	Rejected string
 }
 
 // Pod is the Kubernetes pod of a process. Nothing fills it in yet: pod
@@ -224,6 +229,9 @@ type Resolver struct {
 
 	mu    sync.Mutex
 	procs *lru[key, *Process]
+
+	cgOnce   sync.Once
+	cgOwners *environ.CgroupOwners // with Options.Cgroups; nil believes every cgroup name
 
 	hmu      sync.Mutex
 	hashes   *lru[ExeID, [32]byte]
