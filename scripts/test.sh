@@ -54,3 +54,11 @@ if [ "$(id -u)" != 0 ]; then
 	echo "not root: the privileged tests skip (run with sudo to test what CI tests)" >&2
 fi
 go test -race -count=1 -timeout 30m "$@"
+
+# Tests that change machine-wide settings (fanotify's max_queued_events)
+# run alone, one package at a time, after everything else: run beside the
+# other packages' tests they would change what those see.
+if [ "$*" = "./..." ]; then
+	echo "== go test (serial: tests that change machine-wide settings)"
+	DRMFILTER_SERIAL_TESTS=1 go test -race -count=1 -timeout 10m -p 1 -run 'Serial$' ./...
+fi

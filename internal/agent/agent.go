@@ -273,7 +273,7 @@ func (a *Agent) Settings() map[string]string {
 // until ctx is done. On return every event read has been answered and the
 // fanotify descriptor is closed, which allows whatever was still queued.
 func (a *Agent) Run(ctx context.Context) error {
-	fan, err := fanotify.Open(fanotify.Options{UnlimitedMarks: true, Spin: a.cfg.Spin})
+	fan, err := fanotify.Open(fanotify.Options{UnlimitedQueue: true, UnlimitedMarks: true, Spin: a.cfg.Spin})
 	if err != nil {
 		return fmt.Errorf("fanotify: %w", err)
 	}

@@ -47,7 +47,13 @@
 //     modifiers (5.19), else without FAN_MARK_EVICTABLE. Open probes which
 //     one fanotify_mark accepts without marking anything.
 //   - Closing the group descriptor allows every pending permission event;
-//     a queue overflow allows the events that did not fit.
+//     a queue overflow allows the events that did not fit. The queue limit
+//     (/proc/sys/fs/fanotify/max_queued_events) is copied into the group
+//     when fanotify_init creates it; changing the sysctl later does not
+//     change existing groups. Options.UnlimitedQueue (FAN_UNLIMITED_QUEUE)
+//     removes the limit, so no permission event is ever let through by
+//     overflow: each blocked opener is one queued event of 112 bytes
+//     (slab fanotify_perm_event), charged to the listener's memory cgroup.
 //
 // # Name changes: Watcher
 //
@@ -63,7 +69,9 @@
 //	err = w.WatchFilesystem("/srv")       // FAN_MARK_FILESYSTEM
 //	evs, err := w.Read(ctx, evs)          // []NameEvent, batched
 //	// evs[i]: Mask (Create, Delete, MovedFrom, MovedTo, OnDir, or
-//	// QueueOverflow: rescan), Dir, Name, Dev and Ino of the child, Err
+//	// QueueOverflow: rescan), Dir, Name, Dev, Ino and Child (handle) of
+//	// the child, Err
+//	st, err := w.StatHandle(evs[i].Child) // later: the file, wherever it went
 //
 // fanotify_init gets FAN_CLASS_NOTIF|FAN_CLOEXEC|FAN_NONBLOCK with
 // FAN_REPORT_DFID_NAME_TARGET (5.17; accepted by 6.18), which gives each
@@ -89,7 +97,10 @@
 //     inode as child); FAN_ATTRIB would add only a nameless event, so the
 //     Watcher does not ask for it.
 //   - Once a child's last link is gone its handle is stale: the child of a
-//     final Delete is usually unknown (Ino 0). A directory removed before
+//     final Delete is usually unknown (Ino 0), and StatHandle of a handle
+//     kept from an earlier event fails with ESTALE. Handles carry the
+//     inode's generation (tmpfs, ext4, xfs, btrfs): a new file that reuses
+//     the inode number has another handle. A directory removed before
 //     its events are read cannot be named: those events carry Err
 //     (unix.ESTALE).
 //   - fanotify_mark and open_by_handle_at refuse O_PATH descriptors, so
@@ -110,10 +121,11 @@
 //   - listener_linux.go: Open, marks, ReadEvents, RespondAll, Close.
 //   - fd_linux.go: PathOf, Stat and closing of event descriptors.
 //   - listener_other.go: stubs returning ErrNotSupported elsewhere.
-//   - watch.go: WatchOptions, WatchFeatures, NameEvent, ErrUnreachable.
+//   - watch.go: WatchOptions, WatchFeatures, NameEvent, Handle,
+//     ErrUnreachable.
 //   - watch_decode.go: DecodeFID, FIDEvent, FID: the pure decoder of FID
 //     info records (fuzzed).
 //   - watch_linux.go: Watcher: OpenWatcher, WatchFilesystem, Unwatch,
-//     Read (handle resolution), Close.
+//     Read (handle resolution), StatHandle, WatchesDevice, Close.
 //   - watch_other.go: Watcher stubs returning ErrNotSupported elsewhere.
 package fanotify

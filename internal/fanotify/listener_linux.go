@@ -109,8 +109,9 @@ func Open(opts Options) (*Listener, error) {
 		pid:  int32(os.Getpid()),
 		spin: opts.Spin,
 		features: Features{
-			PidFd: pidfd,
-			Audit: opts.EnableAudit,
+			PidFd:          pidfd,
+			Audit:          opts.EnableAudit,
+			UnlimitedQueue: opts.UnlimitedQueue,
 		},
 	}
 	l.budget.Store(int64(opts.Spin))

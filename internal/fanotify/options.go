@@ -6,9 +6,18 @@ import "time"
 // is a sensible default: bounded queue, pidfds when the kernel has them.
 type Options struct {
 	// UnlimitedQueue lifts the queue limit of
-	// /proc/sys/fs/fanotify/max_queued_events (FAN_UNLIMITED_QUEUE). Without
-	// it a permission event that does not fit is allowed by the kernel
-	// (fail open) and a QueueOverflow event is queued.
+	// /proc/sys/fs/fanotify/max_queued_events (FAN_UNLIMITED_QUEUE; needs
+	// CAP_SYS_ADMIN, which permission events need anyway). Without it a
+	// permission event that does not fit is allowed by the kernel (fail
+	// open) and a QueueOverflow event is queued: whoever can run
+	// max_queued_events+1 openers at once (16,385 by default) gets one
+	// open past the listener. With it no permission event is ever dropped;
+	// each waiting opener is one queued event (112 bytes of slab on Linux
+	// 6.18, charged to the listener's memory cgroup), and the number of
+	// openers that can wait at once is the number of tasks the kernel lets
+	// exist (pid_max, threads-max, RLIMIT_NPROC, the cgroup's pids.max),
+	// each of which costs its owner far more (a kernel stack alone is 16
+	// KiB). The limit is read once, when the group is created.
 	UnlimitedQueue bool
 	// UnlimitedMarks lifts the per-group mark limit (FAN_UNLIMITED_MARKS),
 	// useful when many ignore marks are cached.
@@ -35,6 +44,10 @@ type Options struct {
 type Features struct {
 	// PidFd is true when events carry a pidfd (FAN_REPORT_PIDFD).
 	PidFd bool
+	// UnlimitedQueue is true when the group has no queue limit
+	// (FAN_UNLIMITED_QUEUE): it never reports QueueOverflow and never
+	// lets a permission event through because it did not fit.
+	UnlimitedQueue bool
 	// Audit is true when verdicts may carry Audit.
 	Audit bool
 	// IgnoreFlags are the fanotify_mark(2) flags used for ignore marks:

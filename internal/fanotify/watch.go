@@ -70,6 +70,12 @@ type NameEvent struct {
 	Dev, Ino uint64
 	// Nlink is the child's link count at read time, when Ino is known.
 	Nlink uint64
+	// Child is the child's file handle when the kernel reports it
+	// (WatchFeatures.ChildFID) and it could be resolved (Ino is known),
+	// else the zero Handle. It stays valid for as long as the inode
+	// lives, whatever it is renamed to: Watcher.StatHandle finds the file
+	// by it later.
+	Child Handle
 	// Err is non-nil when the event could not be fully resolved: a
 	// malformed record (matching ErrMalformedEvent), a directory removed
 	// before the event was read (matching unix.ESTALE), a filesystem no
@@ -78,6 +84,19 @@ type NameEvent struct {
 	// rescans as after QueueOverflow.
 	Err error
 }
+
+// Handle is a file handle as fanotify reports it: the filesystem's id and
+// struct file_handle's type and bytes (a copy, comparable with ==). On
+// tmpfs, ext4, xfs and btrfs a handle carries the inode's generation, so a
+// later file that reuses the inode number has a different handle.
+type Handle struct {
+	Fsid  [2]int32
+	Type  int32
+	Bytes string
+}
+
+// Valid reports whether h is a handle (not the zero Handle).
+func (h Handle) Valid() bool { return h.Bytes != "" }
 
 // IsOverflow reports whether the event says events were lost.
 func (e *NameEvent) IsOverflow() bool { return e.Mask&QueueOverflow != 0 }

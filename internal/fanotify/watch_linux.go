@@ -453,7 +453,62 @@ func (w *Watcher) resolve(e *FIDEvent) NameEvent {
 		return ne
 	}
 	ne.Dev, ne.Ino, ne.Nlink = uint64(st.Dev), uint64(st.Ino), uint64(st.Nlink)
+	if e.Child.Valid() {
+		ne.Child = Handle{Fsid: e.Child.Fsid, Type: e.Child.HandleType, Bytes: string(e.Child.Handle)}
+	}
 	return ne
+}
+
+// WatchesDevice reports whether the filesystem with device number dev
+// (st_dev) is watched: whether its name changes are reported.
+func (w *Watcher) WatchesDevice(dev uint64) bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	for _, r := range w.roots {
+		if r.dev == dev {
+			return true
+		}
+	}
+	return false
+}
+
+// StatHandle finds the file h identifies (open_by_handle_at(2) with O_PATH,
+// relative to the watched filesystem of h.Fsid, then fstat) and returns its
+// identity. Once the file is gone (its last name removed; on tmpfs, also
+// its last descriptor closed) the error matches unix.ESTALE; a filesystem
+// that is not watched gives one matching unix.ENOENT. Nothing is opened for
+// reading, so no permission event is raised.
+func (w *Watcher) StatHandle(h Handle) (FileStat, error) {
+	if !h.Valid() || len(h.Bytes) > maxHandleSize {
+		return FileStat{}, &Error{Op: "open_by_handle_at", Errno: unix.EINVAL}
+	}
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed.Load() {
+		return FileStat{}, ErrClosed
+	}
+	root, ok := w.roots[h.Fsid]
+	if !ok {
+		return FileStat{}, &Error{Op: "open_by_handle_at", Errno: unix.ENOENT}
+	}
+	buf := make([]byte, fileHandleLen+len(h.Bytes))
+	binary.NativeEndian.PutUint32(buf[0:], uint32(len(h.Bytes)))
+	binary.NativeEndian.PutUint32(buf[4:], uint32(h.Type))
+	copy(buf[fileHandleLen:], h.Bytes)
+	var fd uintptr
+	for {
+		var errno syscall.Errno
+		fd, _, errno = unix.Syscall(unix.SYS_OPEN_BY_HANDLE_AT, uintptr(root.fd), uintptr(unsafe.Pointer(&buf[0])), unix.O_PATH|unix.O_CLOEXEC)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return FileStat{}, &Error{Op: "open_by_handle_at", Errno: errno}
+		}
+		break
+	}
+	defer unix.Close(int(fd))
+	return Stat(int32(fd))
 }
 
 // dir resolves a directory handle, or reuses the previous event's

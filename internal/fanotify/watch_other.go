@@ -25,5 +25,11 @@ func (w *Watcher) Read(ctx context.Context, dst []NameEvent) ([]NameEvent, error
 	return dst[:0], errPlatform
 }
 
+// WatchesDevice reports false.
+func (w *Watcher) WatchesDevice(dev uint64) bool { return false }
+
+// StatHandle returns an error matching ErrNotSupported.
+func (w *Watcher) StatHandle(h Handle) (FileStat, error) { return FileStat{}, errPlatform }
+
 // Close does nothing.
 func (w *Watcher) Close() error { return nil }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -53,4 +54,23 @@ func leaked(before, after map[int]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// SerialEnv is set (to 1) by scripts/test.sh for its serial phase, in which
+// no other test runs on the machine.
+const SerialEnv = "DRMFILTER_SERIAL_TESTS"
+
+// SerialOnly skips t unless it runs in scripts/test.sh's serial phase: t
+// changes a machine-wide setting (a sysctl such as fanotify's
+// max_queued_events) that would change what tests of other packages,
+// which `go test ./...` runs at the same time, see. Such a test's name
+// must end in "Serial": the serial phase runs `-run 'Serial$'`.
+func SerialOnly(t testing.TB) {
+	t.Helper()
+	if !strings.HasSuffix(t.Name(), "Serial") {
+		t.Fatalf("%s changes machine-wide settings: name it ...Serial so that scripts/test.sh's serial phase runs it", t.Name())
+	}
+	if os.Getenv(SerialEnv) != "1" {
+		t.Skipf("skipping: changes a machine-wide setting; scripts/test.sh runs it alone (%s=1, -run 'Serial$')", SerialEnv)
+	}
 }
