@@ -329,7 +329,7 @@ spec:
       effect: deny
 `, fs)
 	}, nil)
-	bin := buildC(t, "execrace", filepath.Join("testdata", "execrace.c"))
+	bin := testutil.BuildC(t, "execrace", filepath.Join("testdata", "execrace.c"))
 	data, err := os.ReadFile(realPath("true"))
 	if err != nil {
 		t.Fatal(err)
@@ -355,24 +355,6 @@ spec:
 			t.Fatalf("run %d: %v %q", i, err, out)
 		}
 	}
-}
-
-// buildC compiles a test helper written in C (gcc is needed: these helpers
-// do what Go's runtime cannot, such as threads racing an exec).
-func buildC(t *testing.T, name, src string) string {
-	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		if testutil.InCI() {
-			t.Fatalf("CI=true but gcc is missing: %v", err)
-		}
-		t.Skipf("skipping: gcc is needed to build %s: %v", name, err)
-	}
-	bin := filepath.Join(t.TempDir(), name)
-	if out, err := exec.Command(gcc, "-O2", "-Wall", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // testLogOut is where the test agents log: nowhere, unless

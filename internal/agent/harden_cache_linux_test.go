@@ -21,22 +21,6 @@ import (
 // hcUser is the unprivileged user of these tests (nobody).
 const hcUser = 65534
 
-// hcReachable opens dir, one of this test's temporary directories, and its
-// parents below os.TempDir() to everyone, so that hcUser can reach what
-// is below it: t.TempDir makes them 0700.
-func hcReachable(t *testing.T, dir string) {
-	t.Helper()
-	top := filepath.Clean(os.TempDir()) + string(filepath.Separator)
-	if !strings.HasPrefix(dir, top) {
-		t.Fatalf("%s is not below %s", dir, top)
-	}
-	for d := dir; strings.HasPrefix(d, top); d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // hcRun runs name as hcUser (in cgroup dir when not empty, through
 // clone(CLONE_INTO_CGROUP)), with a timeout; the process is killed by the
 // context if it hangs.
@@ -94,7 +78,7 @@ spec:
 	})
 	// The user's own tmpfs, not the marked one.
 	bin := testutil.MountTmpfs(t)
-	hcReachable(t, filepath.Dir(bin))
+	testutil.OpenToAll(t, filepath.Dir(bin))
 	if err := os.Chown(bin, hcUser, hcUser); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +206,7 @@ spec:
     - {name: others, operations: [open], effect: deny}
 `, fs, id)
 	}, nil)
-	hcReachable(t, filepath.Dir(h.fs))
+	testutil.OpenToAll(t, filepath.Dir(h.fs))
 	secret := h.path("secret/plan.txt")
 
 	out, err := hcRun(t, real, "cat", secret)

@@ -2,33 +2,11 @@ package agent
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/drmfilter/drmfilter/internal/testutil"
 )
-
-// buildLeaderExit compiles internal/proc/testdata/leaderexit.c: a program
-// whose main thread calls pthread_exit and whose second thread then opens
-// or executes the file it is given. gcc is needed: Go cannot end its main
-// thread and run on.
-func buildLeaderExit(t *testing.T) string {
-	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		if testutil.InCI() {
-			t.Fatalf("CI=true but gcc is missing: %v", err)
-		}
-		t.Skipf("skipping: gcc is needed to build the helper: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "leaderexit")
-	src := filepath.Join("..", "proc", "testdata", "leaderexit.c")
-	if out, err := exec.Command(gcc, "-O2", "-Wall", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // Issue #17 case 17: with its leader exited (pthread_exit in main), a
 // process opening or executing a protected file from another thread is
@@ -36,7 +14,7 @@ func buildLeaderExit(t *testing.T) string {
 // as a failed process lookup.
 func TestLeaderExitedThreadIsDecided(t *testing.T) {
 	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, nil)
-	bin := buildLeaderExit(t)
+	bin := testutil.BuildC(t, "leaderexit", filepath.Join("..", "proc", "testdata", "leaderexit.c"))
 	data, err := os.ReadFile(realPath("true"))
 	if err != nil {
 		t.Fatal(err)

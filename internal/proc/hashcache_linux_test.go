@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,22 +16,6 @@ import (
 
 // nobody is the unprivileged user the tests hand files to.
 const nobody = 65534
-
-// reachable opens dir, one of this test's temporary directories, and its
-// parents below os.TempDir() to everyone, so that another user can reach
-// files below it: t.TempDir makes them 0700.
-func reachable(t *testing.T, dir string) {
-	t.Helper()
-	top := filepath.Clean(os.TempDir()) + string(filepath.Separator)
-	if !strings.HasPrefix(dir, top) {
-		t.Fatalf("%s is not below %s", dir, top)
-	}
-	for d := dir; strings.HasPrefix(d, top); d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // copyFileTo copies src to dst with mode and owner.
 func copyFileTo(t testing.TB, src, dst string, mode os.FileMode, uid int) []byte {
@@ -95,7 +78,7 @@ func runBlocked(t *testing.T, r *Resolver, exe string) (*Process, func()) {
 func TestHashCacheRehashesFilesAUserCanChange(t *testing.T) {
 	testutil.RequireRoot(t)
 	fs := testutil.MountTmpfs(t)
-	reachable(t, filepath.Dir(fs))
+	testutil.OpenToAll(t, filepath.Dir(fs))
 	head := filepath.Join(fs, "head")
 	orig := copyFileTo(t, lookPath(t, "head"), head, 0o755, nobody)
 	r := NewResolver("/", Options{})

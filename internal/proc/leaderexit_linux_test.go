@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,25 +12,6 @@ import (
 
 	"github.com/drmfilter/drmfilter/internal/testutil"
 )
-
-// buildLeaderExit compiles testdata/leaderexit.c (a process whose main
-// thread calls pthread_exit while another thread runs on) into a temporary
-// directory. gcc is needed: Go cannot end its main thread and run on.
-func buildLeaderExit(t *testing.T) string {
-	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		if testutil.InCI() {
-			t.Fatalf("CI=true but gcc is missing: %v", err)
-		}
-		t.Skipf("skipping: gcc is needed to build the helper: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "leaderexit")
-	if out, err := exec.Command(gcc, "-O2", "-Wall", "-pthread", "-o", bin, "testdata/leaderexit.c").CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return bin
-}
 
 func leaderState(t *testing.T, pid int32) string {
 	t.Helper()
@@ -53,7 +33,7 @@ func leaderState(t *testing.T, pid int32) string {
 // at its exit: after setuid, /proc/PID/status still says uid 0).
 func TestLiveLeaderExited(t *testing.T) {
 	testutil.RequireRoot(t) // setuid in the helper, and a uid to tell apart
-	bin := buildLeaderExit(t)
+	bin := testutil.BuildC(t, "leaderexit", filepath.Join("testdata", "leaderexit.c"))
 	want := exeIDOfPath(t, bin)
 	data, err := os.ReadFile(bin)
 	if err != nil {
@@ -118,7 +98,7 @@ func TestLiveLeaderExited(t *testing.T) {
 // thread, once the leader has exited: the missing executable is a change,
 // not an error, on both revalidation paths.
 func TestLiveLeaderExitsAfterLookup(t *testing.T) {
-	bin := buildLeaderExit(t)
+	bin := testutil.BuildC(t, "leaderexit", filepath.Join("testdata", "leaderexit.c"))
 	c := start(t, nil, bin, "-h", "-w", "open", "/dev/null")
 	if line, err := c.out.ReadString('\n'); line != "leader\n" {
 		t.Fatalf("helper said %q, %v", line, err)
