@@ -1,10 +1,8 @@
 package agent
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,57 +109,6 @@ func fanotifyGroups() int {
 	return n
 }
 
-// opener is a client that opens a file once (cat) without being waited
-// for; it is stopped by its PID in t.Cleanup if it still runs.
-type opener struct {
-	cmd  *exec.Cmd
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
-}
-
-func startOpener(t *testing.T, path string) *opener {
-	t.Helper()
-	o := &opener{cmd: exec.Command("cat", path), done: make(chan struct{})}
-	o.cmd.Stdout, o.cmd.Stderr = &o.out, &o.out
-	if err := o.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		o.err = o.cmd.Wait()
-		close(o.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-o.done:
-		default:
-			o.cmd.Process.Kill() // the wait for an answer is killable
-			<-o.done
-		}
-	})
-	return o
-}
-
-// blockedOrDone waits until the opener sleeps in fanotify waiting for an
-// answer (its wchan names a fanotify function) or has exited, and says
-// which. The bound only keeps a broken test from hanging.
-func (o *opener) blockedOrDone(t *testing.T) (blocked bool) {
-	t.Helper()
-	wchan := fmt.Sprintf("/proc/%d/wchan", o.cmd.Process.Pid)
-	for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(time.Millisecond) {
-		select {
-		case <-o.done:
-			return false
-		default:
-		}
-		if b, err := os.ReadFile(wchan); err == nil && bytes.HasPrefix(b, []byte("fanotify")) {
-			return true
-		}
-	}
-	t.Fatalf("opener %d neither waited for fanotify nor exited", o.cmd.Process.Pid)
-	return false
-}
-
 // TestQueueOverflowNeverLetsAnOpenThroughSerial (case 5): while the agent cannot
 // read its queue, more openers wait than the kernel's queue limit would
 // hold; none of them gets the file. Before the fix the agent's group had
@@ -188,20 +135,20 @@ func TestQueueOverflowNeverLetsAnOpenThroughSerial(t *testing.T) {
 		}
 	}
 	defer unlock() // before t.Cleanup stops the openers and the agent
-	var ops []*opener
+	var ops []*testutil.Opener
 	for i := range 2*limit + 2 {
-		o := startOpener(t, secret)
+		o := testutil.StartOpener(t, secret)
 		ops = append(ops, o)
-		if !o.blockedOrDone(t) {
+		if !o.WaitBlockedOrDone(t) {
 			unlock()
 			t.Fatalf("opener %d of %d finished while the agent could not answer: %v %q (let through by a queue overflow)",
-				i+1, 2*limit+2, o.err, o.out.String())
+				i+1, 2*limit+2, o.Err(), o.Out())
 		}
 	}
 	unlock()
 	for i, o := range ops {
-		<-o.done
-		mustDeny(t, o.out.String(), o.err, fmt.Sprintf("opener %d", i+1))
+		<-o.Done()
+		mustDeny(t, o.Out(), o.Err(), fmt.Sprintf("opener %d", i+1))
 	}
 	if n := h.a.stats.overflows.Load(); n != 0 {
 		t.Errorf("%d queue overflows reported, want none", n)

@@ -1,15 +1,12 @@
 package fanotify
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/drmfilter/drmfilter/internal/testutil"
 )
@@ -40,57 +37,6 @@ func withQueueLimit(t *testing.T, n int, fn func()) {
 		}
 	}()
 	fn()
-}
-
-// opener is a child process that opens a file once (cat), stopped by its
-// PID in t.Cleanup if it is still running.
-type opener struct {
-	cmd  *exec.Cmd
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
-}
-
-func startOpener(t *testing.T, path string) *opener {
-	t.Helper()
-	o := &opener{cmd: exec.Command("cat", path), done: make(chan struct{})}
-	o.cmd.Stdout, o.cmd.Stderr = &o.out, &o.out
-	if err := o.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		o.err = o.cmd.Wait()
-		close(o.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-o.done:
-		default:
-			o.cmd.Process.Kill() // by PID; the wait for an answer is killable
-			<-o.done
-		}
-	})
-	return o
-}
-
-// waitBlockedOrDone waits until the opener sleeps in fanotify, waiting for
-// an answer (its wchan names a fanotify function), or has exited; it reports
-// which. The bound only keeps a broken test from hanging.
-func (o *opener) waitBlockedOrDone(t *testing.T) (blocked bool) {
-	t.Helper()
-	wchan := fmt.Sprintf("/proc/%d/wchan", o.cmd.Process.Pid)
-	for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(time.Millisecond) {
-		select {
-		case <-o.done:
-			return false
-		default:
-		}
-		if b, err := os.ReadFile(wchan); err == nil && bytes.HasPrefix(b, []byte("fanotify")) {
-			return true
-		}
-	}
-	t.Fatalf("opener %d neither waited for fanotify nor exited", o.cmd.Process.Pid)
-	return false
 }
 
 // TestUnlimitedQueueNeverLetsAnOpenThroughSerial: with a queue limit of 4 and
@@ -128,18 +74,18 @@ func TestUnlimitedQueueNeverLetsAnOpenThroughSerial(t *testing.T) {
 			}
 			// Nothing reads: every open waits in the kernel's queue. One
 			// opener at a time, each until it waits or has exited.
-			var ops []*opener
+			var ops []*testutil.Opener
 			through := -1
 			for i := range openers {
-				o := startOpener(t, secret)
+				o := testutil.StartOpener(t, secret)
 				ops = append(ops, o)
-				if !o.waitBlockedOrDone(t) {
+				if !o.WaitBlockedOrDone(t) {
 					through = i
 					break
 				}
 			}
 			if !unlimited {
-				if through != limit || ops[through].err != nil || ops[through].out.String() != "the secret\n" {
+				if through != limit || ops[through].Err() != nil || ops[through].Out() != "the secret\n" {
 					t.Fatalf("bounded queue of %d: opener %d got through (%v, %q), want opener %d let through by overflow",
 						limit, through, errOf(ops, through), outOf(ops, through), limit)
 				}
@@ -151,7 +97,7 @@ func TestUnlimitedQueueNeverLetsAnOpenThroughSerial(t *testing.T) {
 				return
 			}
 			if through >= 0 {
-				t.Fatalf("unlimited queue: opener %d got through while nobody answered: %v %q", through, ops[through].err, ops[through].out.String())
+				t.Fatalf("unlimited queue: opener %d got through while nobody answered: %v %q", through, ops[through].Err(), ops[through].Out())
 			}
 			evs := readPerm(t, l, openers)
 			for i := range evs {
@@ -161,25 +107,25 @@ func TestUnlimitedQueueNeverLetsAnOpenThroughSerial(t *testing.T) {
 			}
 			closeAll(evs)
 			for i, o := range ops {
-				<-o.done
-				if o.err == nil || !strings.Contains(o.out.String(), "Operation not permitted") {
-					t.Errorf("opener %d: %v %q, want it denied", i, o.err, o.out.String())
+				<-o.Done()
+				if o.Err() == nil || !strings.Contains(o.Out(), "Operation not permitted") {
+					t.Errorf("opener %d: %v %q, want it denied", i, o.Err(), o.Out())
 				}
 			}
 		})
 	}
 }
 
-func errOf(ops []*opener, i int) error {
+func errOf(ops []*testutil.Opener, i int) error {
 	if i < 0 {
 		return errors.New("none")
 	}
-	return ops[i].err
+	return ops[i].Err()
 }
 
-func outOf(ops []*opener, i int) string {
+func outOf(ops []*testutil.Opener, i int) string {
 	if i < 0 {
 		return ""
 	}
-	return ops[i].out.String()
+	return ops[i].Out()
 }
