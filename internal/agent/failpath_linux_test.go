@@ -34,16 +34,10 @@ func fileSHA256(t *testing.T, path string) string {
 	return fmt.Sprintf("sha256:%x", h.Sum(nil))
 }
 
-// TestSlowHashIsNotAFailOpen: only the real head, by hash, may open; four
-// sparse 511 MiB copies of head (which hash to something else, and take
-// longer to hash than the deadline) open the secret at once with
-// failureMode open. None of them may read it: the subject chose how long
-// its hash takes, so it must not choose the failure path. The real head
-// still reads it once its hash is known.
-func TestSlowHashIsNotAFailOpen(t *testing.T) {
-	head := realPath("head")
-	h := startAgent(t, func(fs string) string {
-		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
+// policyByHash protects <fs>/secret/** so that only an executable whose
+// SHA-256 is sum may open it.
+func policyByHash(fs, sum string) string {
+	return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
 kind: ProtectionPolicy
 metadata: {name: by-hash}
 spec:
@@ -57,7 +51,19 @@ spec:
     - name: others
       operations: [open]
       effect: deny
-`, fs, fileSHA256(t, head))
+`, fs, sum)
+}
+
+// TestSlowHashIsNotAFailOpen: only the real head, by hash, may open; four
+// sparse 511 MiB copies of head (which hash to something else, and take
+// longer to hash than the deadline) open the secret at once with
+// failureMode open. None of them may read it: the subject chose how long
+// its hash takes, so it must not choose the failure path. The real head
+// still reads it once its hash is known.
+func TestSlowHashIsNotAFailOpen(t *testing.T) {
+	head := realPath("head")
+	h := startAgent(t, func(fs string) string {
+		return policyByHash(fs, fileSHA256(t, head))
 	}, func(c *config.Config) { c.FailureMode = config.FailOpen; c.Deadline = 20 * time.Millisecond })
 
 	dir := t.TempDir()

@@ -56,21 +56,7 @@ func hcRun(t *testing.T, cgroup, name string, args ...string) (string, error) {
 func TestHashCacheNotPoisonedThroughASharedMapping(t *testing.T) {
 	head := realPath("head")
 	h := startAgent(t, func(fs string) string {
-		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
-kind: ProtectionPolicy
-metadata: {name: by-hash}
-spec:
-  files:
-    paths: ["%s/secret/**"]
-  rules:
-    - name: head-by-hash
-      operations: [open]
-      subjects: {executableHashes: [%q]}
-      effect: allow
-    - name: others
-      operations: [open]
-      effect: deny
-`, fs, fileSHA256(t, head))
+		return policyByHash(fs, fileSHA256(t, head))
 	}, func(c *config.Config) {
 		// Neither a slow hash on a loaded machine nor the failure mode
 		// may decide here.
@@ -134,44 +120,6 @@ spec:
 	}
 }
 
-// hcCgroup creates rel below the cgroup2 hierarchy (its missing parents as
-// root, the last directory by mkdir run as uid: as a user does in a
-// subtree delegated to it) and removes what it made when the test ends.
-func hcCgroup(t *testing.T, rel string, uid int) string {
-	t.Helper()
-	testutil.RequireRoot(t)
-	base := "/sys/fs/cgroup/unified"
-	if _, err := os.Stat(filepath.Join(base, "cgroup.procs")); err != nil {
-		base = "/sys/fs/cgroup"
-	}
-	parts := strings.Split(rel, "/")
-	dir := base
-	var made []string
-	for i, part := range parts {
-		dir = filepath.Join(dir, part)
-		if _, err := os.Stat(dir); err == nil {
-			continue
-		}
-		cmd := exec.Command("mkdir", dir)
-		if i == len(parts)-1 && uid != 0 {
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), NoSetGroups: true}}
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			if testutil.InCI() {
-				t.Fatalf("cannot create a cgroup: %v %s", err, out)
-			}
-			t.Skipf("cannot create a cgroup: %v %s", err, out)
-		}
-		made = append(made, dir)
-	}
-	t.Cleanup(func() {
-		for i := len(made) - 1; i >= 0; i-- {
-			os.Remove(made[i])
-		}
-	})
-	return dir
-}
-
 // TestContainerIDFromADelegatedCgroupIsNotBelieved (issue #17, case 12):
 // only container <id> may read the secret. A process root put in
 // docker-<id>.scope (as the engine does) reads it. The unprivileged user
@@ -186,14 +134,14 @@ func TestContainerIDFromADelegatedCgroupIsNotBelieved(t *testing.T) {
 	}
 	id := hex.EncodeToString(b)
 	top := "drmfilter-agent-" + strconv.Itoa(os.Getpid()) + ".slice"
-	real := hcCgroup(t, top+"/system.slice/docker-"+id+".scope", 0)
-	deleg := hcCgroup(t, top+"/user.slice/user@65534.service", 0)
+	real := testutil.Cgroup(t, top+"/system.slice/docker-"+id+".scope", 0)
+	deleg := testutil.Cgroup(t, top+"/user.slice/user@65534.service", 0)
 	for _, f := range []string{"", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"} {
 		if err := os.Chown(filepath.Join(deleg, f), hcUser, hcUser); err != nil {
 			t.Fatal(err)
 		}
 	}
-	spoof := hcCgroup(t, top+"/user.slice/user@65534.service/docker-"+id+".scope", hcUser)
+	spoof := testutil.Cgroup(t, top+"/user.slice/user@65534.service/docker-"+id+".scope", hcUser)
 
 	h := startAgent(t, func(fs string) string {
 		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1

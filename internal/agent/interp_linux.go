@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,9 +24,9 @@ var (
 	// not inline code.
 	shellNames = []string{"sh", "dash", "bash", "ash", "zsh", "ksh", "mksh", "fish", "csh", "tcsh"}
 	// interpreterNames are basenames of shells and script interpreters.
-	interpreterNames = []string{"sh", "dash", "bash", "ash", "zsh", "ksh", "mksh", "fish", "csh", "tcsh", "busybox",
+	interpreterNames = append(slices.Clone(shellNames), "busybox",
 		"python", "python[0-9]*", "pypy*", "perl", "perl[0-9]*", "ruby", "ruby[0-9]*", "node", "nodejs",
-		"php", "php[0-9]*", "lua", "lua[0-9]*", "luajit", "tclsh*", "wish*", "Rscript", "awk", "gawk", "mawk", "nawk"}
+		"php", "php[0-9]*", "lua", "lua[0-9]*", "luajit", "tclsh*", "wish*", "Rscript", "awk", "gawk", "mawk", "nawk")
 )
 
 func nameIn(exe string, globs []string) bool {
