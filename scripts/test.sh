@@ -28,11 +28,21 @@ command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 # The environment detection's live test compares with systemd-detect-virt.
 command -v systemd-detect-virt >/dev/null 2>&1 || need+=(systemd)
-if [ "${#need[@]}" -gt 0 ]; then
+# The qemu guest tests (internal/testutil/guest): qemu boots the guest
+# kernel with the test binary in a cpio initramfs, with mkfs.ext4 in it.
+# qemu without its recommends (GUI, other machines' firmware) boots them.
+command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
+command -v cpio >/dev/null 2>&1 || need+=(cpio)
+need_norecommends=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need_norecommends+=(qemu-system-x86)
+if [ "${#need[@]}" -gt 0 ] || [ "${#need_norecommends[@]}" -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+		if [ "${#need_norecommends[@]}" -gt 0 ]; then
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_norecommends[@]}"
+		fi
 	else
-		echo "missing ${need[*]} and not root to install them" >&2
+		echo "missing ${need[*]} ${need_norecommends[*]} and not root to install them" >&2
 	fi
 fi
 
@@ -44,6 +54,15 @@ kube_apiserver="${DRMFILTER_KUBE_CACHE:-/var/cache/drmfilter}/kube-apiserver-v1.
 if [ "$(id -u)" = 0 ] || [ -x "$kube_apiserver" ]; then
 	kube_apiserver=$(.ci/kube-apiserver.sh | tail -n1)
 	export DRMFILTER_KUBE_APISERVER="$kube_apiserver"
+fi
+
+echo "== guest kernel (qemu guest tests)"
+# A pinned Debian kernel, downloaded once into a cache outside the clone (a
+# 47 MB package, seconds); internal/testutil/guest boots it. The guest
+# tests need root, so without root there is nothing to do here.
+if [ "$(id -u)" = 0 ]; then
+	guest_kernel=$(.ci/guest-kernel.sh | tail -n1)
+	export DRMFILTER_GUEST_KERNEL="$guest_kernel"
 fi
 
 echo "== go test"

@@ -16,6 +16,7 @@ import (
 
 	"github.com/drmfilter/drmfilter/internal/accounts"
 	"github.com/drmfilter/drmfilter/internal/audit"
+	"github.com/drmfilter/drmfilter/internal/bpflsm"
 	"github.com/drmfilter/drmfilter/internal/config"
 	"github.com/drmfilter/drmfilter/internal/cri"
 	"github.com/drmfilter/drmfilter/internal/environ"
@@ -59,6 +60,8 @@ type Options struct {
 	// decideHook, when set, runs at the start of every covered decision
 	// (tests stall decisions with it).
 	decideHook func()
+	// probe, when set, replaces bpflsm.Probe (tests).
+	probe func() bpflsm.Availability
 }
 
 // Agent is one running drmfilter agent. Create it with New, start it with
@@ -88,6 +91,13 @@ type Agent struct {
 	labels func(uid string) (map[string]string, bool)
 
 	policyErr atomic.Pointer[string] // the last rejected reload; nil after a good one
+
+	// backend is what enforces (config.BackendBPF or BackendFanotify) and
+	// backendReason why it was chosen; bpf is the loaded programs while
+	// the bpf backend runs.
+	backend, backendReason string
+	bpf                    atomic.Pointer[bpflsm.Backend]
+	probe                  func() bpflsm.Availability
 
 	fan      *fanotify.Listener
 	names    *fanotify.Watcher // nil when the kernel cannot report name changes
@@ -156,6 +166,18 @@ func New(opts Options) (*Agent, error) {
 	st, err := a.load(1)
 	if err != nil {
 		return nil, err
+	}
+	a.probe = opts.probe
+	if a.probe == nil {
+		a.probe = bpflsm.Probe
+	}
+	if a.backend, a.backendReason, err = chooseBackend(a.cfg.Backend, st.m.Set(), a.probe); err != nil {
+		return nil, err
+	}
+	if a.backend == config.BackendFanotify {
+		if errs := st.m.Set().Unsupported(policy.FanotifyBackend()); len(errs) > 0 {
+			return nil, fmt.Errorf("%w: %w (backend %s: %s)", ErrPolicy, errs, a.backend, a.backendReason)
+		}
 	}
 	a.state.Store(st)
 	if err := a.refreshMounts(); err != nil {
@@ -257,6 +279,7 @@ func (a *Agent) refreshMounts() error {
 func (a *Agent) Settings() map[string]string {
 	return map[string]string{
 		"mode":        a.cfg.Mode,
+		"backend":     a.backend,
 		"failureMode": string(a.cfg.FailureMode),
 		"deadline":    a.cfg.Deadline.String(),
 		"workers":     fmt.Sprint(a.cfg.Workers),
@@ -273,6 +296,9 @@ func (a *Agent) Settings() map[string]string {
 // until ctx is done. On return every event read has been answered and the
 // fanotify descriptor is closed, which allows whatever was still queued.
 func (a *Agent) Run(ctx context.Context) error {
+	if a.backend == config.BackendBPF {
+		return a.runBPF(ctx)
+	}
 	fan, err := fanotify.Open(fanotify.Options{UnlimitedQueue: true, UnlimitedMarks: true, Spin: a.cfg.Spin})
 	if err != nil {
 		return fmt.Errorf("fanotify: %w", err)
@@ -389,8 +415,34 @@ func (a *Agent) Reload() error {
 		a.log.Error("policy reload rejected; the previous policy stays in force", "error", err, "generation", old.gen)
 		return err
 	}
+	if a.backend == config.BackendBPF {
+		if errs := bpflsm.Unsupported(st.m.Set()); len(errs) > 0 {
+			err = fmt.Errorf("%w: %w", ErrPolicy, errors.Join(errs...))
+		}
+	} else if errs := st.m.Set().Unsupported(policy.FanotifyBackend()); len(errs) > 0 {
+		err = fmt.Errorf("%w: %w", ErrPolicy, errs)
+	}
+	if err != nil {
+		a.stats.reloadFailures.Add(1)
+		msg := err.Error()
+		a.policyErr.Store(&msg)
+		a.log.Error("policy reload rejected; the previous policy stays in force", "error", err, "generation", old.gen, "backend", a.backend)
+		return err
+	}
 	a.policyErr.Store(nil)
 	if st.hash == old.hash {
+		return nil
+	}
+	if a.backend == config.BackendBPF {
+		if err := a.reloadBPF(st); err != nil {
+			a.stats.reloadFailures.Add(1)
+			msg := err.Error()
+			a.policyErr.Store(&msg)
+			a.log.Error("policy reload could not be loaded into the kernel; the previous policy stays in force", "error", err, "generation", old.gen)
+			return err
+		}
+		a.state.Store(st)
+		a.log.Info("policies reloaded", "generation", st.gen, "hash", st.hash, "rules", st.m.Rules(), "backend", a.backend)
 		return nil
 	}
 	a.index.rebuild(st, a.mounts.Load(), a.penv)

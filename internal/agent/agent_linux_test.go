@@ -124,6 +124,9 @@ func startAgent(t *testing.T, policyText func(fs string) string, mutate func(*co
 	cfg.Audit.File = ""
 	cfg.MetricsAddress = ""
 	cfg.StatusSocket = ""
+	// This harness runs the fanotify backend's behaviour; the bpf
+	// backend's runs in a guest kernel (internal/bpflsm).
+	cfg.Backend = config.BackendFanotify
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -100,11 +100,13 @@ var (
 	descGeneration  = prometheus.NewDesc("drmfilter_policy_generation", "Generation of the policy in force, with its hash as a label.", []string{"hash"}, nil)
 	descReloadFails = prometheus.NewDesc("drmfilter_policy_reload_failures_total", "Policy reloads rejected (the previous policy stayed in force).", nil, nil)
 	descIndexed     = prometheus.NewDesc("drmfilter_indexed_files", "Protected files in the identity index.", nil, nil)
+	descBackend     = prometheus.NewDesc("drmfilter_backend_info", "What enforces (bpf or fanotify), always 1; the reason for the choice is in drmfilter status and the start-up log.", []string{"backend"}, nil)
+	descBPF         = prometheus.NewDesc("drmfilter_bpf_decisions_total", "bpf backend: operations on covered files decided in the kernel, by outcome (lost: events the ring buffer had no room for; their decisions stood, their records are missing).", []string{"outcome"}, nil)
 	descLate        = prometheus.NewDesc("drmfilter_late_decisions_total", "Decisions finished after the deadline had answered the event.", nil, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEvents, descFailures, descOverflows, descCache, descDropped, descGeneration, descReloadFails, descIndexed, descLate} {
+	for _, d := range []*prometheus.Desc{descEvents, descFailures, descOverflows, descCache, descDropped, descGeneration, descReloadFails, descIndexed, descLate, descBackend, descBPF} {
 		ch <- d
 	}
 	c.a.stats.latency.Describe(ch)
@@ -133,6 +135,17 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descReloadFails, prometheus.CounterValue, float64(s.reloadFailures.Load()))
 	ch <- prometheus.MustNewConstMetric(descIndexed, prometheus.GaugeValue, float64(c.a.index.len()))
 	ch <- prometheus.MustNewConstMetric(descLate, prometheus.CounterValue, float64(s.late.Load()))
+	ch <- prometheus.MustNewConstMetric(descBackend, prometheus.GaugeValue, 1, c.a.backend)
+	if b := c.a.bpf.Load(); b != nil {
+		if bc, err := b.Counters(); err == nil {
+			for _, o := range []struct {
+				name string
+				n    uint64
+			}{{"covered", bc.Covered}, {"denied", bc.Denied}, {"would-deny", bc.WouldDeny}, {"lost", bc.Lost}} {
+				ch <- prometheus.MustNewConstMetric(descBPF, prometheus.CounterValue, float64(o.n), o.name)
+			}
+		}
+	}
 	c.a.stats.latency.Collect(ch)
 }
 

@@ -14,12 +14,15 @@ import (
 
 // Status is what `drmfilter status` shows. Its JSON form is stable.
 type Status struct {
-	Version       string            `json:"version"`
-	PID           int               `json:"pid"`
-	Uptime        string            `json:"uptime"`
-	Ready         bool              `json:"ready"`
-	Mode          string            `json:"mode"`
-	FailureMode   string            `json:"failureMode"`
+	Version     string `json:"version"`
+	PID         int    `json:"pid"`
+	Uptime      string `json:"uptime"`
+	Ready       bool   `json:"ready"`
+	Mode        string `json:"mode"`
+	FailureMode string `json:"failureMode"`
+	// Backend is what enforces (bpf or fanotify) and BackendReason why.
+	Backend       string            `json:"backend"`
+	BackendReason string            `json:"backendReason"`
 	Policy        PolicyStatus      `json:"policy"`
 	Environment   EnvSummary        `json:"environment"`
 	Settings      map[string]string `json:"settings"`
@@ -99,6 +102,12 @@ func (a *Agent) Status() Status {
 	counters["execGrants"] = s.grantAllows.Load()
 	counters["openBeforeStart"] = s.openBeforeStart.Load()
 	counters["openBeforeStart.wouldDeny"] = s.openBeforeStartDenied.Load()
+	if b := a.bpf.Load(); b != nil {
+		if c, err := b.Counters(); err == nil {
+			counters["bpf.covered"], counters["bpf.denied"] = c.Covered, c.Denied
+			counters["bpf.wouldDeny"], counters["bpf.eventsLost"] = c.WouldDeny, c.Lost
+		}
+	}
 	var perr string
 	if p := a.policyErr.Load(); p != nil {
 		perr = *p
@@ -108,6 +117,7 @@ func (a *Agent) Status() Status {
 	return Status{
 		Version: version.Get().Version, PID: os.Getpid(), Uptime: time.Since(a.started).Round(time.Second).String(),
 		Ready: a.ready.Load(), Mode: a.cfg.Mode, FailureMode: string(a.cfg.FailureMode),
+		Backend: a.backend, BackendReason: a.backendReason,
 		Policy:      pol,
 		Environment: EnvSummary{Hypervisor: orNone(a.env.Hypervisor), Cloud: orNone(a.env.Cloud), Container: orNone(a.env.Container), Nested: a.env.Nested.Available},
 		Settings:    a.Settings(), Marked: a.markedList(), IndexedFiles: a.index.len(), Counters: counters,

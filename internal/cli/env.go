@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/drmfilter/drmfilter/internal/bpflsm"
 	"github.com/drmfilter/drmfilter/internal/environ"
 	"github.com/drmfilter/drmfilter/internal/exitcode"
 )
@@ -51,12 +53,23 @@ from --cpuid-vendor (empty means no hypervisor bit) and the architecture from
 				return withCode(exitcode.Usage, fmt.Errorf("--cpuid-vendor and --arch need --root: the live machine answers for itself"))
 			}
 			rep := environ.Detect(cmd.Context(), opts)
+			var lsm *bpflsm.Availability
+			if root == "" || root == "/" {
+				a := probeBPF()
+				lsm = &a
+			}
 			if output == "json" {
 				enc := json.NewEncoder(s.Out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return enc.Encode(envJSON{Report: rep, BPFLSM: lsm})
 			}
-			return writeEnvTable(s.Out, rep)
+			if err := writeEnvTable(s.Out, rep); err != nil {
+				return err
+			}
+			if lsm != nil {
+				writeBPFLSM(s.Out, *lsm)
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -99,6 +112,38 @@ func dash(s string) string {
 
 // writeEnvTable prints the report for a person. The JSON form is the one to
 // parse.
+// envJSON is env's JSON output: the environment report and, on the live
+// machine, whether the bpf backend can run.
+type envJSON struct {
+	environ.Report
+	BPFLSM *bpflsm.Availability `json:"bpf_lsm,omitempty"`
+}
+
+// probeBPF is bpflsm.Probe for root; other users cannot load programs, so
+// the answer would be about them, not the kernel.
+func probeBPF() bpflsm.Availability {
+	if os.Geteuid() != 0 {
+		return bpflsm.Availability{Reason: "not checked: loading a BPF LSM program needs root (run as root to see whether the bpf backend can run)"}
+	}
+	return bpflsm.Probe()
+}
+
+func writeBPFLSM(out io.Writer, a bpflsm.Availability) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	state := "not available"
+	if a.OK {
+		state = "available"
+	}
+	fmt.Fprintf(w, "BPF LSM (bpf backend):\t%s: %s\n", state, a.Reason)
+	if len(a.LSMs) > 0 {
+		fmt.Fprintf(w, "  active LSMs:\t%s; BTF %s\n", strings.Join(a.LSMs, ","), yesNo(a.BTF))
+	}
+	if a.Fix != "" {
+		fmt.Fprintf(w, "  to enable:\t%s\n", a.Fix)
+	}
+	_ = w.Flush()
+}
+
 func writeEnvTable(out io.Writer, rep environ.Report) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	hv := rep.Hypervisor

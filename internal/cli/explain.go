@@ -53,11 +53,18 @@ Nothing is read from the file or the running system except the policies (and
 the executable, to hash it, when a rule selects executables by hash and
 --exe-sha256 is not given). Describe the process and the file with flags;
 the defaults describe a host process of the current user on a physical
-machine.`,
+machine.
+
+--op names the operation; an event that is several operations at once is
+written with commas, and is allowed only if it is allowed as each: the bpf
+backend decides a writing open as open,write (--op write means the same),
+so a rule on open and a rule on write can each deny it.`,
 		Example: `  drmfilter policy explain --policy examples/finance-docs.yaml \
       --path /srv/finance/q3.xlsx --exe /usr/bin/cat
   drmfilter policy explain --policy examples/ --op exec -o json \
       --path /srv/finance/run.sh --exe /usr/bin/bash --uid 1000
+  drmfilter policy explain --policy examples/finance-docs.yaml --op open,write \
+      --path /srv/finance/q3.xlsx --exe /usr/lib/libreoffice/program/soffice.bin
   drmfilter policy explain --policy examples/kubernetes-secrets.yaml \
       --path /var/lib/kubelet/pods/7f1c/volumes/kubernetes.io~secret/db/password \
       --exe /app/server --container 3f4e5d6c7b8a --runtime containerd \
@@ -75,7 +82,7 @@ machine.`,
 	fl.Uint32Var(&f.uid, "uid", f.uid, "user id of the process")
 	fl.Uint32Var(&f.gid, "gid", f.gid, "group id of the process")
 	fl.UintSliceVar(&f.groups, "groups", nil, "supplementary group ids of the process")
-	fl.StringVar(&f.op, "op", "open", "operation: open, exec or read")
+	fl.StringVar(&f.op, "op", "open", "operation: "+strings.Join(policy.OperationNames(), ", ")+"; several, comma-separated, for an event that is each (open,write: a writing open, as the bpf backend decides it; write alone means the same)")
 	fl.StringVar(&f.container, "container", "", "container id of the process (empty: a host process)")
 	fl.StringVar(&f.runtime, "runtime", "", "container runtime of the process (docker, podman, containerd, cri-o, ...)")
 	fl.StringVar(&f.image, "image", "", "image of the process's container (reference or sha256 digest)")
@@ -118,9 +125,9 @@ func runExplain(s Streams, f *explainFlags) error {
 	if err := checkOutput(f.output); err != nil {
 		return err
 	}
-	op, err := policy.ParseOperation(f.op)
+	op, err := policy.ParseOperations(f.op)
 	if err != nil {
-		return err
+		return fmt.Errorf("--op: %w", err)
 	}
 	path, err := absPath(f.path)
 	if err != nil {
@@ -201,6 +208,16 @@ type explainOut struct {
 	Input    inputJSON            `json:"input"`
 	Policies []policy.PolicyTrace `json:"policies"`
 	Order    []string             `json:"order"`
+	// For an input of several operations: the one that decided, and the
+	// decision for each.
+	Operation  string          `json:"operation,omitempty"`
+	Operations []operationJSON `json:"operations,omitempty"`
+}
+
+type operationJSON struct {
+	Operation string       `json:"operation"`
+	Decision  decisionJSON `json:"decision"`
+	Order     []string     `json:"order"`
 }
 
 type decisionJSON struct {
@@ -246,6 +263,10 @@ func explainJSON(in *policy.Input, ex policy.Explanation) explainOut {
 	if out.Order == nil {
 		out.Order = []string{}
 	}
+	out.Operation = ex.Operation
+	for _, o := range ex.Operations {
+		out.Operations = append(out.Operations, operationJSON{Operation: o.Operation, Decision: decisionOut(o.Decision), Order: o.Order})
+	}
 	return out
 }
 
@@ -270,6 +291,20 @@ func printExplanation(w io.Writer, in *policy.Input, ex policy.Explanation) erro
 	} else if d.Audit {
 		fmt.Fprintln(w, "  The operation is recorded in the audit log.")
 	}
+	if len(ex.Operations) > 0 {
+		fmt.Fprintln(w, "  It is allowed only if allowed as each of its operations:")
+		for _, o := range ex.Operations {
+			by := "no enforcing rule"
+			if od := o.Decision; od.Rule != "" {
+				by = fmt.Sprintf("%s/%s (%s)", od.Policy, od.Rule, od.Effect)
+			}
+			fmt.Fprintf(w, "    %-8s %s by %s", o.Operation, o.Decision.Verdict, by)
+			if o.Decision.WouldDeny {
+				fmt.Fprintf(w, "; %s/%s would deny", o.Decision.WouldPolicy, o.Decision.WouldRule)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Policies:")
 	for _, p := range ex.Policies {
@@ -282,9 +317,11 @@ func printExplanation(w io.Writer, in *policy.Input, ex policy.Explanation) erro
 		for _, r := range p.Rules {
 			state := "no match: " + r.Reason
 			if r.Matched {
-				state = fmt.Sprintf("match #%d: %s (subject specificity %d)", r.Rank, r.Reason, r.SubjectSpecificity)
+				state = fmt.Sprintf("match %s: %s (subject specificity %d)", ruleRanks(r), r.Reason, r.SubjectSpecificity)
 				if r.Decided {
 					state += "  <= decides"
+				} else if ops := decidedOps(r); ops != "" {
+					state += "  <= decides " + ops
 				}
 			}
 			fmt.Fprintf(tw, "    - %s\t%s\t%s\t%s\n", r.Rule, r.Effect, r.Operations, state)
@@ -297,7 +334,33 @@ func printExplanation(w io.Writer, in *policy.Input, ex policy.Explanation) erro
 	fmt.Fprintln(w, "Precedence: the higher file specificity wins (literal path segments of the matching glob),")
 	fmt.Fprintln(w, "then the higher subject specificity (kinds of subject condition), then deny over audit over")
 	fmt.Fprintln(w, "allow, then the policy first by name, then the earlier rule. Audit-mode policies only record.")
+	if len(ex.Operations) > 0 {
+		fmt.Fprintln(w, "Each operation is decided on its own; the rule named is the strongest of their deciding rules.")
+	}
 	return nil
+}
+
+// ruleRanks is "#2", or for an input of several operations "open #1, write #2".
+func ruleRanks(r policy.RuleTrace) string {
+	if len(r.Ranks) == 0 {
+		return fmt.Sprintf("#%d", r.Rank)
+	}
+	var parts []string
+	for _, k := range r.Ranks {
+		parts = append(parts, fmt.Sprintf("%s #%d", k.Operation, k.Rank))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// decidedOps names the operations r decides, of an input of several.
+func decidedOps(r policy.RuleTrace) string {
+	var ops []string
+	for _, k := range r.Ranks {
+		if k.Decided {
+			ops = append(ops, k.Operation)
+		}
+	}
+	return strings.Join(ops, ",")
 }
 
 // ruleSource is " at FILE:LINE:COL" for a rule named in an explanation.

@@ -46,7 +46,7 @@ spec:
     paths: ["/srv/x/**"]
   rules:
     - name: r
-      operations: [open, delete]
+      operations: [open, erase]
       effect: permit
 `
 	if err := os.WriteFile(bad, []byte(doc), 0o644); err != nil {
@@ -60,7 +60,7 @@ spec:
 		t.Errorf("nothing may be reported as ok when the set is rejected, got:\n%s", out)
 	}
 	for _, want := range []string{
-		bad + `:10:26: spec.rules[0].operations[1]: unknown operation "delete"; expected one of open, exec, read`,
+		bad + `:10:26: spec.rules[0].operations[1]: unknown operation "erase"; expected one of open, exec, read, write, delete, rename, link, truncate, setattr`,
 		bad + `:11:15: spec.rules[0].effect: unknown effect "permit"; expected one of allow, deny, audit`,
 		"2 problem(s) found; no policy was loaded",
 	} {
@@ -167,7 +167,7 @@ func TestPolicyExplainUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"policy", "explain", "--path", "/a", "--exe", "/b"}, `required flag(s) "policy" not set`},
-		{[]string{"policy", "explain", "--policy", examplesDir, "--path", "/a", "--exe", "/b", "--op", "write"}, `unknown operation "write"`},
+		{[]string{"policy", "explain", "--policy", examplesDir, "--path", "/a", "--exe", "/b", "--op", "erase"}, `--op: unknown operation "erase"`},
 		{[]string{"policy", "explain", "--policy", examplesDir, "--path", "/a", "--exe", "/b", "--pod", "nopod"}, "expected NAMESPACE/NAME"},
 		{[]string{"policy", "explain", "--policy", examplesDir, "--path", "/a", "--exe", "/b", "-o", "yaml"}, `unknown output format "yaml"`},
 	} {

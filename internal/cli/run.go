@@ -31,6 +31,7 @@ type runFlags struct {
 	policies    []string
 	mode        string
 	failureMode string
+	backend     string
 	auditFile   string
 	auditStdout bool
 	metrics     string
@@ -95,6 +96,7 @@ service account, or --kubeconfig outside a cluster.`,
 	fl.StringVarP(&f.configFile, "config", "c", "", "agent configuration file (YAML)")
 	fl.StringSliceVarP(&f.policies, "policy", "p", nil, "policy file or directory (repeatable; overrides the config)")
 	fl.StringVar(&f.mode, "mode", "", "enforce or audit (audit: record what would be denied, deny nothing)")
+	fl.StringVar(&f.backend, "backend", "", "auto, bpf or fanotify: what enforces (default auto: bpf where the kernel runs BPF LSM programs and the policies need nothing it lacks, else fanotify; the choice and its reason are logged and in `drmfilter status`)")
 	fl.StringVar(&f.failureMode, "failure-mode", "", "open or closed: the answer when a decision misses its deadline or fails")
 	fl.StringVar(&f.auditFile, "audit-file", "", "audit log file (JSON lines); \"-\" disables the file")
 	fl.BoolVar(&f.auditStdout, "audit-stdout", false, "also write audit records to standard output")
@@ -130,6 +132,9 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 	}
 	if f.mode != "" {
 		cfg.Mode = f.mode
+	}
+	if f.backend != "" {
+		cfg.Backend = f.backend
 	}
 	if f.failureMode != "" {
 		cfg.FailureMode = config.FailureMode(f.failureMode)
@@ -363,7 +368,7 @@ anyone while the agent is down.`,
 			}
 			w := s.Out
 			fmt.Fprintf(w, "drmfilter %s, pid %d, up %s, ready %v\n", st.Version, st.PID, st.Uptime, st.Ready)
-			fmt.Fprintf(w, "mode %s, failure mode %s\n", st.Mode, st.FailureMode)
+			fmt.Fprintf(w, "mode %s, failure mode %s, backend %s (%s)\n", st.Mode, st.FailureMode, st.Backend, st.BackendReason)
 			watched := "files not watched (SIGHUP reloads)"
 			if st.Policy.Watched {
 				watched = "files watched"

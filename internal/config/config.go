@@ -43,6 +43,12 @@ type Config struct {
 	Mode string `yaml:"mode"`
 	// FailureMode is open or closed.
 	FailureMode FailureMode `yaml:"failureMode"`
+	// Backend is auto, bpf or fanotify: which kernel interface enforces.
+	// auto takes bpf where the kernel runs BPF LSM programs and the
+	// policies use only what the bpf backend decides, else fanotify.
+	Backend string `yaml:"backend"`
+	// BPF tunes the bpf backend.
+	BPF BPFConfig `yaml:"bpf"`
 	// Deadline bounds the decision of one event; past it the event is
 	// answered by FailureMode.
 	Deadline time.Duration `yaml:"deadline"`
@@ -137,6 +143,20 @@ type ExemptionConfig struct {
 	Extensions []string `yaml:"extensions"`
 }
 
+// Backends.
+const (
+	BackendAuto     = "auto"
+	BackendBPF      = "bpf"
+	BackendFanotify = "fanotify"
+)
+
+// BPFConfig tunes the bpf backend.
+type BPFConfig struct {
+	// MaxFiles bounds the files the kernel keeps an entry of their own
+	// for (0: twice what the policies need at load, at least 65,536).
+	MaxFiles int `yaml:"maxFiles"`
+}
+
 // Default returns the fixed defaults. Environment-dependent settings stay
 // zero until Tune.
 func Default() Config {
@@ -144,6 +164,7 @@ func Default() Config {
 		Policies:       []string{"/etc/drmfilter/policies"},
 		Mode:           "enforce",
 		FailureMode:    FailOpen,
+		Backend:        BackendAuto,
 		HostRoot:       "/",
 		MetricsAddress: "", // off unless configured: see MetricsAddress
 		StatusSocket:   "/run/drmfilter/status.sock",
@@ -201,6 +222,12 @@ func (c *Config) Validate() error {
 	}
 	if c.FailureMode != FailOpen && c.FailureMode != FailClosed {
 		bad("failureMode: %q is not open or closed", c.FailureMode)
+	}
+	if c.Backend != BackendAuto && c.Backend != BackendBPF && c.Backend != BackendFanotify {
+		bad("backend: %q is not auto, bpf or fanotify", c.Backend)
+	}
+	if c.BPF.MaxFiles < 0 {
+		bad("bpf.maxFiles: %d must not be negative", c.BPF.MaxFiles)
 	}
 	if c.Deadline < time.Millisecond || c.Deadline > time.Minute {
 		bad("deadline: %s is outside 1ms..1m", c.Deadline)

@@ -155,6 +155,8 @@ func (p *StatusPublisher) NodeStatus() kubeschema.NodeStatus {
 		AgentVersion:     st.Version,
 		Ready:            st.Ready,
 		Mode:             st.Mode,
+		Backend:          st.Backend,
+		BackendReason:    st.BackendReason,
 		PolicyHash:       st.Policy.Hash,
 		PolicyGeneration: st.Policy.Generation,
 		PolicyError:      st.Policy.Error,

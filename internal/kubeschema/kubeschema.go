@@ -88,6 +88,10 @@ type NodeStatus struct {
 	AgentVersion string `json:"agentVersion"`
 	Ready        bool   `json:"ready"`
 	Mode         string `json:"mode"`
+	// Backend is what enforces on the node (bpf or fanotify), and
+	// BackendReason why.
+	Backend       string `json:"backend,omitempty"`
+	BackendReason string `json:"backendReason,omitempty"`
 	// PolicyHash and PolicyGeneration describe the policy in force.
 	PolicyHash       string `json:"policyHash"`
 	PolicyGeneration uint64 `json:"policyGeneration"`

@@ -7,6 +7,10 @@ import (
 
 // Input describes one file operation to decide.
 type Input struct {
+	// Op is what the event is: one operation, or several when it is each
+	// of them (a writing open is OpOpen|OpWrite; a setattr that changes
+	// the size and the mode is OpTruncate|OpSetattr). OpWrite alone is
+	// decided as OpOpen|OpWrite: every write is an open.
 	Op   Operation
 	Path string // absolute, clean path of the file
 	// ContainerPath is the file's path as the process sees it, when the
@@ -196,10 +200,33 @@ func severity(e Effect) int {
 	return 0
 }
 
+// stronger is the one of two deciding rules, each for one operation of
+// the same event, that decides the event: the stronger effect (deny over
+// audit over allow), then precedence.
+func stronger(a, b match) match {
+	if a.r == nil {
+		return b
+	}
+	if b.r == nil {
+		return a
+	}
+	if sa, sb := severity(a.r.effect), severity(b.r.effect); sa != sb {
+		if sb > sa {
+			return b
+		}
+		return a
+	}
+	if better(&b, &a) {
+		return b
+	}
+	return a
+}
+
 // decider carries one decision's state. It lives on Decide's stack.
 type decider struct {
 	m       *Matcher
 	in      *Input
+	op      Operation // the one operation being decided (in.Op when it is one)
 	covered bool
 	enforce match
 	audit   match
@@ -219,8 +246,39 @@ const (
 
 // Decide decides one operation. Deciding a file that no policy covers does
 // not allocate. in.Subject may be updated with the executable's hash.
+//
+// An event of several operations (in.Op has several bits; OpWrite always
+// brings OpOpen) is decided for each operation on its own, by the usual
+// precedence among the rules that name that operation, and is allowed
+// only if it is allowed as each: a writing open is denied when the rule
+// that decides it as an open denies, or the rule that decides it as a
+// write does. The Decision names the deciding rule with the strongest
+// effect (deny over audit over allow; between equals, the one that takes
+// precedence); audit-mode policies likewise.
 func (m *Matcher) Decide(in *Input) Decision {
-	d := decider{m: m, in: in}
+	ops := in.Op.decided()
+	d := decider{m: m, in: in, op: ops}
+	if ops&(ops-1) == 0 {
+		d.walk()
+		return d.result()
+	}
+	var enforce, audit match
+	for rest := ops; rest != 0; rest &= rest - 1 {
+		d.op = rest & -rest
+		d.enforce, d.audit = match{}, match{}
+		d.walk()
+		if !d.covered {
+			break // no policy covers the file, whatever the operation
+		}
+		enforce, audit = stronger(enforce, d.enforce), stronger(audit, d.audit)
+	}
+	d.enforce, d.audit = enforce, audit
+	return d.result()
+}
+
+// walk considers every policy whose index matches the file, for d.op.
+func (d *decider) walk() {
+	m, in := d.m, d.in
 	if !m.paths.Empty() {
 		var buf [16]int32
 		for _, id := range m.paths.Match(buf[:0], in.Path) {
@@ -252,7 +310,6 @@ func (m *Matcher) Decide(in *Input) Decision {
 	for _, pi := range m.unanchored {
 		d.consider(m.policies[pi], 0)
 	}
-	return d.result()
 }
 
 func (d *decider) result() Decision {
@@ -290,7 +347,7 @@ func (d *decider) consider(p *cpolicy, fileSpec int32) {
 	}
 	for i := range p.rules {
 		r := &p.rules[i]
-		if r.ops&d.in.Op == 0 {
+		if r.ops&d.op == 0 {
 			continue
 		}
 		cand := match{p: p, r: r, fileSpec: fileSpec}

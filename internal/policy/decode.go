@@ -488,12 +488,13 @@ func (d *decoder) rule(n *yaml.Node, field string) (Rule, bool) {
 		r.Name = s
 	}
 	if v := f.get("operations"); v == nil {
-		d.errorf(n, field, "missing required field \"operations\" (open, exec, read)")
+		d.errorf(n, field, "missing required field \"operations\" (%s)", strings.Join(OperationNames(), ", "))
 	} else {
 		for _, s := range d.appendStrs(nil, v, field+".operations", func(s string) error { _, err := ParseOperation(s); return err }) {
 			op, _ := ParseOperation(s)
 			r.Operations |= op
 		}
+		d.opPositions(v, r.Pos)
 	}
 	if v := f.get("effect"); v == nil {
 		d.errorf(n, field, "missing required field \"effect\" (allow, deny or audit)")
@@ -508,6 +509,20 @@ func (d *decoder) rule(n *yaml.Node, field string) (Rule, bool) {
 		r.Subjects = d.subjects(v, field+".subjects")
 	}
 	return r, len(d.errs) == before
+}
+
+// opPositions keeps where the operations list n of the rule at rule names
+// an operation that some backend does not mediate (see portableOps).
+func (d *decoder) opPositions(n *yaml.Node, rule Pos) {
+	if n = resolve(n); n.Kind != yaml.SequenceNode {
+		return
+	}
+	for i, c := range n.Content {
+		c = resolve(c)
+		if op, err := ParseOperation(c.Value); err == nil && c.Kind == yaml.ScalarNode && op&^portableOps != 0 {
+			d.a.opPos = append(d.a.opPos, opPos{rule: rule, op: op, index: i, at: d.pos(c)})
+		}
+	}
 }
 
 func (d *decoder) subjects(n *yaml.Node, field string) *Subjects {

@@ -19,7 +19,11 @@
 //   - load.go: reading files and directories, all-or-nothing; a named
 //     pipe, socket or device is refused, never read (ErrNotRegular).
 //   - open_unix.go, open_other.go: the flags a policy file is opened with.
-//   - errors.go: Error, ErrorList and the ErrInvalid sentinel.
+//   - errors.go: Error, ErrorList and the ErrInvalid and ErrUnsupported
+//     sentinels.
+//   - backend.go: Backend, the operations each enforcement backend
+//     mediates, and Set.Unsupported, which names every rule a backend
+//     cannot enforce.
 //   - compile.go: Matcher construction.
 //   - under.go: PathsUnder, which mount points can hold covered files.
 //   - decide.go: Input, Decision and the hot path.

@@ -10,6 +10,11 @@ import (
 // text is wrong", as opposed to an I/O failure.
 var ErrInvalid = errors.New("invalid policy")
 
+// ErrUnsupported is matched (errors.Is) by the errors of Set.Unsupported: a
+// valid policy names what the enforcement backend cannot enforce. They
+// match ErrInvalid too, since the policy set cannot be loaded as it is.
+var ErrUnsupported = errors.New("not supported by the enforcement backend")
+
 // Error is one problem in a policy document, located as precisely as the
 // YAML parser allows.
 type Error struct {
@@ -18,6 +23,9 @@ type Error struct {
 	Column int    // 1-based; 0 when unknown
 	Field  string // dotted path such as spec.rules[1].effect; empty for document-level problems
 	Msg    string // what is wrong and what was expected
+	// Backend names the enforcement backend that cannot enforce what Field
+	// names (Set.Unsupported); empty for a problem of the policy itself.
+	Backend string `json:",omitempty"`
 }
 
 func (e *Error) Error() string {
@@ -38,8 +46,11 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Is makes errors.Is(err, ErrInvalid) true.
-func (e *Error) Is(target error) bool { return target == ErrInvalid }
+// Is makes errors.Is(err, ErrInvalid) true, and errors.Is(err,
+// ErrUnsupported) true for an error naming a Backend.
+func (e *Error) Is(target error) bool {
+	return target == ErrInvalid || target == ErrUnsupported && e.Backend != ""
+}
 
 // ErrorList is every problem found in a set of documents, in file order.
 type ErrorList []*Error

@@ -14,8 +14,26 @@ import (
 type Explanation struct {
 	Decision Decision      `json:"-"`
 	Policies []PolicyTrace `json:"policies"`
-	// Order lists the rules that matched, best first, as "policy/rule".
+	// Order lists the rules that matched, best first, as "policy/rule":
+	// the enforcing ones, then those of audit-mode policies. For an input
+	// of several operations, the order for the operation that decided
+	// (Operation).
 	Order []string `json:"order"`
+	// Operation is the operation whose rule the Decision names, for an
+	// input of several operations (the first when no rule decided); empty
+	// for an input of one.
+	Operation string `json:"operation,omitempty"`
+	// Operations explains each operation of an input of several, in
+	// order: the event is allowed only if every one is. Empty for an input
+	// of one operation.
+	Operations []OperationTrace `json:"operations,omitempty"`
+}
+
+// OperationTrace is the decision for one operation of an input of several.
+type OperationTrace struct {
+	Operation string   `json:"operation"`
+	Decision  Decision `json:"-"`
+	Order     []string `json:"order"` // as Explanation.Order, for this operation
 }
 
 // PolicyTrace says whether a policy covers the file and what its rules did.
@@ -39,16 +57,34 @@ type RuleTrace struct {
 	Reason             string `json:"reason"`
 	SubjectSpecificity int    `json:"subjectSpecificity"`
 	// Rank is the rule's place in precedence among the matching rules of
-	// policies of the same mode (1 decides); 0 when it did not match.
-	Rank    int  `json:"rank,omitempty"`
+	// policies of the same mode (1 decides); 0 when it did not match. For
+	// an input of several operations, its best place among Ranks.
+	Rank int `json:"rank,omitempty"`
+	// Decided: the Decision names this rule.
 	Decided bool `json:"decided,omitempty"`
+	// Ranks is the rule's place for each operation of an input of several
+	// that it names.
+	Ranks []OpRank `json:"ranks,omitempty"`
+}
+
+// OpRank is a rule's place in precedence for one operation of an input of
+// several operations.
+type OpRank struct {
+	Operation string `json:"operation"`
+	Rank      int    `json:"rank"`
+	Decided   bool   `json:"decided,omitempty"` // it decides that operation
 }
 
 // Explain decides like Decide and records why.
 func (m *Matcher) Explain(in *Input) Explanation {
 	var ex Explanation
-	d := decider{m: m, in: in}
-	var enforce, audit []match
+	ops := in.Op.decided()
+	d := decider{m: m, in: in, op: ops}
+	var single []Operation
+	ops.each(func(op Operation) { single = append(single, op) })
+	multi := len(single) > 1
+	// Candidates for each operation, enforcing and audit-mode.
+	enforce, audit := make([][]match, len(single)), make([][]match, len(single))
 	where := map[*crule][2]int{} // rule -> index of its policy and rule trace
 	for _, p := range m.policies {
 		pt := PolicyTrace{Policy: p.src.Name, Mode: "enforce", Source: p.src.Pos}
@@ -62,17 +98,22 @@ func (m *Matcher) Explain(in *Input) Explanation {
 			for i := range p.rules {
 				r := &p.rules[i]
 				rt := RuleTrace{Rule: p.ruleName(r), Effect: r.effect.String(), Operations: r.ops.String(), Source: p.src.Spec.Rules[r.idx].Pos, SubjectSpecificity: int(r.spec)}
-				if r.ops&in.Op == 0 {
-					rt.Reason = fmt.Sprintf("operation %s is not one of %s", in.Op, r.ops)
+				if r.ops&ops == 0 {
+					rt.Reason = fmt.Sprintf("operation %s is not one of %s", ops, r.ops)
 				} else if why, ok := r.subjectReason(&d); !ok {
 					rt.Reason = why
 				} else {
 					rt.Matched, rt.Reason = true, why
 					cand := match{p: p, r: r, fileSpec: spec}
-					if p.audit {
-						audit = append(audit, cand)
-					} else {
-						enforce = append(enforce, cand)
+					for k, op := range single {
+						if r.ops&op == 0 {
+							continue
+						}
+						if p.audit {
+							audit[k] = append(audit[k], cand)
+						} else {
+							enforce[k] = append(enforce[k], cand)
+						}
 					}
 				}
 				where[r] = [2]int{len(ex.Policies), len(pt.Rules)}
@@ -85,7 +126,9 @@ func (m *Matcher) Explain(in *Input) Explanation {
 		w := where[r]
 		return &ex.Policies[w[0]].Rules[w[1]]
 	}
-	rank := func(ms []match) []match {
+	// rank orders one operation's candidates, records their places, and
+	// returns the one that decides.
+	rank := func(op Operation, ms []match, order *[]string) match {
 		slices.SortStableFunc(ms, func(a, b match) int {
 			if better(&a, &b) {
 				return -1
@@ -96,20 +139,62 @@ func (m *Matcher) Explain(in *Input) Explanation {
 			return 0
 		})
 		for i, c := range ms {
-			trace(c.r).Rank = i + 1
-			ex.Order = append(ex.Order, c.p.src.Name+"/"+c.p.ruleName(c.r))
+			t := trace(c.r)
+			if !multi {
+				t.Rank = i + 1
+			} else {
+				t.Ranks = append(t.Ranks, OpRank{Operation: op.String(), Rank: i + 1, Decided: i == 0})
+				if t.Rank == 0 || i+1 < t.Rank {
+					t.Rank = i + 1
+				}
+			}
+			*order = append(*order, c.p.src.Name+"/"+c.p.ruleName(c.r))
 		}
-		return ms
+		if len(ms) == 0 {
+			return match{}
+		}
+		return ms[0]
 	}
-	if enforce = rank(enforce); len(enforce) > 0 {
-		d.enforce = enforce[0]
-		trace(enforce[0].r).Decided = true
+	var best, bestAudit match
+	bestOp, bestAuditOp := -1, -1
+	for k, op := range single {
+		var ot OperationTrace
+		ot.Operation = op.String()
+		if multi {
+			ot.Order = []string{}
+		}
+		e := rank(op, enforce[k], &ot.Order)
+		a := rank(op, audit[k], &ot.Order)
+		if s := stronger(best, e); s != best {
+			best, bestOp = s, k
+		}
+		if s := stronger(bestAudit, a); s != bestAudit {
+			bestAudit, bestAuditOp = s, k
+		}
+		d.enforce, d.audit = e, a
+		ot.Decision = d.result()
+		ex.Operations = append(ex.Operations, ot)
 	}
-	if audit = rank(audit); len(audit) > 0 {
-		d.audit = audit[0]
-		trace(audit[0].r).Decided = true
+	d.enforce, d.audit = best, bestAudit
+	if best.r != nil {
+		trace(best.r).Decided = true
+	}
+	if bestAudit.r != nil {
+		trace(bestAudit.r).Decided = true
 	}
 	ex.Decision = d.result()
+	k := max(bestOp, 0)
+	if bestOp < 0 && bestAuditOp >= 0 {
+		k = bestAuditOp
+	}
+	if multi {
+		ex.Operation, ex.Order = ex.Operations[k].Operation, ex.Operations[k].Order
+	} else {
+		if len(ex.Operations) == 1 {
+			ex.Order = ex.Operations[0].Order
+		}
+		ex.Operations = nil
+	}
 	return ex
 }
 

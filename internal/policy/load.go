@@ -43,6 +43,10 @@ type Set struct {
 	// load order: the same files give the same hash wherever they are, so a
 	// ConfigMap's keys and the files of its mounted volume hash alike.
 	Hash string
+
+	// opPos is where the rules write the operations that some backend
+	// does not mediate, for Unsupported to point at.
+	opPos []opPos
 }
 
 // Rules is the number of rules in the set.
@@ -246,6 +250,7 @@ func Load(srcs []Source, opts LoadOptions) (*Set, error) {
 	}
 	slices.SortFunc(set.Policies, func(a, b *Policy) int { return strings.Compare(a.Name, b.Name) })
 	set.Hash = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	set.opPos = slices.Clip(alloc.opPos)
 	return set, nil
 }
 

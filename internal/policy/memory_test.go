@@ -5,7 +5,23 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 )
+
+// TestRuleSize keeps a Rule at 64 bytes on 64-bit machines: a large set
+// holds one per rule for as long as the agent runs (see the comment on
+// Rule's last fields).
+func TestRuleSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the size is for 64-bit machines")
+	}
+	if n := unsafe.Sizeof(Rule{}); n != 64 {
+		t.Errorf("a Rule takes %d bytes, want 64", n)
+	}
+	if n := unsafe.Sizeof(crule{}); n != 32 {
+		t.Errorf("a compiled rule takes %d bytes, want 32", n)
+	}
+}
 
 // agentSynthPolicies writes the YAML that bench/agent-lib.sh's
 // synth_policies gives bench/memory.sh: n rules in the shapes of

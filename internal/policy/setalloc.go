@@ -29,6 +29,10 @@ type setAlloc struct {
 	envs       slab[EnvironmentSelector]
 	strLists   slab[string]
 	idRefs     slab[IDRef]
+
+	// opPos is where every operation outside portableOps is written,
+	// for the Set to keep.
+	opPos []opPos
 }
 
 func newSetAlloc() *setAlloc {

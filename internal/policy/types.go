@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -85,20 +86,50 @@ type FileSelector struct {
 var storageClasses = []string{"local", "network", "cloud", "shared-folder", "removable", "pseudo", "overlay"}
 
 // Operation is a set of file operations, as a bit mask.
-type Operation uint8
+//
+// open, exec and read are what fanotify mediates; the others need the
+// BPF-LSM backend (see Backend). open keeps its meaning on every backend:
+// any open, for reading or for writing. write is the narrower "open for
+// writing": every writing open is also an open, so a backend that can tell
+// reads from writes decides a writing open as OpOpen|OpWrite, and Decide
+// requires it to be allowed as both (see Decide).
+type Operation uint16
 
 const (
-	OpOpen Operation = 1 << iota // open for reading or writing (FAN_OPEN_PERM)
-	OpExec                       // open for execution (FAN_OPEN_EXEC_PERM)
-	OpRead                       // read access to the content (FAN_ACCESS_PERM)
+	OpOpen     Operation = 1 << iota // any open, for reading or writing (fanotify FAN_OPEN_PERM; LSM file_open)
+	OpExec                           // open for execution (FAN_OPEN_EXEC_PERM; LSM bprm_check_security)
+	OpRead                           // read access to the content (FAN_ACCESS_PERM)
+	OpWrite                          // open for writing: O_WRONLY or O_RDWR, with or without O_APPEND or O_TRUNC (LSM file_open with FMODE_WRITE)
+	OpDelete                         // unlink(2) or rmdir(2) of the file or directory (LSM inode_unlink, inode_rmdir)
+	OpRename                         // the file renamed away, or another file renamed over it (LSM inode_rename)
+	OpLink                           // a new hard link to the file (LSM inode_link)
+	OpTruncate                       // truncate(2), ftruncate(2), and the truncation an open with O_TRUNC makes, even O_RDONLY|O_TRUNC (LSM inode_setattr with ATTR_SIZE)
+	OpSetattr                        // chmod, chown, utimes, setxattr, removexattr, ACL changes (LSM inode_setattr, inode_setxattr, inode_removexattr, inode_set_acl, inode_remove_acl)
 
-	opAll = OpOpen | OpExec | OpRead
+	opAll = OpOpen | OpExec | OpRead | OpWrite | OpDelete | OpRename | OpLink | OpTruncate | OpSetattr
+
+	// portableOps are the operations every backend mediates. The decoder
+	// keeps where each other operation is written (Set.opPos), so that an
+	// error for a backend that cannot enforce one points at it.
+	portableOps = OpOpen | OpExec | OpRead
 )
 
+// opNames lists every operation, in the order String writes them.
 var opNames = []struct {
 	op   Operation
 	name string
-}{{OpOpen, "open"}, {OpExec, "exec"}, {OpRead, "read"}}
+}{{OpOpen, "open"}, {OpExec, "exec"}, {OpRead, "read"}, {OpWrite, "write"}, {OpDelete, "delete"},
+	{OpRename, "rename"}, {OpLink, "link"}, {OpTruncate, "truncate"}, {OpSetattr, "setattr"}}
+
+// OperationNames returns the name of every operation, in order: open, exec,
+// read, write, delete, rename, link, truncate, setattr.
+func OperationNames() []string {
+	out := make([]string, len(opNames))
+	for i, o := range opNames {
+		out[i] = o.name
+	}
+	return out
+}
 
 // ParseOperation parses one operation name.
 func ParseOperation(s string) (Operation, error) {
@@ -107,9 +138,30 @@ func ParseOperation(s string) (Operation, error) {
 			return o.op, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown operation %q; expected one of open, exec, read", s)
+	names := OperationNames()
+	msg := fmt.Sprintf("unknown operation %q; expected one of %s", s, strings.Join(names, ", "))
+	if sg := suggest(s, names); sg != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", sg)
+	}
+	return 0, errors.New(msg)
 }
 
+// ParseOperations parses operation names separated by commas ("open,write"),
+// as String writes a set of several.
+func ParseOperations(s string) (Operation, error) {
+	var ops Operation
+	for _, name := range strings.Split(s, ",") {
+		op, err := ParseOperation(strings.TrimSpace(name))
+		if err != nil {
+			return 0, err
+		}
+		ops |= op
+	}
+	return ops, nil
+}
+
+// String names the operations in o, separated by commas ("open,write"),
+// or "none".
 func (o Operation) String() string {
 	var parts []string
 	for _, n := range opNames {
@@ -121,6 +173,22 @@ func (o Operation) String() string {
 		return "none"
 	}
 	return strings.Join(parts, ",")
+}
+
+// each calls f for every single operation in o, in bit order.
+func (o Operation) each(f func(Operation)) {
+	for rest := o & opAll; rest != 0; rest &= rest - 1 {
+		f(rest & -rest)
+	}
+}
+
+// decided is the set of operations an event of operations o is decided
+// as: a write is an open for writing, so OpWrite brings OpOpen with it.
+func (o Operation) decided() Operation {
+	if o&OpWrite != 0 {
+		o |= OpOpen
+	}
+	return o
 }
 
 // Effect is what a rule does when it decides.
@@ -161,7 +229,8 @@ type Rule struct {
 	Name     string
 	Subjects *Subjects // nil: every process
 	Pos      Pos
-	// The two bytes last, so that a Rule takes 64 bytes, not 72.
+	// The small fields last, so that a Rule takes 64 bytes, not 72: the
+	// 16-bit Operations and the 8-bit Effect share the last word.
 	Operations Operation
 	Effect     Effect
 }

@@ -1,0 +1,163 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/drmfilter/drmfilter/internal/audit"
+	"github.com/drmfilter/drmfilter/internal/bpflsm"
+	"github.com/drmfilter/drmfilter/internal/config"
+	"github.com/drmfilter/drmfilter/internal/policy"
+	"github.com/drmfilter/drmfilter/internal/version"
+)
+
+// chooseBackend decides which backend enforces, and why, from the
+// configuration, what the kernel can do and what the policies need.
+func chooseBackend(want string, set *policy.Set, probe func() bpflsm.Availability) (backend, reason string, err error) {
+	switch want {
+	case config.BackendFanotify:
+		return config.BackendFanotify, "configured", nil
+	case config.BackendBPF:
+		a := probe()
+		if !a.OK {
+			msg := "backend bpf: " + a.Reason
+			if a.Fix != "" {
+				msg += "; " + a.Fix
+			}
+			return "", "", errors.New(msg)
+		}
+		if errs := bpflsm.Unsupported(set); len(errs) > 0 {
+			return "", "", fmt.Errorf("%w: %w", ErrPolicy, errors.Join(errs...))
+		}
+		return config.BackendBPF, "configured; " + a.Reason, nil
+	}
+	a := probe()
+	if !a.OK {
+		return config.BackendFanotify, "auto: BPF LSM is not available: " + a.Reason, nil
+	}
+	if errs := bpflsm.Unsupported(set); len(errs) > 0 {
+		return config.BackendFanotify, "auto: BPF LSM is available, but the policies use what the bpf backend does not decide yet: " + errs[0].Error(), nil
+	}
+	return config.BackendBPF, "auto: " + a.Reason, nil
+}
+
+// buildPlan turns a policy generation into the kernel's maps.
+func (a *Agent) buildPlan(st *policyState) (*bpflsm.Plan, error) {
+	plan, err := bpflsm.Build(st.m, bpflsm.BuildOptions{HostRoot: a.cfg.HostRoot, Mounts: a.mounts.Load(), Env: a.penv})
+	if err != nil {
+		return nil, fmt.Errorf("bpf plan: %w", err)
+	}
+	return plan, nil
+}
+
+// runBPF enforces with the BPF-LSM programs until ctx is done. When it
+// returns, the programs are detached.
+func (a *Agent) runBPF(ctx context.Context) error {
+	defer a.audit.Close(context.Background())
+	st := a.state.Load()
+	plan, err := a.buildPlan(st)
+	if err != nil {
+		return err
+	}
+	b, err := bpflsm.Load(plan, bpflsm.Options{MaxFiles: a.cfg.BPF.MaxFiles})
+	if err != nil {
+		return err
+	}
+	a.bpf.Store(b)
+	defer func() {
+		a.bpf.Store(nil)
+		_ = b.Close()
+	}()
+	a.log.Info("drmfilter agent started", "version", version.Get().Version, "backend", a.backend, "backendReason", a.backendReason,
+		"policyGeneration", st.gen, "policyHash", st.hash, "rules", st.m.Rules(),
+		"files", len(plan.Files), "trees", len(plan.Dirs), "settings", a.Settings())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.readBPFEvents(ctx, b)
+	}()
+	a.ready.Store(true)
+	<-ctx.Done()
+	a.ready.Store(false)
+	_ = b.Close() // unblocks the reader
+	<-done
+	a.log.Info("drmfilter agent stopped")
+	return nil
+}
+
+// readBPFEvents writes the programs' deny, audit and would-deny events as
+// audit records, with the schema and enrichment the fanotify backend
+// uses.
+func (a *Agent) readBPFEvents(ctx context.Context, b *bpflsm.Backend) {
+	for ctx.Err() == nil {
+		ev, err := b.ReadEvent(time.Time{})
+		if err != nil {
+			if errors.Is(err, bpflsm.ErrClosed) {
+				return
+			}
+			a.log.Warn("reading a bpf event failed", "error", err)
+			continue
+		}
+		a.bpfRecord(&ev)
+	}
+}
+
+func (a *Agent) bpfRecord(ev *bpflsm.Event) {
+	op := ev.Operation()
+	rec := &audit.Record{Mode: a.cfg.Mode, Operation: op.String(), Path: ev.Path,
+		Dev: unix.Mkdev(ev.Dev>>20, ev.Dev&0xfffff), Ino: ev.Ino, PID: int32(ev.TGID), UID: ev.UID, GID: ev.GID, Env: a.envTag}
+	if rec.Path == "" {
+		rec.Path = ev.Name // not named by the plan: the file's own name
+		rec.Reason = "path not known to the agent; name only"
+	}
+	switch {
+	case ev.Unplaced:
+		rec.Decision, rec.Reason = audit.DecisionFailure, "path-too-deep"
+	case ev.NoClass:
+		rec.Decision, rec.Reason = audit.DecisionFailure, audit.ReasonInternalError
+	case ev.IndexFull:
+		rec.Decision, rec.Reason = audit.DecisionFailure, "index-full"
+	case ev.Denied:
+		rec.Decision = audit.DecisionDeny
+	case ev.WouldDeny:
+		rec.Decision, rec.Mode = audit.DecisionWouldDeny, audit.ModeAudit
+	default:
+		rec.Decision = audit.DecisionAudit
+	}
+	if rec.Decision == audit.DecisionFailure {
+		rec.Verdict = "deny"
+	}
+	if r := ev.Rule; r != nil {
+		rec.Policy, rec.Rule = r.Policy, r.Name
+	}
+	if r := ev.WouldRule; r != nil && !ev.Denied {
+		rec.Policy, rec.Rule = r.Policy, r.Name
+	}
+	if p, err := a.procs.Lookup(int32(ev.TGID), -1); err == nil {
+		rec.Exe = p.Exe
+		if p.Container.ID != "" {
+			rec.ContainerID, rec.Runtime = p.Container.ID, p.Container.Runtime
+		}
+	} else if ev.Comm != "" {
+		rec.Exe = "[" + strings.TrimSpace(ev.Comm) + "]" // the process is gone: its command name
+	}
+	a.audit.Write(rec)
+}
+
+// reloadBPF builds the new generation's maps and switches to it.
+func (a *Agent) reloadBPF(st *policyState) error {
+	b := a.bpf.Load()
+	if b == nil {
+		return nil // not started yet: Run loads st
+	}
+	plan, err := a.buildPlan(st)
+	if err != nil {
+		return err
+	}
+	return b.Replace(plan)
+}

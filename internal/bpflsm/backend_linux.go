@@ -1,0 +1,436 @@
+package bpflsm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/drmfilter/drmfilter/internal/policy"
+)
+
+// Options tune Load.
+type Options struct {
+	// AgentPID is the process whose operations the programs never decide
+	// (the agent itself, which reads protected files to hash them); 0
+	// means this process.
+	AgentPID int
+	// MaxFiles bounds the files the kernel keeps entries for: the plan's
+	// and those it adds itself when a covered file is renamed or linked
+	// out of its tree. 0: twice the plan's files, at least 65,536.
+	MaxFiles int
+}
+
+// Backend is the loaded programs of one policy generation, and the maps
+// every generation shares (the executables recorded at exec, the event
+// ring buffer, the counters). Replace swaps in a new generation with no
+// moment in which neither decides.
+type Backend struct {
+	opts Options
+
+	mu    sync.Mutex // guards cur and gen
+	cur   *generation
+	gen   uint32
+	procs *ebpf.Map
+	evs   *ebpf.Map
+	cnt   *ebpf.Map
+	rd    *ringbuf.Reader
+}
+
+// generation is one loaded set of programs and their policy maps.
+type generation struct {
+	objs  lsmObjects
+	links []link.Link
+	plan  *Plan
+	gen   uint32
+}
+
+func (g *generation) close() {
+	for _, l := range g.links {
+		_ = l.Close()
+	}
+	_ = g.objs.Close()
+}
+
+// Load loads and attaches the programs with the plan's maps.
+func Load(plan *Plan, opts Options) (*Backend, error) {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("bpf: raise the locked-memory limit: %w", err)
+	}
+	if opts.AgentPID == 0 {
+		opts.AgentPID = os.Getpid()
+	}
+	spec, err := loadLsm()
+	if err != nil {
+		return nil, fmt.Errorf("bpf: read the programs: %w", err)
+	}
+	b := &Backend{opts: opts}
+	for name, dst := range map[string]**ebpf.Map{"procs": &b.procs, "events": &b.evs, "counters": &b.cnt} {
+		m, err := ebpf.NewMap(spec.Maps[name])
+		if err != nil {
+			b.closeShared()
+			return nil, fmt.Errorf("bpf: create map %s: %w", name, err)
+		}
+		*dst = m
+	}
+	g, err := b.load(plan, 1)
+	if err != nil {
+		b.closeShared()
+		return nil, err
+	}
+	if err := g.attach(); err != nil {
+		g.close()
+		b.closeShared()
+		return nil, err
+	}
+	b.cur, b.gen = g, 1
+	rd, err := ringbuf.NewReader(b.evs)
+	if err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("bpf: read events: %w", err)
+	}
+	b.rd = rd
+	return b, nil
+}
+
+func (b *Backend) closeShared() {
+	for _, m := range []*ebpf.Map{b.procs, b.evs, b.cnt} {
+		if m != nil {
+			_ = m.Close()
+		}
+	}
+}
+
+// load loads a generation's programs and fills its maps; nothing is
+// attached yet.
+func (b *Backend) load(plan *Plan, gen uint32) (*generation, error) {
+	spec, err := loadLsm()
+	if err != nil {
+		return nil, fmt.Errorf("bpf: read the programs: %w", err)
+	}
+	maxFiles := b.opts.MaxFiles
+	if maxFiles == 0 {
+		maxFiles = max(65536, 2*len(plan.Files))
+	}
+	if len(plan.Files) > maxFiles {
+		return nil, fmt.Errorf("bpf: the policies cover %d files with entries of their own, more than the limit of %d", len(plan.Files), maxFiles)
+	}
+	spec.Maps["files"].MaxEntries = uint32(maxFiles)
+	spec.Maps["dirs"].MaxEntries = uint32(max(1, len(plan.Dirs)))
+	spec.Maps["classes"].MaxEntries = uint32(max(1, len(plan.Classes)))
+	spec.Maps["rules"].MaxEntries = uint32(max(1, len(plan.Rules)))
+	spec.Maps["rule_subj"].MaxEntries = uint32(max(1, len(plan.Subjects)))
+	g := &generation{plan: plan, gen: gen}
+	err = spec.LoadAndAssign(&g.objs, &ebpf.CollectionOptions{
+		MapReplacements: map[string]*ebpf.Map{"procs": b.procs, "events": b.evs, "counters": b.cnt},
+	})
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("bpf: load the programs: %+v", ve)
+		}
+		return nil, fmt.Errorf("bpf: load the programs: %w", err)
+	}
+	if err := g.fill(plan, gen, uint32(b.opts.AgentPID)); err != nil {
+		g.close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *generation) fill(plan *Plan, gen, agent uint32) error {
+	o := &g.objs
+	for i, r := range plan.Rules {
+		v := lsmRule{Ops: r.Ops, Effect: r.Effect, Flags: r.Flags}
+		if err := o.Rules.Put(uint32(i), &v); err != nil {
+			return fmt.Errorf("bpf: rule %d: %w", i, err)
+		}
+	}
+	for i, c := range plan.Classes {
+		v := lsmCls{N: uint32(len(c.Rules)), N_enforce: uint32(c.Enforce)}
+		copy(v.Rule[:], c.Rules)
+		if err := o.Classes.Put(uint32(i), &v); err != nil {
+			return fmt.Errorf("bpf: class %d: %w", i, err)
+		}
+	}
+	for _, s := range plan.Subjects {
+		k := lsmRkey{Rule: s.Rule, Kind: s.Kind, Dev: s.Dev, Val: s.Val}
+		if err := o.RuleSubj.Put(&k, uint8(1)); err != nil {
+			return fmt.Errorf("bpf: rule subject: %w", err)
+		}
+	}
+	sbs := map[uint32]bool{}
+	for k, c := range plan.Dirs {
+		if err := o.Dirs.Put(&lsmFkey{Dev: k.Dev, Ino: k.Ino}, &lsmFval{Cls: c}); err != nil {
+			return fmt.Errorf("bpf: directory entry: %w", err)
+		}
+		sbs[k.Dev] = true
+	}
+	for dev := range sbs {
+		if err := o.Sbs.Put(dev, uint32(1)); err != nil {
+			return fmt.Errorf("bpf: filesystem entry: %w", err)
+		}
+	}
+	if err := putFiles(o.Files, plan.Files, 0); err != nil {
+		return err
+	}
+	cfg := lsmConfig{AgentTgid: agent, Ops: plan.Ops, Generation: gen}
+	if err := o.Settings.Put(uint32(0), &cfg); err != nil {
+		return fmt.Errorf("bpf: settings: %w", err)
+	}
+	return nil
+}
+
+func putFiles(m *ebpf.Map, files map[FileKey]uint32, flags uint32) error {
+	if len(files) == 0 {
+		return nil
+	}
+	keys := make([]lsmFkey, 0, len(files))
+	vals := make([]lsmFval, 0, len(files))
+	for k, c := range files {
+		keys = append(keys, lsmFkey{Dev: k.Dev, Ino: k.Ino})
+		vals = append(vals, lsmFval{Cls: c, Flags: flags})
+	}
+	if _, err := m.BatchUpdate(keys, vals, nil); err != nil {
+		// Kernels without batch operations on hash maps: one by one.
+		for i := range keys {
+			if err := m.Put(&keys[i], &vals[i]); err != nil {
+				return fmt.Errorf("bpf: file entry: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (g *generation) attach() error {
+	for name, p := range g.objs.programs() {
+		l, err := link.AttachLSM(link.LSMOptions{Program: p})
+		if err != nil {
+			return fmt.Errorf("bpf: attach %s: %w", name, err)
+		}
+		g.links = append(g.links, l)
+	}
+	return nil
+}
+
+func (o *lsmObjects) programs() map[string]*ebpf.Program {
+	p := &o.lsmPrograms
+	return map[string]*ebpf.Program{
+		"file_open": p.FileOpen, "file_permission": p.FilePermission, "bprm_check_security": p.BprmCheckSecurity,
+		"bprm_committed_creds": p.BprmCommittedCreds, "task_alloc": p.TaskAlloc,
+		"inode_unlink": p.InodeUnlink, "inode_rmdir": p.InodeRmdir, "inode_rename": p.InodeRename, "inode_link": p.InodeLink,
+		"inode_setattr": p.InodeSetattr, "inode_setxattr": p.InodeSetxattr, "inode_removexattr": p.InodeRemovexattr,
+		"inode_set_acl": p.InodeSetAcl, "inode_remove_acl": p.InodeRemoveAcl,
+	}
+}
+
+// Replace switches to a new policy generation: its programs are loaded
+// and their maps filled, the files the kernel kept by identity (renamed
+// or linked out of their trees) are carried into them, the new programs
+// are attached and only then the old ones detached. While both are
+// attached an operation is denied if either generation denies it, so
+// every decision is the old policy's or the new one's.
+func (b *Backend) Replace(plan *Plan) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := b.cur
+	g, err := b.load(plan, b.gen+1)
+	if err != nil {
+		return err
+	}
+	carry := func() error {
+		kept, err := keptFiles(old, plan)
+		if err != nil {
+			return err
+		}
+		return putFiles(g.objs.Files, kept, 1)
+	}
+	if err := carry(); err != nil {
+		g.close()
+		return err
+	}
+	if err := g.attach(); err != nil {
+		g.close()
+		return err
+	}
+	// Files the old programs kept after the first carry.
+	if err := carry(); err != nil {
+		_ = err // the new programs are in force; what is missing is reported by keptFiles' caller on the next reload
+	}
+	old.close()
+	b.cur, b.gen = g, b.gen+1
+	return nil
+}
+
+// keptFiles are the entries the kernel added to old's files map (a
+// covered file renamed or linked out of its tree), with the class the new
+// plan gives the tree they came from.
+func keptFiles(old *generation, plan *Plan) (map[FileKey]uint32, error) {
+	out := map[FileKey]uint32{}
+	var k lsmFkey
+	var v lsmFval
+	it := old.objs.Files.Iterate()
+	for it.Next(&k, &v) {
+		if v.Flags&1 == 0 {
+			continue
+		}
+		fk := FileKey{Dev: k.Dev, Ino: k.Ino}
+		if _, ok := plan.Files[fk]; ok {
+			continue
+		}
+		if int(v.Cls) >= len(old.plan.Classes) {
+			continue
+		}
+		root := old.plan.Classes[v.Cls].TreeRoot
+		if c, ok := plan.treeClassOf(root); ok {
+			out[fk] = c
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("bpf: read the kept files: %w", err)
+	}
+	return out, nil
+}
+
+// treeClassOf is the class the plan gives the files below a tree
+// directory, by path.
+func (p *Plan) treeClassOf(dir string) (uint32, bool) {
+	for i, c := range p.Classes {
+		if c.TreeRoot == dir {
+			return uint32(i), true
+		}
+	}
+	return 0, false
+}
+
+// Generation is the policy generation in force.
+func (b *Backend) Generation() uint32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.gen
+}
+
+// Counters are the programs' counts since Load.
+type Counters struct {
+	Covered   uint64 // operations on covered files decided
+	Denied    uint64
+	WouldDeny uint64
+	Lost      uint64 // events the ring buffer had no room for
+}
+
+// Counters sums the per-CPU counters.
+func (b *Backend) Counters() (Counters, error) {
+	var c Counters
+	for i, dst := range []*uint64{&c.Covered, &c.Denied, &c.WouldDeny, &c.Lost} {
+		var per []uint64
+		if err := b.cnt.Lookup(uint32(i), &per); err != nil {
+			return c, fmt.Errorf("bpf: counters: %w", err)
+		}
+		for _, v := range per {
+			*dst += v
+		}
+	}
+	return c, nil
+}
+
+// Event is one decision the programs report: every deny, audit and
+// would-deny.
+type Event struct {
+	Dev       uint32
+	Ino       uint64
+	ExeDev    uint32
+	ExeIno    uint64
+	Cgroup    uint64
+	PID, TGID uint32
+	UID, GID  uint32
+	Op        uint32
+	Denied    bool
+	WouldDeny bool
+	Unplaced  bool // deeper than the programs walk: denied
+	NoClass   bool // the maps were inconsistent: denied
+	IndexFull bool // a file could not keep its own entry: denied
+	Rule      *Rule
+	WouldRule *Rule
+	// Path names the file: from the plan's entries, else its directory's
+	// entry and the name the kernel gave (a file created since the walk);
+	// "" when neither is known, and then Name is the file's name alone.
+	Path       string
+	Name       string
+	Comm       string
+	Generation uint32
+}
+
+// Operation is the event's operation in the policy language.
+func (e *Event) Operation() policy.Operation { return opName(e.Op) }
+
+// ReadEvent waits for the next event until the deadline (zero: none).
+func (b *Backend) ReadEvent(deadline time.Time) (Event, error) {
+	b.rd.SetDeadline(deadline)
+	rec, err := b.rd.Read()
+	if err != nil {
+		return Event{}, err
+	}
+	var e lsmEvent
+	if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &e); err != nil {
+		return Event{}, fmt.Errorf("bpf: decode an event: %w", err)
+	}
+	ev := Event{Dev: e.Dev, Ino: e.Ino, ExeDev: e.ExeDev, ExeIno: e.ExeIno, Cgroup: e.Cgroup, PID: e.Pid, TGID: e.Tgid,
+		UID: e.Uid, GID: e.Gid, Op: e.Op, Generation: e.Generation,
+		Denied: e.Flags&1 != 0, WouldDeny: e.Flags&4 != 0, Unplaced: e.Flags&8 != 0, NoClass: e.Flags&16 != 0, IndexFull: e.Flags&32 != 0}
+	ev.Comm = cString(e.Comm[:])
+	ev.Name = cString(e.Name[:])
+	b.mu.Lock()
+	g := b.cur
+	b.mu.Unlock()
+	if g != nil && e.Generation == g.gen {
+		if r := int(e.Rule) - 1; r >= 0 && r < len(g.plan.Rules) {
+			ev.Rule = &g.plan.Rules[r]
+		}
+		if r := int(e.WouldRule) - 1; r >= 0 && r < len(g.plan.Rules) {
+			ev.WouldRule = &g.plan.Rules[r]
+		}
+		ev.Path = g.plan.Paths[FileKey{Dev: e.Dev, Ino: e.Ino}]
+		if dir, ok := g.plan.Paths[FileKey{Dev: e.Dev, Ino: e.ParentIno}]; ok && ev.Path == "" && ev.Name != "" {
+			ev.Path = strings.TrimSuffix(dir, "/") + "/" + ev.Name
+		}
+	}
+	return ev, nil
+}
+
+func cString(b []int8) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
+}
+
+// ErrClosed is returned by ReadEvent after Close.
+var ErrClosed = ringbuf.ErrClosed
+
+// Close detaches the programs: the kernel stops deciding.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.rd != nil {
+		_ = b.rd.Close()
+	}
+	if b.cur != nil {
+		b.cur.close()
+		b.cur = nil
+	}
+	b.closeShared()
+	return nil
+}

@@ -1,0 +1,712 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * drmfilter's BPF-LSM programs: every decision about a protected file is
+ * taken here, in the kernel, without a round trip to the agent.
+ *
+ * What user space gives the kernel (see internal/bpflsm):
+ *   files:    (dev, ino) of a covered file or directory -> its class
+ *   dirs:     (dev, ino) of a directory whose whole tree is covered -> class
+ *   sbs:      dev -> 1 when some directory on that filesystem is in dirs
+ *   classes:  class -> the rules that can decide for its files, in
+ *             precedence order (enforcing rules first, then audit-mode ones)
+ *   rules:    rule -> operations, effect, which subject parts it names
+ *   rule_exe, rule_uid, rule_gid: the subject parts, by (rule, value)
+ * The kernel takes the first enforcing rule whose operations and subject
+ * match (allow when none does) and the first audit-mode one, as the
+ * user-space engine does (policy.Matcher.Candidates).
+ *
+ * A file is covered through files (its inode, wherever it is reached:
+ * any name, bind mount, mount namespace or handle), else through the
+ * nearest ancestor directory in dirs, so a file created in, linked or
+ * renamed into a covered tree is covered from that moment. A covered file
+ * renamed or linked out of its tree gets its own entry first, so it stays
+ * covered.
+ */
+#include "kernel.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define EPERM 1
+
+/* Operations, as rules name them (internal/bpflsm: kop*). */
+#define OP_OPEN (1u << 0)
+#define OP_EXEC (1u << 1)
+#define OP_READ (1u << 2)
+#define OP_WRITE (1u << 3)
+#define OP_DELETE (1u << 4)
+#define OP_RENAME (1u << 5)
+#define OP_LINK (1u << 6)
+#define OP_TRUNCATE (1u << 7)
+#define OP_SETATTR (1u << 8)
+
+/* Rule effects. */
+#define EFFECT_ALLOW 1
+#define EFFECT_AUDIT 2
+#define EFFECT_DENY 3
+
+/* Rule flags: which subject parts a rule names. */
+#define RULE_EXE (1u << 0)
+#define RULE_UID (1u << 1)
+#define RULE_GID (1u << 2)
+
+/* Event flags. */
+#define EV_DENY (1u << 0)
+#define EV_AUDIT (1u << 1)
+#define EV_WOULD_DENY (1u << 2)
+#define EV_UNPLACED (1u << 3) /* deeper than the walk: decided as covered by no rule, denied */
+#define EV_NO_CLASS (1u << 4) /* a class or rule missing from the maps: denied */
+#define EV_INDEX_FULL (1u << 5) /* a covered file could not keep its own entry: denied */
+
+#define MAX_CLASS_RULES 32
+#define MAX_DEPTH 256
+#define MAX_GROUPS 32
+
+/* Counters (per CPU). */
+#define CNT_COVERED 0
+#define CNT_DENIED 1
+#define CNT_WOULD_DENY 2
+#define CNT_LOST 3
+#define CNT_MAX 4
+
+/* File flags. */
+#define FILE_KEPT (1u << 0) /* added by the kernel when a file left its tree */
+
+struct fkey {
+	u32 dev;
+	u32 pad;
+	u64 ino;
+};
+
+struct fval {
+	u32 cls;
+	u32 flags;
+};
+
+struct cls {
+	u32 n;         /* rules in rule[] */
+	u32 n_enforce; /* of which the first n_enforce are from enforcing policies */
+	u32 rule[MAX_CLASS_RULES];
+};
+
+struct rule {
+	u32 ops;
+	u32 effect;
+	u32 flags;
+	u32 pad;
+};
+
+/* A subject part of a rule: an executable (its dev and inode), a uid or a
+ * gid. */
+#define SUBJ_EXE 1
+#define SUBJ_UID 2
+#define SUBJ_GID 3
+
+struct rkey {
+	u32 rule;
+	u32 kind; /* SUBJ_* */
+	u32 dev;  /* SUBJ_EXE: the executable's device; 0 otherwise */
+	u32 pad;
+	u64 val;  /* SUBJ_EXE: its inode; the uid or gid otherwise */
+};
+
+struct config {
+	u32 agent_tgid;
+	u32 ops;        /* every operation some rule names */
+	u32 generation; /* the policy generation these maps hold */
+	u32 pad;
+};
+
+struct pinfo {
+	u32 exe_dev;
+	u32 flags;
+	u64 exe_ino;
+};
+
+struct event {
+	u64 ino;
+	u64 exe_ino;
+	u64 cgroup;
+	u32 dev;
+	u32 exe_dev;
+	u32 pid;
+	u32 tgid;
+	u32 uid;
+	u32 gid;
+	u32 op;
+	u32 rule;       /* the enforcing rule that decided, plus one; 0: none */
+	u32 would_rule; /* the audit-mode rule, plus one; 0: none */
+	u32 flags;
+	u32 generation;
+	u32 pad;
+	u64 parent_ino; /* the directory the name below is in */
+	char comm[16];
+	char name[64]; /* the file's name in that directory (cut at 63 bytes) */
+};
+
+/* Referenced so that its type is in the object's BTF, for bpf2go. */
+const struct event *unused_event __attribute__((unused));
+
+/* Sizes are set by user space before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, struct fkey);
+	__type(value, struct fval);
+} files SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, struct fkey);
+	__type(value, struct fval);
+} dirs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32);
+	__type(value, u32);
+} sbs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct cls);
+} classes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct rule);
+} rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, struct rkey);
+	__type(value, u8);
+} rule_subj SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct config);
+} settings SEC(".maps");
+
+/* Shared by every generation of the programs (user space hands the same
+ * maps to each). */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct pinfo);
+} procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CNT_MAX);
+	__type(key, u32);
+	__type(value, u64);
+} counters SEC(".maps");
+
+static __always_inline void count(u32 idx)
+{
+	u64 *c = bpf_map_lookup_elem(&counters, &idx);
+	if (c)
+		*c += 1;
+}
+
+static __always_inline struct config *cfg(void)
+{
+	u32 zero = 0;
+	return bpf_map_lookup_elem(&settings, &zero);
+}
+
+/* The subject: the calling task's executable as recorded at its exec
+ * (prctl(PR_SET_MM_EXE_FILE) cannot change that), else as its mm says
+ * (a task that started before the programs were loaded), and its real
+ * uid and gid. */
+struct subject {
+	u32 exe_dev;
+	u64 exe_ino;
+	u32 uid;
+	u32 gid;
+};
+
+static __always_inline void current_subject(struct subject *s)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pinfo *pi = bpf_task_storage_get(&procs, task, 0, 0);
+	if (pi) {
+		s->exe_dev = pi->exe_dev;
+		s->exe_ino = pi->exe_ino;
+	} else {
+		struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+		struct file *exe = BPF_CORE_READ(t, mm, exe_file);
+		if (exe) {
+			s->exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+			s->exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
+		} else {
+			s->exe_dev = 0;
+			s->exe_ino = 0;
+		}
+	}
+	u64 ug = bpf_get_current_uid_gid();
+	s->uid = (u32)ug;
+	s->gid = (u32)(ug >> 32);
+}
+
+static __always_inline bool has(u32 rule, u32 kind, u32 dev, u64 val)
+{
+	struct rkey k = {.rule = rule, .kind = kind, .dev = dev, .val = val};
+	return bpf_map_lookup_elem(&rule_subj, &k) != 0;
+}
+
+/* Whether the rule's group part holds: the real gid or any supplementary
+ * group of the current task. Only the first MAX_GROUPS supplementary
+ * groups are looked at (see the README's limits). */
+__attribute__((noinline)) int group_ok(u32 rule, u32 gid)
+{
+	if (has(rule, SUBJ_GID, 0, gid))
+		return 1;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct group_info *gi = BPF_CORE_READ(t, cred, group_info);
+	if (!gi)
+		return 0;
+	int n = BPF_CORE_READ(gi, ngroups);
+	for (int i = 0; i < MAX_GROUPS; i++) {
+		if (i >= n)
+			break;
+		kgid_t g;
+		if (bpf_probe_read_kernel(&g, sizeof(g), &gi->gid[i]))
+			break;
+		if (has(rule, SUBJ_GID, 0, g.val))
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline bool subject_ok(u32 rid, struct rule *r, struct subject *s)
+{
+	if ((r->flags & RULE_EXE) && !has(rid, SUBJ_EXE, s->exe_dev, s->exe_ino))
+		return false;
+	if ((r->flags & RULE_UID) && !has(rid, SUBJ_UID, 0, s->uid))
+		return false;
+	if ((r->flags & RULE_GID) && !group_ok(rid, s->gid))
+		return false;
+	return true;
+}
+
+struct outcome {
+	u32 rule;
+	u32 would_rule;
+	u32 flags;
+};
+
+/* decide applies class cls's rules to operation op by the subject s. The
+ * rules are walked with bpf_loop, so the verifier checks one step rather
+ * than every path through MAX_CLASS_RULES of them. */
+struct decide_ctx {
+	u32 cls;
+	u32 op;
+	bool enforced;
+	struct subject s;
+	struct outcome o;
+};
+
+static long decide_step(u32 i, void *data)
+{
+	struct decide_ctx *x = data;
+	struct cls *c = bpf_map_lookup_elem(&classes, &x->cls);
+	if (!c) {
+		x->o.flags = EV_DENY | EV_AUDIT | EV_NO_CLASS;
+		return 1;
+	}
+	if (i >= MAX_CLASS_RULES || i >= c->n)
+		return 1;
+	bool auditing = i >= c->n_enforce;
+	if (!auditing && x->enforced)
+		return 0;
+	if (auditing && (x->o.flags & EV_DENY))
+		return 1; /* denied: audit-mode rules have nothing to add */
+	/* A bound the verifier sees: the compiler would otherwise drop the
+	 * mask as implied by the check above, which the verifier does not
+	 * connect to i. */
+	u32 idx = i;
+	asm volatile("" : "+r"(idx));
+	idx &= MAX_CLASS_RULES - 1;
+	u32 rid = c->rule[idx];
+	struct rule *r = bpf_map_lookup_elem(&rules, &rid);
+	if (!r) {
+		x->o.flags = EV_DENY | EV_AUDIT | EV_NO_CLASS;
+		return 1;
+	}
+	if (!(r->ops & x->op) || !subject_ok(rid, r, &x->s))
+		return 0;
+	if (!auditing) {
+		x->enforced = true;
+		x->o.rule = rid + 1;
+		if (r->effect == EFFECT_DENY)
+			x->o.flags |= EV_DENY | EV_AUDIT;
+		else if (r->effect == EFFECT_AUDIT)
+			x->o.flags |= EV_AUDIT;
+		return 0;
+	}
+	/* The first audit-mode rule that matches decides what is recorded,
+	 * an allow as much as the others. */
+	if (r->effect == EFFECT_DENY) {
+		x->o.would_rule = rid + 1;
+		x->o.flags |= EV_WOULD_DENY | EV_AUDIT;
+	} else if (r->effect == EFFECT_AUDIT) {
+		x->o.would_rule = rid + 1;
+		x->o.flags |= EV_AUDIT;
+	}
+	return 1;
+}
+
+static __always_inline u32 severity(struct outcome *o)
+{
+	if (o->flags & EV_DENY)
+		return 3;
+	if (o->rule && (o->flags & EV_AUDIT))
+		return 2;
+	return o->rule ? 1 : 0;
+}
+
+/* merge adds one operation's outcome to an event's: deny if either
+ * denies, and the rule named is the strongest one's (deny, then audit,
+ * then allow; the earlier operation on a tie). */
+static __always_inline void merge(struct outcome *m, struct outcome *o)
+{
+	if (severity(o) > severity(m))
+		m->rule = o->rule;
+	m->flags |= o->flags & (EV_DENY | EV_AUDIT | EV_NO_CLASS);
+	if ((o->flags & EV_WOULD_DENY) && !(m->flags & EV_WOULD_DENY)) {
+		m->would_rule = o->would_rule;
+		m->flags |= EV_WOULD_DENY;
+	} else if (!m->would_rule) {
+		m->would_rule = o->would_rule;
+	}
+}
+
+/* place finds the class of the file at dentry d (inode ino on dev): its
+ * own entry, else its nearest ancestor's tree. 0: not covered. */
+struct place_ctx {
+	u64 cur; /* struct dentry *, read with probe reads */
+	u32 dev;
+	u32 cls;
+	int found; /* 1: found, -1: reached the root */
+};
+
+static long place_step(u32 i, void *data)
+{
+	struct place_ctx *x = data;
+	struct dentry *cur = (struct dentry *)x->cur;
+	struct dentry *parent = BPF_CORE_READ(cur, d_parent);
+	if (!parent || parent == cur) {
+		x->found = -1;
+		return 1;
+	}
+	struct fkey k = {.dev = x->dev, .ino = BPF_CORE_READ(parent, d_inode, i_ino)};
+	struct fval *v = bpf_map_lookup_elem(&dirs, &k);
+	if (v) {
+		x->cls = v->cls;
+		x->found = 1;
+		return 1;
+	}
+	x->cur = (u64)parent;
+	return 0;
+}
+
+static __always_inline int place(struct dentry *d, u32 dev, u64 ino, u32 *cls, u32 *flags)
+{
+	struct fkey k = {.dev = dev, .ino = ino};
+	struct fval *v = bpf_map_lookup_elem(&files, &k);
+	if (v) {
+		*cls = v->cls;
+		return 1;
+	}
+	if (!bpf_map_lookup_elem(&sbs, &dev))
+		return 0;
+	struct place_ctx x = {.cur = (u64)d, .dev = dev};
+	bpf_loop(MAX_DEPTH, place_step, &x, 0);
+	if (x.found == 1) {
+		*cls = x.cls;
+		return 1;
+	}
+	if (x.found == -1)
+		return 0;
+	*flags |= EV_UNPLACED;
+	return 1;
+}
+
+static __always_inline void emit(struct dentry *d, u32 op, u32 dev, u64 ino, struct subject *s, struct outcome *o, u32 gen)
+{
+	if (o->flags & EV_DENY)
+		count(CNT_DENIED);
+	if (o->flags & EV_WOULD_DENY)
+		count(CNT_WOULD_DENY);
+	if (!(o->flags & EV_AUDIT))
+		return;
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(CNT_LOST);
+		return;
+	}
+	u64 pt = bpf_get_current_pid_tgid();
+	e->ino = ino;
+	e->exe_ino = s->exe_ino;
+	e->cgroup = bpf_get_current_cgroup_id();
+	e->dev = dev;
+	e->exe_dev = s->exe_dev;
+	e->pid = (u32)pt;
+	e->tgid = (u32)(pt >> 32);
+	e->uid = s->uid;
+	e->gid = s->gid;
+	e->op = op;
+	e->rule = o->rule;
+	e->would_rule = o->would_rule;
+	e->flags = o->flags;
+	e->generation = gen;
+	e->pad = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->parent_ino = BPF_CORE_READ(d, d_parent, d_inode, i_ino);
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	if (bpf_probe_read_kernel_str(e->name, sizeof(e->name), name) < 0)
+		e->name[0] = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* check decides operation op on the file at dentry d: 0 or -EPERM. */
+static __always_inline int check_dentry(struct dentry *d, u32 op)
+{
+	struct config *c = cfg();
+	if (!c || !(c->ops & op))
+		return 0;
+	if (!d)
+		return 0;
+	struct inode *inode = BPF_CORE_READ(d, d_inode);
+	if (!inode)
+		return 0;
+	u32 dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	u64 ino = BPF_CORE_READ(inode, i_ino);
+	u32 cls = 0;
+	struct outcome o = {};
+	if (!place(d, dev, ino, &cls, &o.flags))
+		return 0;
+	if ((u32)(bpf_get_current_pid_tgid() >> 32) == c->agent_tgid)
+		return 0;
+	count(CNT_COVERED);
+	struct decide_ctx x = {.cls = cls};
+	current_subject(&x.s);
+	if (o.flags & EV_UNPLACED) {
+		o.flags |= EV_DENY | EV_AUDIT;
+	} else {
+		/* An event of several operations (a writing open is open and
+		 * write; a setattr may be truncate and setattr) is decided as
+		 * each on its own, and denied if any is denied: the hooks give
+		 * at most three at once. */
+		u32 rest = op;
+		for (int k = 0; k < 3 && rest; k++) {
+			u32 bit = rest & -rest;
+			rest &= ~bit;
+			x.op = bit;
+			x.enforced = false;
+			x.o = (struct outcome){};
+			bpf_loop(MAX_CLASS_RULES, decide_step, &x, 0);
+			merge(&o, &x.o);
+		}
+		if (o.flags & EV_DENY)
+			o.flags &= ~EV_WOULD_DENY;
+	}
+	emit(d, op, dev, ino, &x.s, &o, c->generation);
+	return (o.flags & EV_DENY) ? -EPERM : 0;
+}
+
+/* keep gives a covered file that is about to be reached by another name
+ * (a rename or a new hard link, perhaps outside its tree) an entry of its
+ * own, so it stays covered wherever it goes. */
+static __always_inline int keep(struct dentry *d)
+{
+	struct inode *inode = BPF_CORE_READ(d, d_inode);
+	if (!inode)
+		return 0;
+	u32 dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	u64 ino = BPF_CORE_READ(inode, i_ino);
+	struct fkey k = {.dev = dev, .ino = ino};
+	if (bpf_map_lookup_elem(&files, &k))
+		return 0;
+	u32 cls = 0, flags = 0;
+	if (!place(d, dev, ino, &cls, &flags) || (flags & EV_UNPLACED))
+		return 0;
+	struct fval v = {.cls = cls, .flags = FILE_KEPT};
+	if (bpf_map_update_elem(&files, &k, &v, BPF_NOEXIST) && !bpf_map_lookup_elem(&files, &k)) {
+		struct subject s;
+		struct outcome o = {.flags = EV_DENY | EV_AUDIT | EV_INDEX_FULL};
+		struct config *c = cfg();
+		current_subject(&s);
+		emit(d, OP_RENAME, dev, ino, &s, &o, c ? c->generation : 0);
+		return -EPERM;
+	}
+	return 0;
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(file_open, struct file *file)
+{
+	u32 op = OP_OPEN;
+	if (BPF_CORE_READ(file, f_mode) & 0x2 /* FMODE_WRITE */)
+		op |= OP_WRITE;
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	return check_dentry(d, op);
+}
+
+SEC("lsm/file_permission")
+int BPF_PROG(file_permission, struct file *file, int mask)
+{
+	if (!(mask & 0x4 /* MAY_READ */))
+		return 0;
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	return check_dentry(d, OP_READ);
+}
+
+SEC("lsm/bprm_check_security")
+int BPF_PROG(bprm_check_security, struct linux_binprm *bprm)
+{
+	struct dentry *d = BPF_CORE_READ(bprm, file, f_path.dentry);
+	return check_dentry(d, OP_EXEC);
+}
+
+/* The executable a task runs is recorded when its exec commits. */
+SEC("lsm/bprm_committed_creds")
+int BPF_PROG(bprm_committed_creds, struct linux_binprm *bprm)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pinfo *pi = bpf_task_storage_get(&procs, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!pi)
+		return 0;
+	struct file *f = BPF_CORE_READ(bprm, file);
+	pi->exe_dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+	pi->exe_ino = BPF_CORE_READ(f, f_inode, i_ino);
+	pi->flags = 0;
+	return 0;
+}
+
+/* A new task or thread runs what its parent runs. */
+SEC("lsm/task_alloc")
+int BPF_PROG(task_alloc, struct task_struct *task, unsigned long clone_flags)
+{
+	struct task_struct *cur = bpf_get_current_task_btf();
+	struct pinfo *parent = bpf_task_storage_get(&procs, cur, 0, 0);
+	if (!parent)
+		return 0;
+	struct pinfo *pi = bpf_task_storage_get(&procs, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (pi)
+		*pi = *parent;
+	return 0;
+}
+
+SEC("lsm/inode_unlink")
+int BPF_PROG(inode_unlink, struct inode *dir, struct dentry *dentry)
+{
+	return check_dentry(dentry, OP_DELETE);
+}
+
+SEC("lsm/inode_rmdir")
+int BPF_PROG(inode_rmdir, struct inode *dir, struct dentry *dentry)
+{
+	return check_dentry(dentry, OP_DELETE);
+}
+
+SEC("lsm/inode_rename")
+int BPF_PROG(inode_rename, struct inode *old_dir, struct dentry *old_dentry, struct inode *new_dir,
+	     struct dentry *new_dentry)
+{
+	int ret = check_dentry(old_dentry, OP_RENAME);
+	if (ret)
+		return ret;
+	ret = check_dentry(new_dentry, OP_RENAME);
+	if (ret)
+		return ret;
+	return keep(old_dentry);
+}
+
+SEC("lsm/inode_link")
+int BPF_PROG(inode_link, struct dentry *old_dentry, struct inode *dir, struct dentry *new_dentry)
+{
+	int ret = check_dentry(old_dentry, OP_LINK);
+	if (ret)
+		return ret;
+	return keep(old_dentry);
+}
+
+#define ATTR_MODE (1 << 0)
+#define ATTR_UID (1 << 1)
+#define ATTR_GID (1 << 2)
+#define ATTR_SIZE (1 << 3)
+#define ATTR_ATIME (1 << 4)
+#define ATTR_MTIME (1 << 5)
+#define ATTR_ATIME_SET (1 << 7)
+#define ATTR_MTIME_SET (1 << 8)
+#define ATTR_FORCE (1 << 9)
+#define ATTR_TIMES_SET (1 << 16)
+#define ATTR_TOUCH (1 << 17)
+
+SEC("lsm/inode_setattr")
+int BPF_PROG(inode_setattr, struct mnt_idmap *idmap, struct dentry *dentry, struct iattr *attr)
+{
+	u32 valid = BPF_CORE_READ(attr, ia_valid);
+	u32 op = 0;
+	if (valid & ATTR_FORCE)
+		return 0; /* the kernel's own change (clearing set-id bits on a write) */
+	if (valid & ATTR_SIZE)
+		op |= OP_TRUNCATE;
+	if (valid & (ATTR_MODE | ATTR_UID | ATTR_GID))
+		op |= OP_SETATTR;
+	if (!(valid & ATTR_SIZE) &&
+	    (valid & (ATTR_ATIME | ATTR_MTIME | ATTR_ATIME_SET | ATTR_MTIME_SET | ATTR_TIMES_SET | ATTR_TOUCH)))
+		op |= OP_SETATTR;
+	if (!op)
+		return 0;
+	return check_dentry(dentry, op);
+}
+
+SEC("lsm/inode_setxattr")
+int BPF_PROG(inode_setxattr, struct mnt_idmap *idmap, struct dentry *dentry, const char *name, const void *value,
+	     size_t size, int flags)
+{
+	return check_dentry(dentry, OP_SETATTR);
+}
+
+SEC("lsm/inode_removexattr")
+int BPF_PROG(inode_removexattr, struct mnt_idmap *idmap, struct dentry *dentry, const char *name)
+{
+	return check_dentry(dentry, OP_SETATTR);
+}
+
+SEC("lsm/inode_set_acl")
+int BPF_PROG(inode_set_acl, struct mnt_idmap *idmap, struct dentry *dentry, const char *acl_name,
+	     struct posix_acl *kacl)
+{
+	return check_dentry(dentry, OP_SETATTR);
+}
+
+SEC("lsm/inode_remove_acl")
+int BPF_PROG(inode_remove_acl, struct mnt_idmap *idmap, struct dentry *dentry, const char *acl_name)
+{
+	return check_dentry(dentry, OP_SETATTR);
+}

@@ -1,0 +1,325 @@
+package bpflsm
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/drmfilter/drmfilter/internal/policy"
+)
+
+// Operations as the programs name them (OP_* in bpf/drmfilter.bpf.c).
+const (
+	kopOpen uint32 = 1 << iota
+	kopExec
+	kopRead
+	kopWrite
+	kopDelete
+	kopRename
+	kopLink
+	kopTruncate
+	kopSetattr
+)
+
+// Rule effects and subject kinds, as the programs name them.
+const (
+	keffAllow = 1
+	keffAudit = 2
+	keffDeny  = 3
+
+	kruleExe = 1 << 0
+	kruleUID = 1 << 1
+	kruleGID = 1 << 2
+
+	ksubjExe = 1
+	ksubjUID = 2
+	ksubjGID = 3
+)
+
+// maxClassRules is MAX_CLASS_RULES in the programs: the most rules that
+// can decide for one file.
+const maxClassRules = 32
+
+// kernelOps maps the policy language's operations to the programs' bits.
+func kernelOps(o policy.Operation) uint32 {
+	var k uint32
+	for _, m := range opMap {
+		if o&m.op != 0 {
+			k |= m.k
+		}
+	}
+	return k
+}
+
+var opMap = []struct {
+	op policy.Operation
+	k  uint32
+}{{policy.OpOpen, kopOpen}, {policy.OpExec, kopExec}, {policy.OpRead, kopRead}, {policy.OpWrite, kopWrite},
+	{policy.OpDelete, kopDelete}, {policy.OpRename, kopRename}, {policy.OpLink, kopLink},
+	{policy.OpTruncate, kopTruncate}, {policy.OpSetattr, kopSetattr}}
+
+// OpName names a kernel operation bit set, for audit records.
+func opName(k uint32) policy.Operation {
+	var o policy.Operation
+	for _, m := range opMap {
+		if k&m.k != 0 {
+			o |= m.op
+		}
+	}
+	return o
+}
+
+// FileKey is a file as the kernel knows it: its superblock's device number
+// in the kernel's encoding (major<<20 | minor, not the stat(2) encoding)
+// and its inode number.
+type FileKey struct {
+	Dev uint32
+	Ino uint64
+}
+
+// KernelDev converts a stat(2) device number to the kernel's encoding.
+func KernelDev(statDev uint64) uint32 {
+	major := uint32((statDev>>8)&0xfff) | uint32((statDev>>32)&^0xfff)
+	minor := uint32(statDev&0xff) | uint32((statDev>>12)&^0xff)
+	return major<<20 | minor
+}
+
+// Rule is one rule as the programs see it.
+type Rule struct {
+	Ops    uint32
+	Effect uint32
+	Flags  uint32
+	// Policy and Name identify it in audit records.
+	Policy, Name string
+	Audit        bool // from an audit-mode policy
+}
+
+// Class is the ordered list of rules (indexes in Plan.Rules) that decide
+// for a set of files, enforcing ones first.
+type Class struct {
+	Rules    []uint32
+	Enforce  int    // how many of Rules are enforcing
+	Example  string // a path whose candidates gave this class
+	TreeRoot string // for a tree class: the directory whose files it covers
+}
+
+// SubjectKey is one subject part of a rule: an executable, uid or gid.
+type SubjectKey struct {
+	Rule uint32
+	Kind uint32
+	Dev  uint32
+	Val  uint64
+}
+
+// Plan is a policy generation in the form the programs read.
+type Plan struct {
+	Rules    []Rule
+	Classes  []Class
+	Files    map[FileKey]uint32 // file or directory -> class
+	Dirs     map[FileKey]uint32 // directory -> class of every file below it
+	Subjects []SubjectKey
+	Ops      uint32 // every operation some rule names
+	// Paths names the files and directories the plan knows, for audit
+	// records (a file reached through a tree is named from its tree).
+	Paths map[FileKey]string
+
+	classIDs map[string]uint32
+	ruleIDs  map[[2]int]uint32
+}
+
+// Unsupported lists what the BPF backend cannot yet decide in the kernel
+// in a policy set: one error per rule or selector, with its position.
+func Unsupported(set *policy.Set) []error {
+	var errs []error
+	add := func(pos policy.Pos, p *policy.Policy, what string) {
+		errs = append(errs, fmt.Errorf("%s: policy %q: %s is not supported by the bpf backend yet; use --backend fanotify", pos, p.Name, what))
+	}
+	for _, p := range set.Policies {
+		f := &p.Spec.Files
+		if len(f.ContainerPaths) > 0 {
+			add(f.Pos, p, "files.containerPaths")
+		}
+		if len(f.Paths) == 0 {
+			add(f.Pos, p, "a file selector without paths (extensions, filesystems or storage classes alone)")
+		}
+		for i := range p.Spec.Rules {
+			r := &p.Spec.Rules[i]
+			s := r.Subjects
+			if s == nil {
+				continue
+			}
+			where := fmt.Sprintf("rule %q: ", r.Name)
+			for _, e := range s.Executables {
+				if strings.ContainsAny(e, `*?[\`) {
+					add(s.Pos, p, where+"an executables glob ("+e+")")
+				}
+			}
+			if len(s.ExecutableHashes) > 0 {
+				add(s.Pos, p, where+"subjects.executableHashes")
+			}
+			if s.Container != nil {
+				add(s.Pos, p, where+"subjects.container")
+			}
+			if s.Kubernetes != nil {
+				add(s.Pos, p, where+"subjects.kubernetes")
+			}
+		}
+	}
+	return errs
+}
+
+// planBuilder builds a Plan.
+type planBuilder struct {
+	m    *policy.Matcher
+	env  policy.Env
+	plan *Plan
+	// trees are the literal directories of path globs of the form
+	// DIR/** in policies that select files by path alone: every file
+	// below DIR is covered by them, whatever its name.
+	trees map[int][]string // policy index -> tree directories
+	// exe resolves an executable path on the host to its identity.
+	exe func(path string) (FileKey, bool)
+}
+
+func newPlanBuilder(m *policy.Matcher, env policy.Env, exe func(string) (FileKey, bool)) *planBuilder {
+	b := &planBuilder{m: m, env: env, exe: exe, trees: map[int][]string{},
+		plan: &Plan{Files: map[FileKey]uint32{}, Dirs: map[FileKey]uint32{}, Paths: map[FileKey]string{},
+			classIDs: map[string]uint32{}, ruleIDs: map[[2]int]uint32{}}}
+	for i, p := range m.Set().Policies {
+		f := &p.Spec.Files
+		if len(f.Extensions) > 0 || len(f.ExcludePaths) > 0 || len(f.Filesystems) > 0 || len(f.StorageClasses) > 0 {
+			continue
+		}
+		for _, g := range f.Paths {
+			if dir, ok := strings.CutSuffix(g, "/**"); ok && !strings.ContainsAny(dir, `*?[\`) {
+				if dir == "" {
+					dir = "/"
+				}
+				b.trees[i] = append(b.trees[i], dir)
+			}
+		}
+	}
+	// Operations first, so that the programs skip hooks no rule needs.
+	for _, p := range m.Set().Policies {
+		for _, r := range p.Spec.Rules {
+			b.plan.Ops |= kernelOps(r.Operations)
+		}
+	}
+	return b
+}
+
+// coversTree reports whether policy pi covers every file below dir.
+func (b *planBuilder) coversTree(pi int, dir string) bool {
+	for _, t := range b.trees[pi] {
+		if t == "/" || dir == t || strings.HasPrefix(dir, t+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// rule returns the kernel rule for a candidate, adding it on first use.
+func (b *planBuilder) rule(c *policy.Candidate) uint32 {
+	k := [2]int{c.Policy, c.Rule}
+	if id, ok := b.plan.ruleIDs[k]; ok {
+		return id
+	}
+	p := b.m.Set().Policies[c.Policy]
+	r := &p.Spec.Rules[c.Rule]
+	kr := Rule{Ops: kernelOps(c.Ops), Policy: p.Name, Name: r.Name, Audit: c.Audit}
+	switch c.Effect {
+	case policy.EffectDeny:
+		kr.Effect = keffDeny
+	case policy.EffectAudit:
+		kr.Effect = keffAudit
+	default:
+		kr.Effect = keffAllow
+	}
+	id := uint32(len(b.plan.Rules))
+	if s := c.Subjects; s != nil {
+		if !policy.EnvironmentMatches(s, &b.env) {
+			kr.Ops = 0 // never matches on this host
+		}
+		if len(s.Executables) > 0 {
+			kr.Flags |= kruleExe
+			for _, e := range s.Executables {
+				if fk, ok := b.exe(e); ok {
+					b.plan.Subjects = append(b.plan.Subjects, SubjectKey{Rule: id, Kind: ksubjExe, Dev: fk.Dev, Val: fk.Ino})
+				}
+			}
+		}
+		if len(s.Users) > 0 {
+			kr.Flags |= kruleUID
+			for _, u := range s.Users {
+				b.plan.Subjects = append(b.plan.Subjects, SubjectKey{Rule: id, Kind: ksubjUID, Val: uint64(u.ID)})
+			}
+		}
+		if len(s.Groups) > 0 {
+			kr.Flags |= kruleGID
+			for _, g := range s.Groups {
+				b.plan.Subjects = append(b.plan.Subjects, SubjectKey{Rule: id, Kind: ksubjGID, Val: uint64(g.ID)})
+			}
+		}
+	}
+	b.plan.Rules = append(b.plan.Rules, kr)
+	b.plan.ruleIDs[k] = id
+	return id
+}
+
+// class returns the class of a candidate list, adding it on first use.
+func (b *planBuilder) class(cands []policy.Candidate, example, treeRoot string) (uint32, error) {
+	if len(cands) > maxClassRules {
+		return 0, fmt.Errorf("%s: %d rules can decide for this file; the bpf backend decides with at most %d", example, len(cands), maxClassRules)
+	}
+	ids := make([]uint32, 0, len(cands))
+	enforce := 0
+	var key strings.Builder
+	for i := range cands {
+		id := b.rule(&cands[i])
+		ids = append(ids, id)
+		if !cands[i].Audit {
+			enforce++
+		}
+		fmt.Fprintf(&key, "%d,", id)
+	}
+	if treeRoot != "" {
+		key.WriteString("tree")
+	}
+	if id, ok := b.plan.classIDs[key.String()]; ok {
+		return id, nil
+	}
+	id := uint32(len(b.plan.Classes))
+	b.plan.Classes = append(b.plan.Classes, Class{Rules: ids, Enforce: enforce, Example: example, TreeRoot: treeRoot})
+	b.plan.classIDs[key.String()] = id
+	return id, nil
+}
+
+// treeClass is the class of the files below dir that every covering tree
+// policy gives them (ok false when no tree policy covers dir's files).
+func (b *planBuilder) treeClass(dir string, in policy.Input) (uint32, bool, error) {
+	probe := strings.TrimSuffix(dir, "/") + "/.drmfilter-tree"
+	in.Path = probe
+	var cands []policy.Candidate
+	for _, c := range b.m.Candidates(&in) {
+		if b.coversTree(c.Policy, dir) {
+			cands = append(cands, c)
+		}
+	}
+	if len(cands) == 0 {
+		return 0, false, nil
+	}
+	id, err := b.class(cands, probe, dir)
+	return id, err == nil, err
+}
+
+// sameClass reports whether two candidate lists give the same class.
+func sameRules(b *planBuilder, cands []policy.Candidate, cls uint32) bool {
+	c := b.plan.Classes[cls]
+	if len(c.Rules) != len(cands) {
+		return false
+	}
+	return slices.EqualFunc(c.Rules, cands, func(id uint32, cand policy.Candidate) bool {
+		k, ok := b.plan.ruleIDs[[2]int{cand.Policy, cand.Rule}]
+		return ok && k == id
+	})
+}
