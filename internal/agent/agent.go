@@ -97,6 +97,7 @@ type Agent struct {
 	// the bpf backend runs.
 	backend, backendReason string
 	bpf                    atomic.Pointer[bpflsm.Backend]
+	bpfReplaced            chan struct{} // a new plan is in force (watchBPFExes watches its executables)
 	probe                  func() bpflsm.Availability
 
 	fan      *fanotify.Listener
@@ -167,6 +168,7 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.bpfReplaced = make(chan struct{}, 1)
 	a.probe = opts.probe
 	if a.probe == nil {
 		a.probe = bpflsm.Probe

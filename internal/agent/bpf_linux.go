@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -81,6 +82,12 @@ func (a *Agent) runBPF(ctx context.Context) error {
 		defer close(done)
 		a.readBPFEvents(ctx, b)
 	}()
+	exesDone := make(chan struct{})
+	go func() {
+		defer close(exesDone)
+		a.watchBPFExes(ctx, b)
+	}()
+	defer func() { <-exesDone }()
 	a.ready.Store(true)
 	<-ctx.Done()
 	a.ready.Store(false)
@@ -103,11 +110,11 @@ func (a *Agent) readBPFEvents(ctx context.Context, b *bpflsm.Backend) {
 			a.log.Warn("reading a bpf event failed", "error", err)
 			continue
 		}
-		a.bpfRecord(&ev)
+		a.bpfRecord(b, &ev)
 	}
 }
 
-func (a *Agent) bpfRecord(ev *bpflsm.Event) {
+func (a *Agent) bpfRecord(b *bpflsm.Backend, ev *bpflsm.Event) {
 	op := ev.Operation()
 	rec := &audit.Record{Mode: a.cfg.Mode, Operation: op.String(), Path: ev.Path,
 		Dev: unix.Mkdev(ev.Dev>>20, ev.Dev&0xfffff), Ino: ev.Ino, PID: int32(ev.TGID), UID: ev.UID, GID: ev.GID, Env: a.envTag}
@@ -140,13 +147,35 @@ func (a *Agent) bpfRecord(ev *bpflsm.Event) {
 	}
 	if p, err := a.procs.Lookup(int32(ev.TGID), -1); err == nil {
 		rec.Exe = p.Exe
+		a.exeReason(b, rec, ev)
 		if p.Container.ID != "" {
 			rec.ContainerID, rec.Runtime = p.Container.ID, p.Container.Runtime
 		}
+	} else if ev.Exe != "" {
+		rec.Exe = ev.Exe // the process is gone: its executable as its exec named it
+		a.exeReason(b, rec, ev)
 	} else if ev.Comm != "" {
-		rec.Exe = "[" + strings.TrimSpace(ev.Comm) + "]" // the process is gone: its command name
+		rec.Exe = "[" + strings.TrimSpace(ev.Comm) + "]" // gone, and its exec was not seen: its command name
 	}
 	a.audit.Write(rec)
+}
+
+// exeReason adds to a deny record that a rule named the process's
+// executable path but the process runs another file (one mounted over it
+// in another namespace, or replaced since it started).
+func (a *Agent) exeReason(b *bpflsm.Backend, rec *audit.Record, ev *bpflsm.Event) {
+	plan := b.Plan()
+	if plan == nil || rec.Decision != audit.DecisionDeny {
+		return
+	}
+	if _, named := plan.Exes[rec.Exe]; !named {
+		return
+	}
+	var st unix.Stat_t
+	err := unix.Stat(filepath.Join(a.cfg.HostRoot, rec.Exe), &st)
+	if err != nil || bpflsm.KernelDev(st.Dev) != ev.ExeDev || st.Ino != ev.ExeIno {
+		rec.Reason = exeNotHostReason(rec.Reason, rec.Exe)
+	}
 }
 
 // reloadBPF builds the new generation's maps and switches to it.
@@ -159,5 +188,73 @@ func (a *Agent) reloadBPF(st *policyState) error {
 	if err != nil {
 		return err
 	}
-	return b.Replace(plan)
+	if err := b.Replace(plan); err != nil {
+		return err
+	}
+	select {
+	case a.bpfReplaced <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// watchBPFExes keeps the executables the rules name current: the kernel
+// knows them by identity, resolved when the plan was built, so when a
+// file at such a path is replaced (a package upgrade) the plan is built
+// again and swapped in. Until then the new file is not the allowed
+// program and the old one, still running, is (see the README's limits).
+func (a *Agent) watchBPFExes(ctx context.Context, b *bpflsm.Backend) {
+	for ctx.Err() == nil {
+		var paths []string
+		if plan := b.Plan(); plan != nil {
+			for p := range plan.Exes {
+				paths = append(paths, filepath.Join(a.cfg.HostRoot, p))
+			}
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		if len(paths) > 0 {
+			go func() {
+				errc <- watchPaths(wctx, paths, 50*time.Millisecond, nil, func() { a.refreshBPFExes(b) })
+			}()
+		}
+		select {
+		case <-ctx.Done():
+		case <-a.bpfReplaced:
+		case err := <-errc:
+			if err != nil {
+				a.log.Warn("cannot watch the executables the policies name; a replaced one is re-resolved at the next reload", "error", err)
+				<-wctx.Done() // until the next plan or the end
+			}
+		}
+		cancel()
+	}
+}
+
+// refreshBPFExes builds the plan again if a file at an executable path
+// the rules name is no longer the one the plan knows.
+func (a *Agent) refreshBPFExes(b *bpflsm.Backend) {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	plan := b.Plan()
+	if plan == nil {
+		return
+	}
+	changed := ""
+	for p, fk := range plan.Exes {
+		var st unix.Stat_t
+		err := unix.Stat(filepath.Join(a.cfg.HostRoot, p), &st)
+		if (err != nil && fk != (bpflsm.FileKey{})) || (err == nil && (bpflsm.KernelDev(st.Dev) != fk.Dev || st.Ino != fk.Ino)) {
+			changed = p
+			break
+		}
+	}
+	if changed == "" {
+		return
+	}
+	if err := a.reloadBPF(a.state.Load()); err != nil {
+		a.log.Error("an executable the policies name changed on the host, and the new plan could not be loaded; the kernel still knows the old file", "path", changed, "error", err)
+		return
+	}
+	a.log.Info("an executable the policies name changed on the host; the kernel now knows the new file", "path", changed)
 }

@@ -49,6 +49,10 @@ func exeDenials(t *testing.T, h *harness, exe string) int {
 // `executables: [/usr/bin/head]` means the file installed there on the
 // host, so it must not select that program.
 func TestExecutableMountedOverAnAllowedPath(t *testing.T) {
+	forBackends(t, testExecutableMountedOverAnAllowedPath)
+}
+
+func testExecutableMountedOverAnAllowedPath(t *testing.T, backend string) {
 	testutil.RequireRoot(t)
 	if _, err := exec.LookPath("unshare"); err != nil {
 		if testutil.InCI() {
@@ -57,7 +61,7 @@ func TestExecutableMountedOverAnAllowedPath(t *testing.T) {
 		t.Skip("unshare is missing")
 	}
 	head, cat := realPath("head"), realPath("cat")
-	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, nil)
+	h := startAgentOn(t, backend, func(fs string) string { return policyFor(fs, "") }, nil)
 	plan := h.path("secret/plan.txt")
 
 	out, err := run(t, "/", head, plan)
@@ -124,10 +128,12 @@ func TestContainerImageExecutableIsNotTheHosts(t *testing.T) {
 // An allowed executable is the file installed at its path now: replaced by
 // a rename (as package managers install), the new file is allowed at once,
 // and a process still running the replaced one is not.
-func TestExecutablesFollowTheHostFile(t *testing.T) {
+func TestExecutablesFollowTheHostFile(t *testing.T) { forBackends(t, testExecutablesFollowTheHostFile) }
+
+func testExecutablesFollowTheHostFile(t *testing.T, backend string) {
 	tool := filepath.Join(t.TempDir(), "bin", "tool")
 	copyFile(t, realPath("head"), tool)
-	h := startAgent(t, func(fs string) string {
+	h := startAgentOn(t, backend, func(fs string) string {
 		return strings.Replace(policyFor(fs, ""), fmt.Sprintf("%q", realPath("head")), fmt.Sprintf("%q", tool), 1)
 	}, nil)
 	plan := h.path("secret/plan.txt")

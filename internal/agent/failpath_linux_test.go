@@ -206,8 +206,10 @@ func writeAt(dfd int, name, text string) error {
 // version through /proc/self/fd. The old inode is no longer in the tree:
 // the kernel names it "<path> (deleted)", and a policy by extension must
 // still recognise it.
-func TestOldVersionThroughAKeptHandle(t *testing.T) {
-	h := startAgent(t, func(fs string) string {
+func TestOldVersionThroughAKeptHandle(t *testing.T) { forBackends(t, testOldVersionThroughAKeptHandle) }
+
+func testOldVersionThroughAKeptHandle(t *testing.T, backend string) {
+	h := startAgentOn(t, backend, func(fs string) string {
 		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
 kind: ProtectionPolicy
 metadata: {name: by-extension}

@@ -12,8 +12,10 @@ import (
 // process opening or executing a protected file from another thread is
 // decided by the policy as itself, not let through by failureMode: open
 // as a failed process lookup.
-func TestLeaderExitedThreadIsDecided(t *testing.T) {
-	h := startAgent(t, func(fs string) string { return policyFor(fs, "") }, nil)
+func TestLeaderExitedThreadIsDecided(t *testing.T) { forBackends(t, testLeaderExitedThreadIsDecided) }
+
+func testLeaderExitedThreadIsDecided(t *testing.T, backend string) {
+	h := startAgentOn(t, backend, func(fs string) string { return policyFor(fs, "") }, nil)
 	bin := testutil.BuildC(t, "leaderexit", filepath.Join("..", "proc", "testdata", "leaderexit.c"))
 	data, err := os.ReadFile(realPath("true"))
 	if err != nil {

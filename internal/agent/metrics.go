@@ -23,7 +23,8 @@ import (
 // Label values are fixed sets, initialised at start, so every series
 // exists from the first scrape; paths and pids are never labels.
 var (
-	opNames       = []policy.Operation{policy.OpOpen, policy.OpExec, policy.OpRead}
+	opNames = [...]policy.Operation{policy.OpOpen, policy.OpExec, policy.OpRead, policy.OpWrite,
+		policy.OpDelete, policy.OpRename, policy.OpLink, policy.OpTruncate, policy.OpSetattr}
 	decisionNames = []string{"uncovered", "allow", "audit", "would-deny", "deny"}
 	failureNames  = []string{"deadline", "queue-full", "internal-error", "malformed-event", "process-lookup", "unnamed-file"}
 )
@@ -33,7 +34,7 @@ var (
 type stats struct {
 	total, self, overflows, indexHits, ignoreMarks, exempt, late atomic.Uint64
 	respondErrors, reloadFailures, mountChanges                  atomic.Uint64
-	events                                                       [3][5]atomic.Uint64
+	events                                                       [len(opNames)][5]atomic.Uint64
 	fails                                                        [6]atomic.Uint64
 	// failAllows counts, by failure reason, the events a failure path
 	// answered with allow: what got through without a decision.
@@ -56,9 +57,11 @@ func newStats() *stats {
 	})}
 }
 
+// opIndex is op's row in stats.events: an operation set (an open for
+// writing is open|write) counts once, as the first of opNames it holds.
 func opIndex(op policy.Operation) int {
 	for i, o := range opNames {
-		if o == op {
+		if op&o != 0 {
 			return i
 		}
 	}

@@ -37,9 +37,14 @@ type Options struct {
 type Backend struct {
 	opts Options
 
-	mu    sync.Mutex // guards cur and gen
-	cur   *generation
-	gen   uint32
+	mu   sync.Mutex // guards cur, gen, prev and exes
+	cur  *generation
+	gen  uint32
+	prev *Plan // the plan before cur's, to name events it decided
+	// exes names executables by identity, from the programs' reports of
+	// execs: a process denied something may be gone before its record is
+	// written. Bounded: cleared when full.
+	exes  map[FileKey]string
 	procs *ebpf.Map
 	evs   *ebpf.Map
 	cnt   *ebpf.Map
@@ -73,7 +78,7 @@ func Load(plan *Plan, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bpf: read the programs: %w", err)
 	}
-	b := &Backend{opts: opts}
+	b := &Backend{opts: opts, exes: map[FileKey]string{}}
 	for name, dst := range map[string]**ebpf.Map{"procs": &b.procs, "events": &b.evs, "counters": &b.cnt} {
 		m, err := ebpf.NewMap(spec.Maps[name])
 		if err != nil {
@@ -126,9 +131,12 @@ func (b *Backend) load(plan *Plan, gen uint32) (*generation, error) {
 	}
 	spec.Maps["files"].MaxEntries = uint32(maxFiles)
 	spec.Maps["dirs"].MaxEntries = uint32(max(1, len(plan.Dirs)))
+	spec.Maps["names"].MaxEntries = uint32(max(1, len(plan.Names)))
 	spec.Maps["classes"].MaxEntries = uint32(max(1, len(plan.Classes)))
 	spec.Maps["rules"].MaxEntries = uint32(max(1, len(plan.Rules)))
-	spec.Maps["rule_subj"].MaxEntries = uint32(max(1, len(plan.Subjects)))
+	// Room for the executables the programs learn at renames (follow).
+	spec.Maps["rule_subj"].MaxEntries = uint32(max(256, 2*len(plan.Subjects)+4*len(plan.ExeNames)))
+	spec.Maps["exe_names"].MaxEntries = uint32(max(1, len(plan.ExeNames)))
 	g := &generation{plan: plan, gen: gen}
 	err = spec.LoadAndAssign(&g.objs, &ebpf.CollectionOptions{
 		MapReplacements: map[string]*ebpf.Map{"procs": b.procs, "events": b.evs, "counters": b.cnt},
@@ -140,6 +148,7 @@ func (b *Backend) load(plan *Plan, gen uint32) (*generation, error) {
 		}
 		return nil, fmt.Errorf("bpf: load the programs: %w", err)
 	}
+	plan.loaded = true
 	if err := g.fill(plan, gen, uint32(b.opts.AgentPID)); err != nil {
 		g.close()
 		return nil, err
@@ -168,15 +177,33 @@ func (g *generation) fill(plan *Plan, gen, agent uint32) error {
 			return fmt.Errorf("bpf: rule subject: %w", err)
 		}
 	}
-	sbs := map[uint32]bool{}
+	const sbDirs, sbNames, sbExes = 1, 2, 4 // SB_DIRS, SB_NAMES, SB_EXES
+	sbs := map[uint32]uint32{}
 	for k, c := range plan.Dirs {
 		if err := o.Dirs.Put(&lsmFkey{Dev: k.Dev, Ino: k.Ino}, &lsmFval{Cls: c}); err != nil {
 			return fmt.Errorf("bpf: directory entry: %w", err)
 		}
-		sbs[k.Dev] = true
+		sbs[k.Dev] |= sbDirs
 	}
-	for dev := range sbs {
-		if err := o.Sbs.Put(dev, uint32(1)); err != nil {
+	for k, c := range plan.Names {
+		if err := o.Names.Put(&lsmNkey{Dev: k.Dev, Dir: k.Dir, Hash: k.Hash}, &lsmFval{Cls: c}); err != nil {
+			return fmt.Errorf("bpf: name entry: %w", err)
+		}
+		sbs[k.Dev] |= sbNames
+	}
+	for k, rules := range plan.ExeNames {
+		if len(rules) > maxExeRules {
+			return fmt.Errorf("bpf: %d rules name the same executable; the bpf backend follows at most %d", len(rules), maxExeRules)
+		}
+		v := lsmExeRules{N: uint32(len(rules))}
+		copy(v.Rule[:], rules)
+		if err := o.ExeNames.Put(&lsmNkey{Dev: k.Dev, Dir: k.Dir, Hash: k.Hash}, &v); err != nil {
+			return fmt.Errorf("bpf: executable name entry: %w", err)
+		}
+		sbs[k.Dev] |= sbExes
+	}
+	for dev, f := range sbs {
+		if err := o.Sbs.Put(dev, f); err != nil {
 			return fmt.Errorf("bpf: filesystem entry: %w", err)
 		}
 	}
@@ -243,18 +270,20 @@ func (b *Backend) Replace(plan *Plan) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := b.cur
+	if old == nil {
+		return errors.New("bpf: the backend is closed")
+	}
+	// The files the old programs keep by identity, with their classes in
+	// the new plan (added to it before it is loaded).
+	kept, err := keptFiles(old, plan)
+	if err != nil {
+		return err
+	}
 	g, err := b.load(plan, b.gen+1)
 	if err != nil {
 		return err
 	}
-	carry := func() error {
-		kept, err := keptFiles(old, plan)
-		if err != nil {
-			return err
-		}
-		return putFiles(g.objs.Files, kept, 1)
-	}
-	if err := carry(); err != nil {
+	if err := putFiles(g.objs.Files, kept, 1); err != nil {
 		g.close()
 		return err
 	}
@@ -262,12 +291,17 @@ func (b *Backend) Replace(plan *Plan) error {
 		g.close()
 		return err
 	}
-	// Files the old programs kept after the first carry.
-	if err := carry(); err != nil {
-		_ = err // the new programs are in force; what is missing is reported by keptFiles' caller on the next reload
+	// Files the old programs kept between the first look and the attach
+	// (from the attach on the new programs keep them too): their classes
+	// can only be ones the new plan has.
+	if late, err := keptFiles(old, plan); err == nil {
+		for k := range kept {
+			delete(late, k)
+		}
+		_ = putFiles(g.objs.Files, late, 1)
 	}
 	old.close()
-	b.cur, b.gen = g, b.gen+1
+	b.cur, b.gen, b.prev = g, b.gen+1, old.plan
 	return nil
 }
 
@@ -290,8 +324,7 @@ func keptFiles(old *generation, plan *Plan) (map[FileKey]uint32, error) {
 		if int(v.Cls) >= len(old.plan.Classes) {
 			continue
 		}
-		root := old.plan.Classes[v.Cls].TreeRoot
-		if c, ok := plan.treeClassOf(root); ok {
+		if c, ok := plan.classFor(old.plan.Classes[v.Cls]); ok {
 			out[fk] = c
 		}
 	}
@@ -310,6 +343,16 @@ func (p *Plan) treeClassOf(dir string) (uint32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// Plan is the plan in force.
+func (b *Backend) Plan() *Plan {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cur == nil {
+		return nil
+	}
+	return b.cur.plan
 }
 
 // Generation is the policy generation in force.
@@ -363,8 +406,11 @@ type Event struct {
 	// Path names the file: from the plan's entries, else its directory's
 	// entry and the name the kernel gave (a file created since the walk);
 	// "" when neither is known, and then Name is the file's name alone.
-	Path       string
-	Name       string
+	Path string
+	Name string
+	// Exe is the executable's path as its exec named it, when the programs
+	// reported that exec (since Load); "" otherwise.
+	Exe        string
 	Comm       string
 	Generation uint32
 }
@@ -372,15 +418,51 @@ type Event struct {
 // Operation is the event's operation in the policy language.
 func (e *Event) Operation() policy.Operation { return opName(e.Op) }
 
+// maxExes bounds Backend.exes.
+const maxExes = 16384
+
 // ReadEvent waits for the next event until the deadline (zero: none).
 func (b *Backend) ReadEvent(deadline time.Time) (Event, error) {
 	b.rd.SetDeadline(deadline)
-	rec, err := b.rd.Read()
-	if err != nil {
-		return Event{}, err
+	for {
+		rec, err := b.rd.Read()
+		if err != nil {
+			return Event{}, err
+		}
+		if len(rec.RawSample) >= 4 && binary.NativeEndian.Uint32(rec.RawSample) == evKindExe {
+			b.learnExe(rec.RawSample)
+			continue
+		}
+		return b.decode(rec.RawSample)
 	}
+}
+
+// Ring buffer record kinds (EV_KIND_*).
+const (
+	evKindDecision = 1
+	evKindExe      = 2
+)
+
+func (b *Backend) learnExe(raw []byte) {
+	var e lsmExeEvent
+	if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &e); err != nil {
+		return
+	}
+	p := cString(e.Path[:])
+	if !strings.HasPrefix(p, "/") {
+		return // relative to a working directory the agent does not know
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.exes) >= maxExes {
+		clear(b.exes)
+	}
+	b.exes[FileKey{Dev: e.Dev, Ino: e.Ino}] = p
+}
+
+func (b *Backend) decode(raw []byte) (Event, error) {
 	var e lsmEvent
-	if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &e); err != nil {
+	if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &e); err != nil {
 		return Event{}, fmt.Errorf("bpf: decode an event: %w", err)
 	}
 	ev := Event{Dev: e.Dev, Ino: e.Ino, ExeDev: e.ExeDev, ExeIno: e.ExeIno, Cgroup: e.Cgroup, PID: e.Pid, TGID: e.Tgid,
@@ -389,17 +471,24 @@ func (b *Backend) ReadEvent(deadline time.Time) (Event, error) {
 	ev.Comm = cString(e.Comm[:])
 	ev.Name = cString(e.Name[:])
 	b.mu.Lock()
-	g := b.cur
+	var plan *Plan
+	switch {
+	case b.cur != nil && e.Generation == b.cur.gen:
+		plan = b.cur.plan
+	case b.prev != nil && e.Generation+1 == b.gen:
+		plan = b.prev // decided by the programs a Replace detached since
+	}
+	ev.Exe = b.exes[FileKey{Dev: e.ExeDev, Ino: e.ExeIno}]
 	b.mu.Unlock()
-	if g != nil && e.Generation == g.gen {
-		if r := int(e.Rule) - 1; r >= 0 && r < len(g.plan.Rules) {
-			ev.Rule = &g.plan.Rules[r]
+	if plan != nil {
+		if r := int(e.Rule) - 1; r >= 0 && r < len(plan.Rules) {
+			ev.Rule = &plan.Rules[r]
 		}
-		if r := int(e.WouldRule) - 1; r >= 0 && r < len(g.plan.Rules) {
-			ev.WouldRule = &g.plan.Rules[r]
+		if r := int(e.WouldRule) - 1; r >= 0 && r < len(plan.Rules) {
+			ev.WouldRule = &plan.Rules[r]
 		}
-		ev.Path = g.plan.Paths[FileKey{Dev: e.Dev, Ino: e.Ino}]
-		if dir, ok := g.plan.Paths[FileKey{Dev: e.Dev, Ino: e.ParentIno}]; ok && ev.Path == "" && ev.Name != "" {
+		ev.Path = plan.Paths[FileKey{Dev: e.Dev, Ino: e.Ino}]
+		if dir, ok := plan.Paths[FileKey{Dev: e.Dev, Ino: e.ParentIno}]; ok && ev.Path == "" && ev.Name != "" {
 			ev.Path = strings.TrimSuffix(dir, "/") + "/" + ev.Name
 		}
 	}

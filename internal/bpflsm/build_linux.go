@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/drmfilter/drmfilter/internal/policy"
@@ -37,6 +38,44 @@ func Build(m *policy.Matcher, opts BuildOptions) (*Plan, error) {
 		}
 		return FileKey{Dev: KernelDev(st.Dev), Ino: st.Ino}, true
 	})
+	// Paths named literally are covered by name too: whichever file is
+	// given that name later (an editor's save by rename, a restore) is
+	// covered from that moment.
+	for _, p := range m.Set().Policies {
+		for _, g := range p.Spec.Files.Paths {
+			if strings.ContainsAny(g, `*?[\`) || g == "/" {
+				continue
+			}
+			var st syscall.Stat_t
+			if err := syscall.Stat(host(filepath.Dir(g)), &st); err != nil {
+				continue // no such directory yet (see the README's limits)
+			}
+			in := policy.Input{Path: g, Env: opts.Env}
+			if opts.Mounts != nil {
+				_, info := opts.Mounts.Lookup(g)
+				in.FSType, in.StorageClass = info.FSType, string(info.Class)
+			}
+			cands := m.Candidates(&in)
+			if len(cands) == 0 {
+				continue
+			}
+			cls, err := b.class(cands, g, "")
+			if err != nil {
+				return nil, err
+			}
+			b.plan.Names[NameKey{Dev: KernelDev(st.Dev), Dir: st.Ino, Hash: nameHash(filepath.Base(g))}] = cls
+			b.plan.Paths[FileKey{Dev: KernelDev(st.Dev), Ino: st.Ino}] = filepath.Dir(g)
+		}
+	}
+	b.mounts = opts.Mounts
+	b.exeName = func(p string) (NameKey, bool) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(host(filepath.Dir(p)), &st); err != nil {
+			return NameKey{}, false
+		}
+		return NameKey{Dev: KernelDev(st.Dev), Dir: st.Ino, Hash: nameHash(filepath.Base(p))}, true
+	}
+	b.plan.builder = b
 	roots, _ := m.Roots()
 	// tree classes of the directories walked so far, by path
 	treeOf := map[string]uint32{}

@@ -30,6 +30,8 @@ type lsmConfig struct {
 
 type lsmEvent struct {
 	_          structs.HostLayout
+	Kind       uint32
+	Pad0       uint32
 	Ino        uint64
 	ExeIno     uint64
 	Cgroup     uint64
@@ -50,6 +52,20 @@ type lsmEvent struct {
 	Name       [64]int8
 }
 
+type lsmExeEvent struct {
+	_    structs.HostLayout
+	Kind uint32
+	Dev  uint32
+	Ino  uint64
+	Path [256]int8
+}
+
+type lsmExeRules struct {
+	_    structs.HostLayout
+	N    uint32
+	Rule [16]uint32
+}
+
 type lsmFkey struct {
 	_   structs.HostLayout
 	Dev uint32
@@ -61,6 +77,19 @@ type lsmFval struct {
 	_     structs.HostLayout
 	Cls   uint32
 	Flags uint32
+}
+
+type lsmNamebuf struct {
+	_ structs.HostLayout
+	B [256]int8
+}
+
+type lsmNkey struct {
+	_    structs.HostLayout
+	Dev  uint32
+	Pad  uint32
+	Dir  uint64
+	Hash uint64
 }
 
 type lsmPinfo struct {
@@ -95,11 +124,15 @@ const (
 	lsmMapCounters            = "counters"
 	lsmMapDirs                = "dirs"
 	lsmMapEvents              = "events"
+	lsmMapExeNames            = "exe_names"
 	lsmMapFiles               = "files"
+	lsmMapNames               = "names"
 	lsmMapProcs               = "procs"
 	lsmMapRuleSubj            = "rule_subj"
 	lsmMapRules               = "rules"
 	lsmMapSbs                 = "sbs"
+	lsmMapScratch             = "scratch"
+	lsmMapSeen                = "seen"
 	lsmMapSettings            = "settings"
 	lsmProgBprmCheckSecurity  = "bprm_check_security"
 	lsmProgBprmCommittedCreds = "bprm_committed_creds"
@@ -116,6 +149,7 @@ const (
 	lsmProgInodeUnlink        = "inode_unlink"
 	lsmProgTaskAlloc          = "task_alloc"
 	lsmVarUnusedEvent         = "unused_event"
+	lsmVarUnusedExeEvent      = "unused_exe_event"
 )
 
 // loadLsm returns the embedded CollectionSpec for lsm.
@@ -184,11 +218,15 @@ type lsmMapSpecs struct {
 	Counters *ebpf.MapSpec `ebpf:"counters"`
 	Dirs     *ebpf.MapSpec `ebpf:"dirs"`
 	Events   *ebpf.MapSpec `ebpf:"events"`
+	ExeNames *ebpf.MapSpec `ebpf:"exe_names"`
 	Files    *ebpf.MapSpec `ebpf:"files"`
+	Names    *ebpf.MapSpec `ebpf:"names"`
 	Procs    *ebpf.MapSpec `ebpf:"procs"`
 	RuleSubj *ebpf.MapSpec `ebpf:"rule_subj"`
 	Rules    *ebpf.MapSpec `ebpf:"rules"`
 	Sbs      *ebpf.MapSpec `ebpf:"sbs"`
+	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
+	Seen     *ebpf.MapSpec `ebpf:"seen"`
 	Settings *ebpf.MapSpec `ebpf:"settings"`
 }
 
@@ -196,7 +234,8 @@ type lsmMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lsmVariableSpecs struct {
-	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEvent    *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedExeEvent *ebpf.VariableSpec `ebpf:"unused_exe_event"`
 }
 
 // lsmObjects contains all objects after they have been loaded into the kernel.
@@ -223,11 +262,15 @@ type lsmMaps struct {
 	Counters *ebpf.Map `ebpf:"counters"`
 	Dirs     *ebpf.Map `ebpf:"dirs"`
 	Events   *ebpf.Map `ebpf:"events"`
+	ExeNames *ebpf.Map `ebpf:"exe_names"`
 	Files    *ebpf.Map `ebpf:"files"`
+	Names    *ebpf.Map `ebpf:"names"`
 	Procs    *ebpf.Map `ebpf:"procs"`
 	RuleSubj *ebpf.Map `ebpf:"rule_subj"`
 	Rules    *ebpf.Map `ebpf:"rules"`
 	Sbs      *ebpf.Map `ebpf:"sbs"`
+	Scratch  *ebpf.Map `ebpf:"scratch"`
+	Seen     *ebpf.Map `ebpf:"seen"`
 	Settings *ebpf.Map `ebpf:"settings"`
 }
 
@@ -237,11 +280,15 @@ func (m *lsmMaps) Close() error {
 		m.Counters,
 		m.Dirs,
 		m.Events,
+		m.ExeNames,
 		m.Files,
+		m.Names,
 		m.Procs,
 		m.RuleSubj,
 		m.Rules,
 		m.Sbs,
+		m.Scratch,
+		m.Seen,
 		m.Settings,
 	)
 }
@@ -250,7 +297,8 @@ func (m *lsmMaps) Close() error {
 //
 // It can be passed to loadLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lsmVariables struct {
-	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEvent    *ebpf.Variable `ebpf:"unused_event"`
+	UnusedExeEvent *ebpf.Variable `ebpf:"unused_exe_event"`
 }
 
 // lsmPrograms contains all programs after they have been loaded into the kernel.

@@ -2,10 +2,12 @@ package bpflsm
 
 import (
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 
 	"github.com/drmfilter/drmfilter/internal/policy"
+	"github.com/drmfilter/drmfilter/internal/storage"
 )
 
 // Operations as the programs name them (OP_* in bpf/drmfilter.bpf.c).
@@ -39,6 +41,10 @@ const (
 // maxClassRules is MAX_CLASS_RULES in the programs: the most rules that
 // can decide for one file.
 const maxClassRules = 32
+
+// maxExeRules is MAX_EXE_RULES: the most rules that may name one
+// executable path.
+const maxExeRules = 16
 
 // kernelOps maps the policy language's operations to the programs' bits.
 func kernelOps(o policy.Operation) uint32 {
@@ -84,6 +90,23 @@ func KernelDev(statDev uint64) uint32 {
 	return major<<20 | minor
 }
 
+// NameKey is a name in a directory, as the kernel finds it: the
+// directory's device (kernel encoding) and inode, and the FNV-1a 64 hash of
+// the name.
+type NameKey struct {
+	Dev uint32
+	Dir uint64
+	// Hash is nameHash of the name.
+	Hash uint64
+}
+
+// nameHash is the programs' name_hash: FNV-1a 64 of the name's bytes.
+func nameHash(name string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(name))
+	return h.Sum64()
+}
+
 // Rule is one rule as the programs see it.
 type Rule struct {
 	Ops    uint32
@@ -113,10 +136,20 @@ type SubjectKey struct {
 
 // Plan is a policy generation in the form the programs read.
 type Plan struct {
-	Rules    []Rule
-	Classes  []Class
-	Files    map[FileKey]uint32 // file or directory -> class
-	Dirs     map[FileKey]uint32 // directory -> class of every file below it
+	Rules   []Rule
+	Classes []Class
+	Files   map[FileKey]uint32 // file or directory -> class
+	Dirs    map[FileKey]uint32 // directory -> class of every file below it
+	// Names are the paths the policies name literally: whichever file
+	// has that name in that directory is covered with that class.
+	Names map[NameKey]uint32
+	// Exes are the executables the rules name, as resolved on the host at
+	// build: path -> identity (the zero FileKey when none is installed).
+	Exes map[string]FileKey
+	// ExeNames are those paths as the kernel finds them, with the rules
+	// naming each: a file renamed or linked there becomes the executable
+	// the rules mean, in the kernel, at the rename.
+	ExeNames map[NameKey][]uint32
 	Subjects []SubjectKey
 	Ops      uint32 // every operation some rule names
 	// Paths names the files and directories the plan knows, for audit
@@ -125,6 +158,46 @@ type Plan struct {
 
 	classIDs map[string]uint32
 	ruleIDs  map[[2]int]uint32
+	// builder finds the class of a path in this plan's policies, for
+	// files the kernel kept by identity under the previous plan; nil for
+	// plans not made by Build.
+	builder *planBuilder
+	// loaded: the classes are in the kernel; no class may be added.
+	loaded bool
+}
+
+// classFor is the class this plan gives a file that another plan placed
+// in class c: the same tree's, or the class of c's example path. New
+// classes are added only before the plan is loaded.
+func (p *Plan) classFor(c Class) (uint32, bool) {
+	if c.TreeRoot != "" {
+		if id, ok := p.treeClassOf(c.TreeRoot); ok {
+			return id, true
+		}
+	}
+	if p.builder == nil || c.Example == "" {
+		return 0, false
+	}
+	b := p.builder
+	in := policy.Input{Path: c.Example, Env: b.env}
+	if b.mounts != nil {
+		_, info := b.mounts.Lookup(c.Example)
+		in.FSType, in.StorageClass = info.FSType, string(info.Class)
+	}
+	cands := b.m.Candidates(&in)
+	if len(cands) == 0 {
+		return 0, false // no longer covered
+	}
+	if p.loaded {
+		for i := range p.Classes {
+			if sameRules(b, cands, uint32(i)) {
+				return uint32(i), true
+			}
+		}
+		return 0, false
+	}
+	id, err := b.class(cands, c.Example, "")
+	return id, err == nil
 }
 
 // Unsupported lists what the BPF backend cannot yet decide in the kernel
@@ -178,12 +251,15 @@ type planBuilder struct {
 	// below DIR is covered by them, whatever its name.
 	trees map[int][]string // policy index -> tree directories
 	// exe resolves an executable path on the host to its identity.
-	exe func(path string) (FileKey, bool)
+	exe    func(path string) (FileKey, bool)
+	mounts *storage.Mounts
+	// exeName is where the kernel finds an executable path's name.
+	exeName func(path string) (NameKey, bool)
 }
 
 func newPlanBuilder(m *policy.Matcher, env policy.Env, exe func(string) (FileKey, bool)) *planBuilder {
 	b := &planBuilder{m: m, env: env, exe: exe, trees: map[int][]string{},
-		plan: &Plan{Files: map[FileKey]uint32{}, Dirs: map[FileKey]uint32{}, Paths: map[FileKey]string{},
+		plan: &Plan{Files: map[FileKey]uint32{}, Dirs: map[FileKey]uint32{}, Names: map[NameKey]uint32{}, Exes: map[string]FileKey{}, ExeNames: map[NameKey][]uint32{}, Paths: map[FileKey]string{},
 			classIDs: map[string]uint32{}, ruleIDs: map[[2]int]uint32{}}}
 	for i, p := range m.Set().Policies {
 		f := &p.Spec.Files
@@ -243,7 +319,12 @@ func (b *planBuilder) rule(c *policy.Candidate) uint32 {
 		if len(s.Executables) > 0 {
 			kr.Flags |= kruleExe
 			for _, e := range s.Executables {
-				if fk, ok := b.exe(e); ok {
+				fk, ok := b.exe(e)
+				b.plan.Exes[e] = fk // the zero key: not installed
+				if nk, ok := b.exeName(e); ok && !slices.Contains(b.plan.ExeNames[nk], id) {
+					b.plan.ExeNames[nk] = append(b.plan.ExeNames[nk], id)
+				}
+				if ok {
 					b.plan.Subjects = append(b.plan.Subjects, SubjectKey{Rule: id, Kind: ksubjExe, Dev: fk.Dev, Val: fk.Ino})
 				}
 			}

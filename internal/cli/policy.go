@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drmfilter/drmfilter/internal/bpflsm"
 	"github.com/drmfilter/drmfilter/internal/exitcode"
 	"github.com/drmfilter/drmfilter/internal/policy"
 )
@@ -41,7 +42,9 @@ invalid or names what the backend cannot enforce.
 --backend says which backend to check against: fanotify mediates open, exec
 and read; bpf (BPF LSM) mediates every operation (write, delete, rename,
 link, truncate and setattr too). auto is the backend the agent would choose
-on this machine.`,
+on this machine (bpf where BPF LSM programs run and the bpf backend decides
+everything the policies use, else fanotify); it says which and why on
+standard error, or in the JSON's backend and backend_reason.`,
 		Example: `  drmfilter policy check examples/
   drmfilter policy check --backend bpf /etc/drmfilter/policies/
   drmfilter policy check -o json /etc/drmfilter/policies/`,
@@ -58,12 +61,21 @@ on this machine.`,
 			if err != nil {
 				return reportLoadError(s, output, err)
 			}
+			var why string // why auto chose b
+			if backend == "auto" {
+				b, why = autoBackend(set, probeBackend())
+				if output != "json" {
+					fmt.Fprintf(s.Err, "backend auto: checking against %s: %s\n", b.Name, why)
+				}
+			}
 			if errs := set.Unsupported(b); len(errs) > 0 {
-				return reportLoadError(s, output, errs)
+				return reportCheckError(s, output, errs, why)
 			}
 			m := policy.Compile(set, policy.CompileOptions{})
 			if output == "json" {
-				return writeJSON(s.Out, checkReport(set, m, b))
+				r := checkReport(set, m, b)
+				r.BackendReason = why
+				return writeJSON(s.Out, r)
 			}
 			for _, p := range set.Policies {
 				fmt.Fprintf(s.Out, "ok  %-24s mode=%-7s rules=%-3d files=%s  (%s)\n",
@@ -78,12 +90,11 @@ on this machine.`,
 	return cmd
 }
 
-// checkBackend is the backend `policy check --backend` names.
+// checkBackend is the backend `policy check --backend` names; auto is
+// resolved by autoBackend once the policies are loaded (until then it is
+// fanotify).
 func checkBackend(name string) (policy.Backend, error) {
 	if name == "auto" {
-		// AUTO: the one place where auto chooses, as the agent does. Until
-		// internal/bpflsm gives Available(), auto is fanotify; then:
-		//	if bpflsm.Available() { name = policy.BackendBPF } else { name = policy.BackendFanotify }
 		name = policy.BackendFanotify
 	}
 	b, err := policy.ParseBackend(name)
@@ -93,13 +104,32 @@ func checkBackend(name string) (policy.Backend, error) {
 	return b, nil
 }
 
+// probeBackend says whether the bpf backend can run here, for --backend
+// auto; tests replace it.
+var probeBackend = probeBPF
+
+// autoBackend is the backend the agent would choose for the set on a
+// machine whose kernel answered a (internal/agent's chooseBackend): bpf
+// when BPF LSM programs run and the bpf backend decides everything the
+// policies use, else fanotify; and why, in one line.
+func autoBackend(set *policy.Set, a bpflsm.Availability) (policy.Backend, string) {
+	if !a.OK {
+		return policy.FanotifyBackend(), "BPF LSM is not available: " + a.Reason
+	}
+	if errs := bpflsm.Unsupported(set); len(errs) > 0 {
+		return policy.FanotifyBackend(), "BPF LSM is available, but the policies use what the bpf backend does not decide yet: " + errs[0].Error()
+	}
+	return policy.BPFBackend(), a.Reason
+}
+
 type checkJSON struct {
-	Valid    bool            `json:"valid"`
-	Backend  string          `json:"backend,omitempty"`
-	Hash     string          `json:"hash,omitempty"`
-	Policies []policySummary `json:"policies,omitempty"`
-	Errors   []*policy.Error `json:"errors,omitempty"`
-	Problem  string          `json:"problem,omitempty"`
+	Valid         bool            `json:"valid"`
+	Backend       string          `json:"backend,omitempty"`
+	BackendReason string          `json:"backend_reason,omitempty"` // why --backend auto chose Backend
+	Hash          string          `json:"hash,omitempty"`
+	Policies      []policySummary `json:"policies,omitempty"`
+	Errors        []*policy.Error `json:"errors,omitempty"`
+	Problem       string          `json:"problem,omitempty"`
 }
 
 type policySummary struct {
@@ -122,11 +152,18 @@ func checkReport(set *policy.Set, m *policy.Matcher, b policy.Backend) checkJSON
 // reportLoadError prints every policy problem and returns the exit code
 // for an invalid policy; other errors (missing files) are returned as they are.
 func reportLoadError(s Streams, output string, err error) error {
+	return reportCheckError(s, output, err, "")
+}
+
+// reportCheckError is reportLoadError for policy check, with why --backend
+// auto chose the backend ("" for a backend named on the command line).
+func reportCheckError(s Streams, output string, err error, why string) error {
 	perrs := policy.Errors(err)
 	if output == "json" {
 		r := checkJSON{Valid: false, Errors: perrs}
 		if errors.Is(err, policy.ErrUnsupported) {
 			r.Backend = perrs[0].Backend
+			r.BackendReason = why
 		}
 		if perrs == nil {
 			r.Problem = err.Error()

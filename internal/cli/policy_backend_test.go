@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/drmfilter/drmfilter/internal/bpflsm"
 	"github.com/drmfilter/drmfilter/internal/exitcode"
 )
 
@@ -46,12 +47,20 @@ func TestPolicyCheckBackend(t *testing.T) {
 		p + `:11:55: spec.rules[4].operations[3]: policy "ledger", rule "keep": operation "setattr" ` + advice,
 		"7 problem(s) found: the fanotify backend cannot enforce these policies; no policy was loaded",
 	}
-	// fanotify is the default, and what auto chooses until the BPF
-	// backend is there.
+	// fanotify is the default, and what auto chooses where BPF LSM
+	// programs do not run (it says so first).
+	setProbe(t, bpflsm.Availability{Reason: "probe said no"})
 	for _, args := range [][]string{{}, {"--backend", "fanotify"}, {"--backend", "auto"}} {
 		code, out, errOut := run(t, append(append([]string{"policy", "check"}, args...), p)...)
 		if code != exitcode.Failure || out != "" {
 			t.Errorf("%v: exit %d, stdout %q", args, code, out)
+		}
+		if len(args) > 0 && args[1] == "auto" {
+			first, rest, _ := strings.Cut(errOut, "\n")
+			if want := "backend auto: checking against fanotify: BPF LSM is not available: probe said no"; first != want {
+				t.Errorf("auto: first line %q, want %q", first, want)
+			}
+			errOut = rest
 		}
 		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
 		if len(lines) != len(wantErrs) {
@@ -101,6 +110,87 @@ func TestPolicyCheckBackend(t *testing.T) {
 	if code != exitcode.Usage || !strings.Contains(errOut, `--backend: unknown backend "ebpf"; expected one of fanotify, bpf, or auto`) {
 		t.Fatalf("unknown backend: exit %d, %q", code, errOut)
 	}
+}
+
+// setProbe makes --backend auto see a instead of this machine's kernel.
+func setProbe(t *testing.T, a bpflsm.Availability) {
+	t.Helper()
+	old := probeBackend
+	probeBackend = func() bpflsm.Availability { return a }
+	t.Cleanup(func() { probeBackend = old })
+}
+
+// containerDoc selects files by their paths in containers, which the bpf
+// backend does not decide yet.
+const containerDoc = `apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: in-containers}
+spec:
+  files: {containerPaths: ["/run/secrets/**"]}
+  rules:
+    - {name: nobody, operations: [open], subjects: {container: any}, effect: deny}
+`
+
+// --backend auto checks against the backend the agent would choose here,
+// and says which and why: on standard error, or in the JSON.
+func TestPolicyCheckAuto(t *testing.T) {
+	ledger := writePolicy(t, ledgerDoc)
+	containers := writePolicy(t, containerDoc)
+	yes := bpflsm.Availability{OK: true, Reason: "probe said yes"}
+	no := bpflsm.Availability{Reason: "probe said no"}
+	for _, c := range []struct {
+		name   string
+		probe  bpflsm.Availability
+		policy string
+		code   int
+		first  string // stderr's first line
+	}{
+		{"available", yes, ledger, exitcode.OK, "backend auto: checking against bpf: probe said yes"},
+		{"not available", no, ledger, exitcode.Failure, "backend auto: checking against fanotify: BPF LSM is not available: probe said no"},
+		{"not available, fanotify enough", no, containers, exitcode.OK, "backend auto: checking against fanotify: BPF LSM is not available: probe said no"},
+		{"available, policy beyond bpf", yes, containers, exitcode.OK, "backend auto: checking against fanotify: BPF LSM is available, but the policies use what the bpf backend does not decide yet: " + containers + ":5:"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			setProbe(t, c.probe)
+			code, out, errOut := run(t, "policy", "check", "--backend", "auto", c.policy)
+			first, _, _ := strings.Cut(errOut, "\n")
+			if code != c.code || !strings.HasPrefix(first, c.first) {
+				t.Errorf("exit %d (want %d), stderr:\n%s\nwant its first line to start with %q; stdout:\n%s", code, c.code, errOut, c.first, out)
+			}
+			if c.code == exitcode.OK && !strings.Contains(out, "1 policies, ") {
+				t.Errorf("stdout:\n%s", out)
+			}
+
+			code, out, errOut = run(t, "policy", "check", "--backend", "auto", "-o", "json", c.policy)
+			var r struct {
+				Valid         bool
+				Backend       string
+				BackendReason string `json:"backend_reason"`
+			}
+			if err := json.Unmarshal([]byte(out), &r); err != nil || code != c.code || errOut != "" {
+				t.Fatalf("json: exit %d, %v, stderr %q\n%s", code, err, errOut, out)
+			}
+			wantBackend, wantWhy, _ := strings.Cut(strings.TrimPrefix(c.first, "backend auto: checking against "), ": ")
+			if r.Valid != (c.code == exitcode.OK) || r.Backend != wantBackend || !strings.HasPrefix(r.BackendReason, wantWhy) {
+				t.Errorf("json: %+v, want backend %s because %q", r, wantBackend, wantWhy)
+			}
+		})
+	}
+
+	// This machine's own answer: bpf only where the kernel runs BPF LSM
+	// programs (not on the CI hosts, whose kernel refuses them, nor for
+	// users other than root, who cannot load them).
+	t.Run("this machine", func(t *testing.T) {
+		a := probeBPF()
+		want := "backend auto: checking against fanotify: BPF LSM is not available: " + a.Reason
+		if a.OK {
+			want = "backend auto: checking against bpf: " + a.Reason
+		}
+		_, _, errOut := run(t, "policy", "check", "--backend", "auto", ledger)
+		if first, _, _ := strings.Cut(errOut, "\n"); first != want {
+			t.Errorf("stderr's first line %q, want %q (probe: %+v)", first, want, a)
+		}
+	})
 }
 
 func TestPolicyExplainNewOperations(t *testing.T) {

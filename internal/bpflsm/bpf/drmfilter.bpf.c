@@ -6,7 +6,11 @@
  * What user space gives the kernel (see internal/bpflsm):
  *   files:    (dev, ino) of a covered file or directory -> its class
  *   dirs:     (dev, ino) of a directory whose whole tree is covered -> class
- *   sbs:      dev -> 1 when some directory on that filesystem is in dirs
+ *   names:    (dev, directory inode, hash of a name) -> the class of the
+ *             file by that name in that directory (a path the policies
+ *             name literally), whichever inode it is
+ *   sbs:      dev -> SB_* flags: which of dirs and names have entries on
+ *             that filesystem
  *   classes:  class -> the rules that can decide for its files, in
  *             precedence order (enforcing rules first, then audit-mode ones)
  *   rules:    rule -> operations, effect, which subject parts it names
@@ -16,8 +20,8 @@
  * user-space engine does (policy.Matcher.Candidates).
  *
  * A file is covered through files (its inode, wherever it is reached:
- * any name, bind mount, mount namespace or handle), else through the
- * nearest ancestor directory in dirs, so a file created in, linked or
+ * any name, bind mount, mount namespace or handle), else through its name
+ * in names, else through the nearest ancestor directory in dirs, so a file created in, linked or
  * renamed into a covered tree is covered from that moment. A covered file
  * renamed or linked out of its tree gets its own entry first, so it stays
  * covered.
@@ -125,7 +129,13 @@ struct pinfo {
 	u64 exe_ino;
 };
 
+/* Records in the ring buffer start with their kind. */
+#define EV_KIND_DECISION 1
+#define EV_KIND_EXE 2
+
 struct event {
+	u32 kind; /* EV_KIND_DECISION */
+	u32 pad0;
 	u64 ino;
 	u64 exe_ino;
 	u64 cgroup;
@@ -146,8 +156,27 @@ struct event {
 	char name[64]; /* the file's name in that directory (cut at 63 bytes) */
 };
 
-/* Referenced so that its type is in the object's BTF, for bpf2go. */
+/* An executable seen at an exec for the first time (as far as the seen
+ * map remembers), with the name the exec was given: the agent names the
+ * executable of a process that is gone by the time its records are
+ * written. */
+struct exe_event {
+	u32 kind; /* EV_KIND_EXE */
+	u32 dev;
+	u64 ino;
+	char path[256];
+};
+
+/* Referenced so that their types are in the object's BTF, for bpf2go. */
 const struct event *unused_event __attribute__((unused));
+const struct exe_event *unused_exe_event __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct fkey);
+	__type(value, u8);
+} seen SEC(".maps");
 
 /* Sizes are set by user space before load. */
 struct {
@@ -166,12 +195,53 @@ struct {
 	__type(value, struct fval);
 } dirs SEC(".maps");
 
+struct nkey {
+	u32 dev;
+	u32 pad;
+	u64 dir;  /* the directory's inode */
+	u64 hash; /* FNV-1a 64 of the name's bytes */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, struct nkey);
+	__type(value, struct fval);
+} names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, struct nkey);
+	__type(value, struct exe_rules);
+} exe_names SEC(".maps");
+
+#define SB_DIRS (1u << 0)
+#define SB_NAMES (1u << 1)
+#define SB_EXES (1u << 2) /* some executable path the rules name is on this filesystem */
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, u32);
 	__type(value, u32);
 } sbs SEC(".maps");
+
+#define NAME_MAX 255
+
+struct namebuf {
+	char b[NAME_MAX + 1];
+};
+
+/* Scratch space for a name: too big for the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct namebuf);
+} scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -194,6 +264,18 @@ struct {
 	__type(key, struct rkey);
 	__type(value, u8);
 } rule_subj SEC(".maps");
+
+/* The executables rules name, by path: (dev, directory inode, hash of
+ * the name) -> the rules naming that path. A file renamed or linked to
+ * such a path (a package manager installs by rename) becomes the
+ * executable those rules mean at once, and the file it replaces no longer
+ * is. */
+#define MAX_EXE_RULES 16
+
+struct exe_rules {
+	u32 n;
+	u32 rule[MAX_EXE_RULES];
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -432,6 +514,43 @@ static long place_step(u32 i, void *data)
 	return 0;
 }
 
+struct hash_ctx {
+	u64 h;
+	u32 n;
+};
+
+static long hash_step(u32 i, void *data)
+{
+	struct hash_ctx *x = data;
+	u32 zero = 0;
+	struct namebuf *nb = bpf_map_lookup_elem(&scratch, &zero);
+	if (!nb || i >= x->n)
+		return 1;
+	u32 idx = i;
+	asm volatile("" : "+r"(idx));
+	idx &= NAME_MAX;
+	x->h ^= (u8)nb->b[idx];
+	x->h *= 0x100000001b3ULL;
+	return 0;
+}
+
+/* name_hash is FNV-1a 64 of the dentry's name (internal/bpflsm: nameHash);
+ * 0 when it cannot be read. */
+static __always_inline u64 name_hash(struct dentry *d)
+{
+	u32 zero = 0;
+	struct namebuf *nb = bpf_map_lookup_elem(&scratch, &zero);
+	if (!nb)
+		return 0;
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	long n = bpf_probe_read_kernel_str(nb->b, sizeof(nb->b), name);
+	if (n <= 1)
+		return 0;
+	struct hash_ctx x = {.h = 0xcbf29ce484222325ULL, .n = (u32)(n - 1)};
+	bpf_loop(NAME_MAX + 1, hash_step, &x, 0);
+	return x.h;
+}
+
 static __always_inline int place(struct dentry *d, u32 dev, u64 ino, u32 *cls, u32 *flags)
 {
 	struct fkey k = {.dev = dev, .ino = ino};
@@ -440,7 +559,19 @@ static __always_inline int place(struct dentry *d, u32 dev, u64 ino, u32 *cls, u
 		*cls = v->cls;
 		return 1;
 	}
-	if (!bpf_map_lookup_elem(&sbs, &dev))
+	u32 *sb = bpf_map_lookup_elem(&sbs, &dev);
+	if (!sb)
+		return 0;
+	u32 sbf = *sb;
+	if (sbf & SB_NAMES) {
+		struct nkey nk = {.dev = dev, .dir = BPF_CORE_READ(d, d_parent, d_inode, i_ino), .hash = name_hash(d)};
+		v = bpf_map_lookup_elem(&names, &nk);
+		if (v) {
+			*cls = v->cls;
+			return 1;
+		}
+	}
+	if (!(sbf & SB_DIRS))
 		return 0;
 	struct place_ctx x = {.cur = (u64)d, .dev = dev};
 	bpf_loop(MAX_DEPTH, place_step, &x, 0);
@@ -468,6 +599,8 @@ static __always_inline void emit(struct dentry *d, u32 op, u32 dev, u64 ino, str
 		return;
 	}
 	u64 pt = bpf_get_current_pid_tgid();
+	e->kind = EV_KIND_DECISION;
+	e->pad0 = 0;
 	e->ino = ino;
 	e->exe_ino = s->exe_ino;
 	e->cgroup = bpf_get_current_cgroup_id();
@@ -568,8 +701,11 @@ static __always_inline int keep(struct dentry *d)
 SEC("lsm/file_open")
 int BPF_PROG(file_open, struct file *file)
 {
+	fmode_t mode = BPF_CORE_READ(file, f_mode);
 	u32 op = OP_OPEN;
-	if (BPF_CORE_READ(file, f_mode) & 0x2 /* FMODE_WRITE */)
+	if ((mode & 0x20 /* FMODE_EXEC */) || (BPF_CORE_READ(file, f_flags) & 040 /* __FMODE_EXEC */))
+		op = OP_EXEC; /* the open of an exec is the exec (as on fanotify, where the exec's grant answers its open) */
+	else if (mode & 0x2 /* FMODE_WRITE */)
 		op |= OP_WRITE;
 	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
 	return check_dentry(d, op);
@@ -603,6 +739,23 @@ int BPF_PROG(bprm_committed_creds, struct linux_binprm *bprm)
 	pi->exe_dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
 	pi->exe_ino = BPF_CORE_READ(f, f_inode, i_ino);
 	pi->flags = 0;
+	struct fkey k = {.dev = pi->exe_dev, .ino = pi->exe_ino};
+	if (bpf_map_lookup_elem(&seen, &k))
+		return 0;
+	u8 one = 1;
+	bpf_map_update_elem(&seen, &k, &one, BPF_ANY);
+	struct exe_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(CNT_LOST);
+		return 0;
+	}
+	e->kind = EV_KIND_EXE;
+	e->dev = k.dev;
+	e->ino = k.ino;
+	const char *name = BPF_CORE_READ(bprm, filename);
+	if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), name) < 0)
+		e->path[0] = 0;
+	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
 
@@ -620,16 +773,60 @@ int BPF_PROG(task_alloc, struct task_struct *task, unsigned long clone_flags)
 	return 0;
 }
 
-SEC("lsm/inode_unlink")
-int BPF_PROG(inode_unlink, struct inode *dir, struct dentry *dentry)
-{
-	return check_dentry(dentry, OP_DELETE);
-}
 
 SEC("lsm/inode_rmdir")
 int BPF_PROG(inode_rmdir, struct inode *dir, struct dentry *dentry)
 {
 	return check_dentry(dentry, OP_DELETE);
+}
+
+struct follow_ctx {
+	struct nkey key;
+	u32 dev;
+	u64 old_ino; /* the file the name held, 0 if none */
+	u64 new_ino; /* the file that takes the name, 0 if none */
+};
+
+static long follow_step(u32 i, void *data)
+{
+	struct follow_ctx *x = data;
+	struct exe_rules *er = bpf_map_lookup_elem(&exe_names, &x->key);
+	if (!er || i >= er->n || i >= MAX_EXE_RULES)
+		return 1;
+	u32 idx = i;
+	asm volatile("" : "+r"(idx));
+	idx &= MAX_EXE_RULES - 1;
+	struct rkey k = {.rule = er->rule[idx], .kind = SUBJ_EXE, .dev = x->dev};
+	if (x->old_ino) {
+		k.val = x->old_ino;
+		bpf_map_delete_elem(&rule_subj, &k);
+	}
+	if (x->new_ino) {
+		u8 one = 1;
+		k.val = x->new_ino;
+		bpf_map_update_elem(&rule_subj, &k, &one, BPF_ANY);
+	}
+	return 0;
+}
+
+/* follow updates the executables rules name when the name dentry (in
+ * directory dir) is given to the file newf (NULL: the name goes away). */
+static __always_inline void follow(struct inode *dir, struct dentry *name, struct inode *newf)
+{
+	u32 dev = BPF_CORE_READ(dir, i_sb, s_dev);
+	u32 *sb = bpf_map_lookup_elem(&sbs, &dev);
+	if (!sb || !(*sb & SB_EXES))
+		return;
+	struct follow_ctx x = {.dev = dev};
+	x.key.dev = dev;
+	x.key.dir = BPF_CORE_READ(dir, i_ino);
+	x.key.hash = name_hash(name);
+	if (!bpf_map_lookup_elem(&exe_names, &x.key))
+		return;
+	struct inode *old = BPF_CORE_READ(name, d_inode);
+	x.old_ino = old ? BPF_CORE_READ(old, i_ino) : 0;
+	x.new_ino = newf ? BPF_CORE_READ(newf, i_ino) : 0;
+	bpf_loop(MAX_EXE_RULES, follow_step, &x, 0);
 }
 
 SEC("lsm/inode_rename")
@@ -642,7 +839,24 @@ int BPF_PROG(inode_rename, struct inode *old_dir, struct dentry *old_dentry, str
 	ret = check_dentry(new_dentry, OP_RENAME);
 	if (ret)
 		return ret;
-	return keep(old_dentry);
+	ret = keep(old_dentry);
+	if (ret)
+		return ret;
+	/* The rename is allowed: the executables named by its two paths
+	 * follow it (if the rename then fails, the name's rules allow a file
+	 * that did not get the name, until the agent's next look). */
+	follow(old_dir, old_dentry, 0);
+	follow(new_dir, new_dentry, BPF_CORE_READ(old_dentry, d_inode));
+	return 0;
+}
+
+SEC("lsm/inode_unlink")
+int BPF_PROG(inode_unlink, struct inode *dir, struct dentry *dentry)
+{
+	int ret = check_dentry(dentry, OP_DELETE);
+	if (!ret)
+		follow(dir, dentry, 0); /* the path no longer holds the executable */
+	return ret;
 }
 
 SEC("lsm/inode_link")
@@ -651,7 +865,11 @@ int BPF_PROG(inode_link, struct dentry *old_dentry, struct inode *dir, struct de
 	int ret = check_dentry(old_dentry, OP_LINK);
 	if (ret)
 		return ret;
-	return keep(old_dentry);
+	ret = keep(old_dentry);
+	if (ret)
+		return ret;
+	follow(dir, new_dentry, BPF_CORE_READ(old_dentry, d_inode));
+	return 0;
 }
 
 #define ATTR_MODE (1 << 0)

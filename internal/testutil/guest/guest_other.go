@@ -12,6 +12,9 @@ import (
 // Main runs the tests of m: there is no guest to be PID 1 of off Linux.
 func Main(m *testing.M) { os.Exit(m.Run()) }
 
+// MainFunc is Main with the tests run by run.
+func MainFunc(m *testing.M, run func() int) { os.Exit(run()) }
+
 // Run skips t (fails it under CI=true): the guest is a Linux kernel booted
 // by qemu from a Linux host.
 func Run(t *testing.T, opts Options) {

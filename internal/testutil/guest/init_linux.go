@@ -16,13 +16,18 @@ import (
 // (the initramfs holds the guest's instructions) it sets the guest up,
 // runs the tests in a child process, reports and powers off, never
 // returning; anywhere else it is os.Exit(m.Run()).
-func Main(m *testing.M) {
+func Main(m *testing.M) { MainFunc(m, m.Run) }
+
+// MainFunc is Main for a package whose TestMain runs its tests through a
+// wrapper of m.Run (a check for leaked descriptors, say): run is called
+// where Main would call m.Run.
+func MainFunc(m *testing.M, run func() int) {
 	if os.Getpid() == 1 {
 		if _, err := os.Stat(configPath); err == nil {
 			initMain() // does not return
 		}
 	}
-	os.Exit(m.Run())
+	os.Exit(run())
 }
 
 // initMain is the guest's PID 1. Whatever happens it prints the result

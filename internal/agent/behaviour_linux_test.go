@@ -1,0 +1,63 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drmfilter/drmfilter/internal/bpflsm"
+	"github.com/drmfilter/drmfilter/internal/config"
+	"github.com/drmfilter/drmfilter/internal/testutil"
+	"github.com/drmfilter/drmfilter/internal/testutil/guest"
+)
+
+// The agent's behaviour is one suite over both backends: each test in
+// behaviourTests runs once per backend (a subtest named for it) through
+// forBackends. The fanotify subtests run here; the bpf ones need a kernel
+// that runs BPF LSM programs, which this machine's refuses, so
+// TestBehaviourInGuest boots a qemu guest kernel and runs them there.
+var behaviourTests = []string{
+	"TestOpenDecidedByPolicy",
+	"TestExecDecidedByPolicy",
+	"TestReadAccessDenied",
+	"TestAuditModeDeniesNothingAndRecordsEverything",
+	"TestOtherNamesOfAProtectedFile",
+	"TestFilesCreatedAndRenamedAfterStart",
+	"TestReloadSwapsPoliciesAndKeepsTheOldOnError",
+	"TestPolicyFileChangesAreReloaded",
+	"TestExecutableMountedOverAnAllowedPath",
+	"TestExecutablesFollowTheHostFile",
+	"TestLeaderExitedThreadIsDecided",
+	"TestRenamedOutStaysProtectedAfterReload",
+	"TestOldVersionThroughAKeptHandle",
+}
+
+// forBackends runs test once per backend.
+func forBackends(t *testing.T, test func(t *testing.T, backend string)) {
+	t.Run(config.BackendFanotify, func(t *testing.T) { test(t, config.BackendFanotify) })
+	t.Run(config.BackendBPF, func(t *testing.T) {
+		if !guest.InGuest() {
+			testutil.RequireRoot(t)
+			if a := bpflsm.Probe(); !a.OK {
+				t.Skipf("this kernel: %s (TestBehaviourInGuest runs the bpf backend in a guest kernel)", a.Reason)
+			}
+		}
+		test(t, config.BackendBPF)
+	})
+}
+
+func TestBehaviourInGuest(t *testing.T) {
+	if guest.InGuest() {
+		t.Skip("already in the guest")
+	}
+	testutil.RequireRoot(t)
+	guest.Run(t, guest.Options{
+		Run:     "^(" + strings.Join(behaviourTests, "|") + ")$/^" + config.BackendBPF + "$",
+		Verbose: testing.Verbose(),
+		// The tests tell programs apart by their files: real ones, not
+		// busybox's applets (one file for all of them).
+		Programs: []string{"cat", "head", "tail", "sh", "env", "true", "ln", "mv", "cp"},
+		Modules:  []string{"overlay"},
+		Timeout:  15 * time.Minute,
+	})
+}
