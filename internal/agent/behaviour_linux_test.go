@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,13 +52,19 @@ func TestBehaviourInGuest(t *testing.T) {
 		t.Skip("already in the guest")
 	}
 	testutil.RequireRoot(t)
+	// The guest has no compiler: the C helpers are built here
+	// (testutil.BuildC finds them there).
+	extra := map[string]string{
+		testutil.BuildC(t, "leaderexit", filepath.Join("..", "proc", "testdata", "leaderexit.c")): "prebuilt-c/leaderexit",
+	}
 	guest.Run(t, guest.Options{
+		Extra:   extra,
 		Run:     "^(" + strings.Join(behaviourTests, "|") + ")$/^" + config.BackendBPF + "$",
 		Verbose: testing.Verbose(),
 		// The tests tell programs apart by their files: real ones, not
 		// busybox's applets (one file for all of them).
 		Programs: []string{"cat", "head", "tail", "sh", "env", "true", "ln", "mv", "cp"},
 		Modules:  []string{"overlay"},
-		Timeout:  15 * time.Minute,
+		Timeout:  25 * time.Minute,
 	})
 }

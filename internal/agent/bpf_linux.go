@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -91,8 +92,8 @@ func (a *Agent) runBPF(ctx context.Context) error {
 	a.ready.Store(true)
 	<-ctx.Done()
 	a.ready.Store(false)
-	_ = b.Close() // unblocks the reader
-	<-done
+	<-done // the reader wrote what the programs had reported
+	_ = b.Close()
 	a.log.Info("drmfilter agent stopped")
 	return nil
 }
@@ -100,13 +101,25 @@ func (a *Agent) runBPF(ctx context.Context) error {
 // readBPFEvents writes the programs' deny, audit and would-deny events as
 // audit records, with the schema and enrichment the fanotify backend
 // uses.
+// Once ctx is done it writes what is already in the ring buffer, then
+// returns: a stop does not lose the records of the last decisions.
 func (a *Agent) readBPFEvents(ctx context.Context, b *bpflsm.Backend) {
-	for ctx.Err() == nil {
-		ev, err := b.ReadEvent(time.Time{})
-		if err != nil {
-			if errors.Is(err, bpflsm.ErrClosed) {
+	for {
+		stopping := ctx.Err() != nil
+		deadline := time.Now().Add(200 * time.Millisecond) // to look at ctx
+		if stopping {
+			deadline = time.Now()
+		}
+		ev, err := b.ReadEvent(deadline)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if stopping {
 				return
 			}
+			continue
+		case errors.Is(err, bpflsm.ErrClosed):
+			return
+		case err != nil:
 			a.log.Warn("reading a bpf event failed", "error", err)
 			continue
 		}

@@ -130,8 +130,7 @@ func (b *Backend) load(plan *Plan, gen uint32) (*generation, error) {
 		return nil, fmt.Errorf("bpf: the policies cover %d files with entries of their own, more than the limit of %d", len(plan.Files), maxFiles)
 	}
 	spec.Maps["files"].MaxEntries = uint32(maxFiles)
-	spec.Maps["dirs"].MaxEntries = uint32(max(1, len(plan.Dirs)))
-	spec.Maps["names"].MaxEntries = uint32(max(1, len(plan.Names)))
+	spec.Maps["places"].MaxEntries = uint32(max(1, len(plan.Places)))
 	spec.Maps["classes"].MaxEntries = uint32(max(1, len(plan.Classes)))
 	spec.Maps["rules"].MaxEntries = uint32(max(1, len(plan.Rules)))
 	// Room for the executables the programs learn at renames (follow).
@@ -177,19 +176,19 @@ func (g *generation) fill(plan *Plan, gen, agent uint32) error {
 			return fmt.Errorf("bpf: rule subject: %w", err)
 		}
 	}
-	const sbDirs, sbNames, sbExes = 1, 2, 4 // SB_DIRS, SB_NAMES, SB_EXES
+	const sbPlaces, sbNames, sbExts, sbExes = 1, 2, 4, 8 // SB_PLACES, SB_NAMES, SB_EXTS, SB_EXES
 	sbs := map[uint32]uint32{}
-	for k, c := range plan.Dirs {
-		if err := o.Dirs.Put(&lsmFkey{Dev: k.Dev, Ino: k.Ino}, &lsmFval{Cls: c}); err != nil {
-			return fmt.Errorf("bpf: directory entry: %w", err)
+	for k, c := range plan.Places {
+		if err := o.Places.Put(&lsmPkey{Dev: k.Dev, Kind: k.Kind, Dir: k.Dir, Hash: k.Hash}, &lsmFval{Cls: c}); err != nil {
+			return fmt.Errorf("bpf: place entry: %w", err)
 		}
-		sbs[k.Dev] |= sbDirs
-	}
-	for k, c := range plan.Names {
-		if err := o.Names.Put(&lsmNkey{Dev: k.Dev, Dir: k.Dir, Hash: k.Hash}, &lsmFval{Cls: c}); err != nil {
-			return fmt.Errorf("bpf: name entry: %w", err)
+		sbs[k.Dev] |= sbPlaces
+		switch k.Kind {
+		case plName:
+			sbs[k.Dev] |= sbNames
+		case plChildExt, plTreeExt:
+			sbs[k.Dev] |= sbExts
 		}
-		sbs[k.Dev] |= sbNames
 	}
 	for k, rules := range plan.ExeNames {
 		if len(rules) > maxExeRules {
@@ -318,8 +317,8 @@ func keptFiles(old *generation, plan *Plan) (map[FileKey]uint32, error) {
 			continue
 		}
 		fk := FileKey{Dev: k.Dev, Ino: k.Ino}
-		if _, ok := plan.Files[fk]; ok {
-			continue
+		if _, ok := plan.Files[fk]; ok || plan.walked[fk] {
+			continue // the new plan places it from where it is now
 		}
 		if int(v.Cls) >= len(old.plan.Classes) {
 			continue
@@ -332,17 +331,6 @@ func keptFiles(old *generation, plan *Plan) (map[FileKey]uint32, error) {
 		return nil, fmt.Errorf("bpf: read the kept files: %w", err)
 	}
 	return out, nil
-}
-
-// treeClassOf is the class the plan gives the files below a tree
-// directory, by path.
-func (p *Plan) treeClassOf(dir string) (uint32, bool) {
-	for i, c := range p.Classes {
-		if c.TreeRoot == dir {
-			return uint32(i), true
-		}
-	}
-	return 0, false
 }
 
 // Plan is the plan in force.

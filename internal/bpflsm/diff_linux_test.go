@@ -33,7 +33,7 @@ const (
 
 const (
 	diffDefaultSeed  = 20250601
-	diffDefaultLoads = 12
+	diffDefaultLoads = 10
 	diffUniverses    = 3 // independent policy sets per load, each over its own tree
 )
 
@@ -46,6 +46,7 @@ type diffFile struct {
 	exec     bool // a copy of busybox, run as "true"
 	mode     os.FileMode
 	content  []byte
+	dev      uint32 // the kernel's encoding
 	ino      uint64
 	universe int
 }
@@ -95,9 +96,10 @@ var diffKinds = []struct {
 	{"read", 0, 4, false, false, []policy.Operation{policy.OpOpen, policy.OpRead}},
 	{"write", 0, 3, false, false, []policy.Operation{policy.OpOpen | policy.OpWrite}},
 	// An exec opens the file (file_open with FMODE_EXEC, decided as an
-	// exec), reads its header with kernel_read (file_permission,
-	// MAY_READ: a read), then checks it (bprm_check_security).
-	{"exec", 0, 3, false, true, []policy.Operation{policy.OpExec, policy.OpRead, policy.OpExec}},
+	// exec), reads its header with kernel_read (file_permission on a
+	// file opened for exec: not decided again) and checks it
+	// (bprm_check_security).
+	{"exec", 0, 3, false, true, []policy.Operation{policy.OpExec, policy.OpExec}},
 	{"link", 0, 2, false, false, []policy.Operation{policy.OpLink}},
 	{"utimes", 0, 1, false, false, []policy.Operation{policy.OpSetattr}},
 	{"setxattr", 0, 1, true, false, []policy.Operation{policy.OpSetattr}},
@@ -280,7 +282,7 @@ func TestKernelMatchesUserSpace(t *testing.T) {
 					report[u] = append(report[u], fmt.Sprintf("  %s by %s: unexpected outcome %s (Decide: %s)", o.short(), s.name, got[i], strings.Join(why, "; ")))
 				case got[i] != exp:
 					st.mismatches++
-					report[u] = append(report[u], fmt.Sprintf("  %s by %s: kernel %s, Decide %s (%s)", o.short(), s.name, got[i], exp, strings.Join(why, "; ")))
+					report[u] = append(report[u], fmt.Sprintf("  %s by %s: kernel %s, Decide %s (%s); %s", o.short(), s.name, got[i], exp, strings.Join(why, "; "), diffEntry(b, o.f)))
 				}
 			}
 			// What the kernel reported. Events are compared as sets: a
@@ -405,7 +407,7 @@ func diffTree(t *testing.T, tree string) []*diffFile {
 		must(t, os.Chmod(f.path, f.mode))
 		var st unix.Stat_t
 		must(t, unix.Stat(f.path, &st))
-		f.ino = st.Ino
+		f.dev, f.ino = KernelDev(st.Dev), st.Ino
 	}
 	return files
 }
@@ -580,7 +582,7 @@ func diffGenSet(t *testing.T, r *rand.Rand, universe int, tree, plainExe, keeper
 var (
 	// Broad globs more often than narrow ones, so that most files are
 	// covered by some policy, many by several.
-	diffPaths    = []string{"**", "**", "a/**", "a/**", "b/**", "b/**", "a/x/**", "**/*.txt", "a/*.txt", "*/x/**", "a/?", "c/*", "a/x/y/**"} // TMP
+	diffPaths    = []string{"**", "**", "a/**", "a/**", "b/**", "b/**", "a/x/**", "**/*.txt", "a/*.txt", "*/x/**", "a/?", "b/n", "c/*", "a/x/y/**"}
 	diffExcludes = []string{"a/x/**", "**/k", "b/n", "a/*.txt", "**/true", "a/x/y/*"}
 	diffOpNames  = policy.OperationNames()
 )
@@ -660,4 +662,38 @@ func diffGenPolicy(b *strings.Builder, r *rand.Rand, name, tree, plainExe, keepe
 		}
 		fmt.Fprintf(b, "      subjects: {%s}\n", strings.Join(parts, ", "))
 	}
+}
+
+// diffEntry describes how the kernel places a file: its own entry in
+// the programs' files map (and whether the kernel added it, keeping a
+// file renamed or linked), and the plan's.
+func diffEntry(b *Backend, f *diffFile) string {
+	k := FileKey{Dev: f.dev, Ino: f.ino}
+	b.mu.Lock()
+	g := b.cur
+	b.mu.Unlock()
+	rules := func(c uint32) string {
+		if int(c) >= len(g.plan.Classes) {
+			return fmt.Sprintf("class %d (not in the plan)", c)
+		}
+		var names []string
+		for _, r := range g.plan.Classes[c].Rules {
+			names = append(names, g.plan.Rules[r].Policy+"/"+g.plan.Rules[r].Name)
+		}
+		return fmt.Sprintf("class %d %v (example %s)", c, names, g.plan.Classes[c].Example)
+	}
+	out := "plan: no entry of its own"
+	if c, ok := g.plan.Files[k]; ok {
+		out = "plan: " + rules(c)
+	}
+	var v lsmFval
+	if err := g.objs.Files.Lookup(&lsmFkey{Dev: k.Dev, Ino: k.Ino}, &v); err == nil {
+		out += fmt.Sprintf("; kernel: %s, flags %d", rules(v.Cls), v.Flags)
+		if v.Flags&1 != 0 {
+			out += " (kept)"
+		}
+	} else {
+		out += "; kernel: no entry of its own"
+	}
+	return out
 }

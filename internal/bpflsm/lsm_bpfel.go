@@ -99,6 +99,14 @@ type lsmPinfo struct {
 	ExeIno uint64
 }
 
+type lsmPkey struct {
+	_    structs.HostLayout
+	Dev  uint32
+	Kind uint32
+	Dir  uint64
+	Hash uint64
+}
+
 type lsmRkey struct {
 	_    structs.HostLayout
 	Rule uint32
@@ -122,11 +130,10 @@ type lsmRule struct {
 const (
 	lsmMapClasses             = "classes"
 	lsmMapCounters            = "counters"
-	lsmMapDirs                = "dirs"
 	lsmMapEvents              = "events"
 	lsmMapExeNames            = "exe_names"
 	lsmMapFiles               = "files"
-	lsmMapNames               = "names"
+	lsmMapPlaces              = "places"
 	lsmMapProcs               = "procs"
 	lsmMapRuleSubj            = "rule_subj"
 	lsmMapRules               = "rules"
@@ -216,11 +223,10 @@ type lsmProgramSpecs struct {
 type lsmMapSpecs struct {
 	Classes  *ebpf.MapSpec `ebpf:"classes"`
 	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Dirs     *ebpf.MapSpec `ebpf:"dirs"`
 	Events   *ebpf.MapSpec `ebpf:"events"`
 	ExeNames *ebpf.MapSpec `ebpf:"exe_names"`
 	Files    *ebpf.MapSpec `ebpf:"files"`
-	Names    *ebpf.MapSpec `ebpf:"names"`
+	Places   *ebpf.MapSpec `ebpf:"places"`
 	Procs    *ebpf.MapSpec `ebpf:"procs"`
 	RuleSubj *ebpf.MapSpec `ebpf:"rule_subj"`
 	Rules    *ebpf.MapSpec `ebpf:"rules"`
@@ -260,11 +266,10 @@ func (o *lsmObjects) Close() error {
 type lsmMaps struct {
 	Classes  *ebpf.Map `ebpf:"classes"`
 	Counters *ebpf.Map `ebpf:"counters"`
-	Dirs     *ebpf.Map `ebpf:"dirs"`
 	Events   *ebpf.Map `ebpf:"events"`
 	ExeNames *ebpf.Map `ebpf:"exe_names"`
 	Files    *ebpf.Map `ebpf:"files"`
-	Names    *ebpf.Map `ebpf:"names"`
+	Places   *ebpf.Map `ebpf:"places"`
 	Procs    *ebpf.Map `ebpf:"procs"`
 	RuleSubj *ebpf.Map `ebpf:"rule_subj"`
 	Rules    *ebpf.Map `ebpf:"rules"`
@@ -278,11 +283,10 @@ func (m *lsmMaps) Close() error {
 	return _LsmClose(
 		m.Classes,
 		m.Counters,
-		m.Dirs,
 		m.Events,
 		m.ExeNames,
 		m.Files,
-		m.Names,
+		m.Places,
 		m.Procs,
 		m.RuleSubj,
 		m.Rules,

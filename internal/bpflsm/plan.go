@@ -120,10 +120,57 @@ type Rule struct {
 // Class is the ordered list of rules (indexes in Plan.Rules) that decide
 // for a set of files, enforcing ones first.
 type Class struct {
-	Rules    []uint32
-	Enforce  int    // how many of Rules are enforcing
-	Example  string // a path whose candidates gave this class
-	TreeRoot string // for a tree class: the directory whose files it covers
+	Rules   []uint32
+	Enforce int    // how many of Rules are enforcing
+	Example string // a path whose candidates gave this class
+}
+
+// Kinds of places (PL_* in the programs).
+const (
+	plHere     = 1
+	plName     = 2
+	plChildExt = 3
+	plChildAny = 4
+	plTreeExt  = 5
+	plTreeAny  = 6
+)
+
+// PlaceKey is one of a directory's places: what covers the files in it
+// by name, by extension or all, directly in it or anywhere below.
+type PlaceKey struct {
+	Dev  uint32
+	Kind uint32
+	Dir  uint64
+	Hash uint64 // nameHash (plName), extHash (plChildExt, plTreeExt), else 0
+}
+
+// maxExts and maxExtLen are MAX_EXTS and MAX_EXT_LEN in the programs:
+// the extensions of a name they look at.
+const (
+	maxExts   = 4
+	maxExtLen = 32
+)
+
+// extHash is the programs' hash of an extension: FNV-1a 64 of its bytes,
+// lower-cased, taken from the last to the first (so that the programs
+// hash every extension of a name in one pass from its end).
+func extHash(ext string) uint64 {
+	h := fnv.New64a()
+	b := []byte(asciiLowerString(ext))
+	for i := len(b) - 1; i >= 0; i-- {
+		_, _ = h.Write(b[i : i+1])
+	}
+	return h.Sum64()
+}
+
+func asciiLowerString(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // SubjectKey is one subject part of a rule: an executable, uid or gid.
@@ -139,10 +186,14 @@ type Plan struct {
 	Rules   []Rule
 	Classes []Class
 	Files   map[FileKey]uint32 // file or directory -> class
-	Dirs    map[FileKey]uint32 // directory -> class of every file below it
-	// Names are the paths the policies name literally: whichever file
-	// has that name in that directory is covered with that class.
-	Names map[NameKey]uint32
+	// Places are what directories give the files in them and below them.
+	Places map[PlaceKey]uint32
+	// Dirs are the directories with places, with the class of the files
+	// anywhere below them (0 when none).
+	Dirs map[FileKey]uint32
+	// Missing are directories the policies name that do not exist: files
+	// created there later are covered only after the next build.
+	Missing []string
 	// Exes are the executables the rules name, as resolved on the host at
 	// build: path -> identity (the zero FileKey when none is installed).
 	Exes map[string]FileKey
@@ -164,17 +215,16 @@ type Plan struct {
 	builder *planBuilder
 	// loaded: the classes are in the kernel; no class may be added.
 	loaded bool
+	// walked are the files and directories Build's walk found: the plan
+	// places them as the policies say, so what the previous programs
+	// kept of them by identity is not carried over.
+	walked map[FileKey]bool
 }
 
 // classFor is the class this plan gives a file that another plan placed
-// in class c: the same tree's, or the class of c's example path. New
-// classes are added only before the plan is loaded.
+// in class c: the class of c's example path. New classes are added only
+// before the plan is loaded.
 func (p *Plan) classFor(c Class) (uint32, bool) {
-	if c.TreeRoot != "" {
-		if id, ok := p.treeClassOf(c.TreeRoot); ok {
-			return id, true
-		}
-	}
 	if p.builder == nil || c.Example == "" {
 		return 0, false
 	}
@@ -246,10 +296,13 @@ type planBuilder struct {
 	m    *policy.Matcher
 	env  policy.Env
 	plan *Plan
-	// trees are the literal directories of path globs of the form
-	// DIR/** in policies that select files by path alone: every file
-	// below DIR is covered by them, whatever its name.
-	trees map[int][]string // policy index -> tree directories
+	// globs are each policy's path globs of the forms the programs place
+	// (DIR/*, DIR/**) when the policy selects files by path and extension
+	// alone; nil for a policy with other selectors (exclusions,
+	// filesystems, storage classes), whose files only the walk places.
+	globs [][]pglob
+	// here are the directories with places, by path.
+	here map[string]hereDir
 	// exe resolves an executable path on the host to its identity.
 	exe    func(path string) (FileKey, bool)
 	mounts *storage.Mounts
@@ -258,20 +311,27 @@ type planBuilder struct {
 }
 
 func newPlanBuilder(m *policy.Matcher, env policy.Env, exe func(string) (FileKey, bool)) *planBuilder {
-	b := &planBuilder{m: m, env: env, exe: exe, trees: map[int][]string{},
-		plan: &Plan{Files: map[FileKey]uint32{}, Dirs: map[FileKey]uint32{}, Names: map[NameKey]uint32{}, Exes: map[string]FileKey{}, ExeNames: map[NameKey][]uint32{}, Paths: map[FileKey]string{},
+	b := &planBuilder{m: m, env: env, exe: exe, here: map[string]hereDir{},
+		globs: make([][]pglob, len(m.Set().Policies)),
+		plan: &Plan{Files: map[FileKey]uint32{}, Places: map[PlaceKey]uint32{}, Dirs: map[FileKey]uint32{}, Exes: map[string]FileKey{}, ExeNames: map[NameKey][]uint32{}, Paths: map[FileKey]string{},
 			classIDs: map[string]uint32{}, ruleIDs: map[[2]int]uint32{}}}
 	for i, p := range m.Set().Policies {
 		f := &p.Spec.Files
-		if len(f.Extensions) > 0 || len(f.ExcludePaths) > 0 || len(f.Filesystems) > 0 || len(f.StorageClasses) > 0 {
+		if len(f.ExcludePaths) > 0 || len(f.Filesystems) > 0 || len(f.StorageClasses) > 0 || len(f.ContainerPaths) > 0 {
 			continue
 		}
 		for _, g := range f.Paths {
-			if dir, ok := strings.CutSuffix(g, "/**"); ok && !strings.ContainsAny(dir, `*?[\`) {
-				if dir == "" {
-					dir = "/"
+			for _, k := range []struct {
+				suffix string
+				kind   globKind
+			}{{"/**", globTree}, {"/*", globChild}} {
+				if dir, ok := strings.CutSuffix(g, k.suffix); ok && isLiteral(dir) {
+					if dir == "" {
+						dir = "/"
+					}
+					b.globs[i] = append(b.globs[i], pglob{dir: dir, kind: k.kind})
+					break
 				}
-				b.trees[i] = append(b.trees[i], dir)
 			}
 		}
 	}
@@ -284,10 +344,60 @@ func newPlanBuilder(m *policy.Matcher, env policy.Env, exe func(string) (FileKey
 	return b
 }
 
-// coversTree reports whether policy pi covers every file below dir.
-func (b *planBuilder) coversTree(pi int, dir string) bool {
-	for _, t := range b.trees[pi] {
-		if t == "/" || dir == t || strings.HasPrefix(dir, t+"/") {
+// globKind is a form of path glob the programs place.
+type globKind uint8
+
+const (
+	globChild globKind = iota + 1 // DIR/*: the files directly in DIR
+	globTree                      // DIR/**: the files anywhere below DIR
+)
+
+type pglob struct {
+	dir  string
+	kind globKind
+}
+
+type hereDir struct {
+	dev uint32
+	ino uint64
+}
+
+func isLiteral(g string) bool { return !strings.ContainsAny(g, `*?[\`) }
+
+// under reports whether p is dir or below it.
+func under(p, dir string) bool {
+	return dir == "/" || p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// extOK reports whether policy pi selects files with extension e ("": a
+// file whose extension no policy names).
+func (b *planBuilder) extOK(pi int, e string) bool {
+	exts := b.m.Set().Policies[pi].Spec.Files.Extensions
+	return len(exts) == 0 || (e != "" && slices.Contains(exts, e))
+}
+
+// coversChild reports whether policy pi covers every file directly in dir
+// with extension e; anyExt ignores the extension (does it cover some).
+func (b *planBuilder) coversChild(pi int, dir, e string, anyExt bool) bool {
+	if !anyExt && !b.extOK(pi, e) {
+		return false
+	}
+	for _, g := range b.globs[pi] {
+		if (g.kind == globChild && g.dir == dir) || (g.kind == globTree && under(dir, g.dir)) {
+			return true
+		}
+	}
+	return false
+}
+
+// coversTree reports whether policy pi covers every file anywhere below
+// dir (in its subdirectories) with extension e.
+func (b *planBuilder) coversTree(pi int, dir, e string, anyExt bool) bool {
+	if !anyExt && !b.extOK(pi, e) {
+		return false
+	}
+	for _, g := range b.globs[pi] {
+		if g.kind == globTree && under(dir, g.dir) {
 			return true
 		}
 	}
@@ -348,7 +458,7 @@ func (b *planBuilder) rule(c *policy.Candidate) uint32 {
 }
 
 // class returns the class of a candidate list, adding it on first use.
-func (b *planBuilder) class(cands []policy.Candidate, example, treeRoot string) (uint32, error) {
+func (b *planBuilder) class(cands []policy.Candidate, example, _ string) (uint32, error) {
 	if len(cands) > maxClassRules {
 		return 0, fmt.Errorf("%s: %d rules can decide for this file; the bpf backend decides with at most %d", example, len(cands), maxClassRules)
 	}
@@ -363,34 +473,13 @@ func (b *planBuilder) class(cands []policy.Candidate, example, treeRoot string) 
 		}
 		fmt.Fprintf(&key, "%d,", id)
 	}
-	if treeRoot != "" {
-		key.WriteString("tree")
-	}
 	if id, ok := b.plan.classIDs[key.String()]; ok {
 		return id, nil
 	}
 	id := uint32(len(b.plan.Classes))
-	b.plan.Classes = append(b.plan.Classes, Class{Rules: ids, Enforce: enforce, Example: example, TreeRoot: treeRoot})
+	b.plan.Classes = append(b.plan.Classes, Class{Rules: ids, Enforce: enforce, Example: example})
 	b.plan.classIDs[key.String()] = id
 	return id, nil
-}
-
-// treeClass is the class of the files below dir that every covering tree
-// policy gives them (ok false when no tree policy covers dir's files).
-func (b *planBuilder) treeClass(dir string, in policy.Input) (uint32, bool, error) {
-	probe := strings.TrimSuffix(dir, "/") + "/.drmfilter-tree"
-	in.Path = probe
-	var cands []policy.Candidate
-	for _, c := range b.m.Candidates(&in) {
-		if b.coversTree(c.Policy, dir) {
-			cands = append(cands, c)
-		}
-	}
-	if len(cands) == 0 {
-		return 0, false, nil
-	}
-	id, err := b.class(cands, probe, dir)
-	return id, err == nil, err
 }
 
 // sameClass reports whether two candidate lists give the same class.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/drmfilter/drmfilter/internal/bpflsm"
 	"github.com/drmfilter/drmfilter/internal/exitcode"
 )
 
@@ -169,5 +170,39 @@ func TestEnvLive(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Hypervisor == "" {
 		t.Errorf("%v: %s", err, out)
+	}
+}
+
+// On the live machine env says whether the bpf backend can run here and,
+// when it cannot, why: the same answer the agent's --backend auto gets.
+// A captured tree (--root) says nothing about the kernel that reads it.
+func TestEnvReportsBPFLSM(t *testing.T) {
+	code, out, errOut := runEnv(t, "env", "-o", "json", "--no-mounts")
+	if code != exitcode.OK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep struct {
+		BPFLSM *bpflsm.Availability `json:"bpf_lsm"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.BPFLSM == nil || rep.BPFLSM.Reason == "" {
+		t.Fatalf("no bpf_lsm report with a reason: %s", out)
+	}
+	want := probeBPF()
+	if rep.BPFLSM.OK != want.OK || rep.BPFLSM.Reason != want.Reason {
+		t.Errorf("env says %+v, the probe %+v", *rep.BPFLSM, want)
+	}
+	code, out, errOut = runEnv(t, "env", "--no-mounts")
+	if code != exitcode.OK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "BPF LSM (bpf backend):") || !strings.Contains(out, want.Reason) {
+		t.Errorf("the table has no BPF LSM line with the reason %q:\n%s", want.Reason, out)
+	}
+	code, out, _ = runEnv(t, "env", "-o", "json", "--root", t.TempDir(), "--no-mounts")
+	if code == exitcode.OK && strings.Contains(out, "bpf_lsm") {
+		t.Errorf("a captured tree's report speaks of this kernel's BPF LSM:\n%s", out)
 	}
 }

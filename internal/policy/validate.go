@@ -24,9 +24,17 @@ func validateSet(ps []*Policy, res Resolver) ErrorList {
 		}
 		validateFiles(&p.Spec.Files, add)
 		ruleNames := map[string]int{}
+		// Ids are resolved first: a rule's subject key holds them, and
+		// rules that differ only by user or group must not compare equal.
 		subjectKeys := make([]string, len(p.Spec.Rules))
 		for i := range p.Spec.Rules {
-			subjectKeys[i] = subjectKey(p.Spec.Rules[i].Subjects)
+			r := &p.Spec.Rules[i]
+			if r.Subjects != nil {
+				field := fmt.Sprintf("spec.rules[%d]", i)
+				resolveIDs(r.Subjects.Users, res.LookupUser, "user", field+".subjects.users", add)
+				resolveIDs(r.Subjects.Groups, res.LookupGroup, "group", field+".subjects.groups", add)
+			}
+			subjectKeys[i] = subjectKey(r.Subjects)
 		}
 		for i := range p.Spec.Rules {
 			r := &p.Spec.Rules[i]
@@ -37,8 +45,6 @@ func validateSet(ps []*Policy, res Resolver) ErrorList {
 				ruleNames[r.Name] = i
 			}
 			if r.Subjects != nil {
-				resolveIDs(r.Subjects.Users, res.LookupUser, "user", field+".subjects.users", add)
-				resolveIDs(r.Subjects.Groups, res.LookupGroup, "group", field+".subjects.groups", add)
 				if why := neverMatches(r.Subjects); why != "" {
 					add(r.Subjects.Pos, field+".subjects", "this rule can never match: %s", why)
 				}

@@ -5,12 +5,13 @@
  *
  * What user space gives the kernel (see internal/bpflsm):
  *   files:    (dev, ino) of a covered file or directory -> its class
- *   dirs:     (dev, ino) of a directory whose whole tree is covered -> class
- *   names:    (dev, directory inode, hash of a name) -> the class of the
- *             file by that name in that directory (a path the policies
- *             name literally), whichever inode it is
- *   sbs:      dev -> SB_* flags: which of dirs and names have entries on
- *             that filesystem
+ *   places:   (dev, directory inode, kind, hash) -> the class of the files
+ *             a directory holds: by name (a path the policies name
+ *             literally), by extension or all, directly in it (a policy's
+ *             DIR/STAR) or anywhere below it (DIR/STAR-STAR); a directory with
+ *             entries has them all (PL_HERE marks it), those its
+ *             ancestors' policies give included
+ *   sbs:      dev -> SB_* flags: what places has on that filesystem
  *   classes:  class -> the rules that can decide for its files, in
  *             precedence order (enforcing rules first, then audit-mode ones)
  *   rules:    rule -> operations, effect, which subject parts it names
@@ -20,9 +21,10 @@
  * user-space engine does (policy.Matcher.Candidates).
  *
  * A file is covered through files (its inode, wherever it is reached:
- * any name, bind mount, mount namespace or handle), else through its name
- * in names, else through the nearest ancestor directory in dirs, so a file created in, linked or
- * renamed into a covered tree is covered from that moment. A covered file
+ * any name, bind mount, mount namespace or handle), else through its
+ * directory's places (its name, its extension, every file), else through
+ * the places of the nearest ancestor that has any, so a file created in,
+ * linked or renamed into a covered directory is covered from that moment. A covered file
  * renamed or linked out of its tree gets its own entry first, so it stays
  * covered.
  */
@@ -187,13 +189,28 @@ struct {
 	__type(value, struct fval);
 } files SEC(".maps");
 
+/* Kinds of places. */
+#define PL_HERE 1      /* the directory has places */
+#define PL_NAME 2      /* hash: name_hash of a name in it */
+#define PL_CHILD_EXT 3 /* hash: ext_hash of an extension, files directly in it */
+#define PL_CHILD_ANY 4 /* every file directly in it */
+#define PL_TREE_EXT 5  /* hash: ext_hash, files anywhere below it */
+#define PL_TREE_ANY 6  /* every file anywhere below it */
+
+struct pkey {
+	u32 dev;
+	u32 kind;
+	u64 dir;
+	u64 hash;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 1);
-	__type(key, struct fkey);
+	__type(key, struct pkey);
 	__type(value, struct fval);
-} dirs SEC(".maps");
+} places SEC(".maps");
 
 struct nkey {
 	u32 dev;
@@ -207,20 +224,13 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 1);
 	__type(key, struct nkey);
-	__type(value, struct fval);
-} names SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1);
-	__type(key, struct nkey);
 	__type(value, struct exe_rules);
 } exe_names SEC(".maps");
 
-#define SB_DIRS (1u << 0)
-#define SB_NAMES (1u << 1)
-#define SB_EXES (1u << 2) /* some executable path the rules name is on this filesystem */
+#define SB_PLACES (1u << 0)
+#define SB_NAMES (1u << 1) /* some PL_NAME */
+#define SB_EXTS (1u << 2)  /* some PL_*_EXT */
+#define SB_EXES (1u << 3)  /* some executable path the rules name is on this filesystem */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -394,9 +404,14 @@ static __always_inline bool subject_ok(u32 rid, struct rule *r, struct subject *
 }
 
 struct outcome {
-	u32 rule;
-	u32 would_rule;
+	u32 rule;       /* the enforcing rule that decided, plus one */
+	u32 would_rule; /* the audit-mode rule, plus one */
 	u32 flags;
+	/* For merging the outcomes of several operations: the strength of
+	 * each named rule (deny 3, audit 2, allow 1; would-deny 2, audit 1)
+	 * and its precedence rank (its position in the class). */
+	u32 sev, pos;
+	u32 would_sev, would_pos;
 };
 
 /* decide applies class cls's rules to operation op by the subject s. The
@@ -442,86 +457,71 @@ static long decide_step(u32 i, void *data)
 	if (!auditing) {
 		x->enforced = true;
 		x->o.rule = rid + 1;
-		if (r->effect == EFFECT_DENY)
+		x->o.pos = i;
+		x->o.sev = 1;
+		if (r->effect == EFFECT_DENY) {
 			x->o.flags |= EV_DENY | EV_AUDIT;
-		else if (r->effect == EFFECT_AUDIT)
+			x->o.sev = 3;
+		} else if (r->effect == EFFECT_AUDIT) {
 			x->o.flags |= EV_AUDIT;
+			x->o.sev = 2;
+		}
 		return 0;
 	}
 	/* The first audit-mode rule that matches decides what is recorded,
 	 * an allow as much as the others. */
+	x->o.would_pos = i;
 	if (r->effect == EFFECT_DENY) {
 		x->o.would_rule = rid + 1;
 		x->o.flags |= EV_WOULD_DENY | EV_AUDIT;
+		x->o.would_sev = 2;
 	} else if (r->effect == EFFECT_AUDIT) {
 		x->o.would_rule = rid + 1;
 		x->o.flags |= EV_AUDIT;
+		x->o.would_sev = 1;
 	}
 	return 1;
 }
 
-static __always_inline u32 severity(struct outcome *o)
-{
-	if (o->flags & EV_DENY)
-		return 3;
-	if (o->rule && (o->flags & EV_AUDIT))
-		return 2;
-	return o->rule ? 1 : 0;
-}
-
 /* merge adds one operation's outcome to an event's: deny if either
  * denies, and the rule named is the strongest one's (deny, then audit,
- * then allow; the earlier operation on a tie). */
+ * then allow), the one that takes precedence on a tie, as Decide names
+ * it. */
 static __always_inline void merge(struct outcome *m, struct outcome *o)
 {
-	if (severity(o) > severity(m))
+	if (o->sev > m->sev || (o->sev && o->sev == m->sev && o->pos < m->pos)) {
 		m->rule = o->rule;
-	m->flags |= o->flags & (EV_DENY | EV_AUDIT | EV_NO_CLASS);
-	if ((o->flags & EV_WOULD_DENY) && !(m->flags & EV_WOULD_DENY)) {
-		m->would_rule = o->would_rule;
-		m->flags |= EV_WOULD_DENY;
-	} else if (!m->would_rule) {
-		m->would_rule = o->would_rule;
+		m->sev = o->sev;
+		m->pos = o->pos;
 	}
+	if (o->would_sev > m->would_sev || (o->would_sev && o->would_sev == m->would_sev && o->would_pos < m->would_pos)) {
+		m->would_rule = o->would_rule;
+		m->would_sev = o->would_sev;
+		m->would_pos = o->would_pos;
+	}
+	m->flags |= o->flags & (EV_DENY | EV_AUDIT | EV_NO_CLASS | EV_WOULD_DENY);
 }
 
-/* place finds the class of the file at dentry d (inode ino on dev): its
- * own entry, else its nearest ancestor's tree. 0: not covered. */
+#define MAX_EXTS 4
+#define MAX_EXT_LEN 32 /* policy: maxExtLen */
+
+/* The name of the file being placed and its extensions, read once. */
 struct place_ctx {
-	u64 cur; /* struct dentry *, read with probe reads */
+	u64 cur; /* struct dentry * of the directory looked at, read with probe reads */
 	u32 dev;
 	u32 cls;
-	int found; /* 1: found, -1: reached the root */
+	int found; /* 1: found, -1: not covered */
+	u32 n;     /* the name's length */
+	u64 name;  /* name_hash */
+	u64 h;     /* running ext_hash, from the end */
+	u32 suffix;
+	u32 n_ext;
+	u64 ext[MAX_EXTS]; /* ext_hash of the extension after each of the last dots, the last dot first */
 };
 
-static long place_step(u32 i, void *data)
+static long name_step(u32 i, void *data)
 {
 	struct place_ctx *x = data;
-	struct dentry *cur = (struct dentry *)x->cur;
-	struct dentry *parent = BPF_CORE_READ(cur, d_parent);
-	if (!parent || parent == cur) {
-		x->found = -1;
-		return 1;
-	}
-	struct fkey k = {.dev = x->dev, .ino = BPF_CORE_READ(parent, d_inode, i_ino)};
-	struct fval *v = bpf_map_lookup_elem(&dirs, &k);
-	if (v) {
-		x->cls = v->cls;
-		x->found = 1;
-		return 1;
-	}
-	x->cur = (u64)parent;
-	return 0;
-}
-
-struct hash_ctx {
-	u64 h;
-	u32 n;
-};
-
-static long hash_step(u32 i, void *data)
-{
-	struct hash_ctx *x = data;
 	u32 zero = 0;
 	struct namebuf *nb = bpf_map_lookup_elem(&scratch, &zero);
 	if (!nb || i >= x->n)
@@ -529,13 +529,42 @@ static long hash_step(u32 i, void *data)
 	u32 idx = i;
 	asm volatile("" : "+r"(idx));
 	idx &= NAME_MAX;
-	x->h ^= (u8)nb->b[idx];
-	x->h *= 0x100000001b3ULL;
+	x->name ^= (u8)nb->b[idx];
+	x->name *= 0x100000001b3ULL;
 	return 0;
 }
 
-/* name_hash is FNV-1a 64 of the dentry's name (internal/bpflsm: nameHash);
- * 0 when it cannot be read. */
+/* ext_step walks the name from its end: the extension after a dot (not
+ * the first byte) is hashed as FNV-1a 64 of its lower-cased bytes taken
+ * backwards (internal/bpflsm: extHash). */
+static long ext_step(u32 i, void *data)
+{
+	struct place_ctx *x = data;
+	u32 zero = 0;
+	struct namebuf *nb = bpf_map_lookup_elem(&scratch, &zero);
+	if (!nb || i + 1 >= x->n)
+		return 1; /* byte 0 is never a dot that starts an extension */
+	u32 idx = x->n - 1 - i;
+	asm volatile("" : "+r"(idx));
+	idx &= NAME_MAX;
+	u8 c = nb->b[idx];
+	if (c == '.' && x->suffix >= 1 && x->suffix <= MAX_EXT_LEN && x->n_ext < MAX_EXTS) {
+		u32 e = x->n_ext;
+		asm volatile("" : "+r"(e));
+		e &= MAX_EXTS - 1;
+		x->ext[e] = x->h;
+		x->n_ext++;
+	}
+	if (c >= 'A' && c <= 'Z')
+		c += 'a' - 'A';
+	x->h ^= c;
+	x->h *= 0x100000001b3ULL;
+	x->suffix++;
+	return 0;
+}
+
+/* name_hash is FNV-1a 64 of the dentry's name (internal/bpflsm:
+ * nameHash); 0 when it cannot be read. */
 static __always_inline u64 name_hash(struct dentry *d)
 {
 	u32 zero = 0;
@@ -546,11 +575,61 @@ static __always_inline u64 name_hash(struct dentry *d)
 	long n = bpf_probe_read_kernel_str(nb->b, sizeof(nb->b), name);
 	if (n <= 1)
 		return 0;
-	struct hash_ctx x = {.h = 0xcbf29ce484222325ULL, .n = (u32)(n - 1)};
-	bpf_loop(NAME_MAX + 1, hash_step, &x, 0);
-	return x.h;
+	struct place_ctx x = {.n = (u32)(n - 1), .name = 0xcbf29ce484222325ULL};
+	bpf_loop(NAME_MAX + 1, name_step, &x, 0);
+	return x.name;
 }
 
+static __always_inline struct fval *lookup_place(struct place_ctx *x, u64 dir, u32 kind, u64 hash)
+{
+	struct pkey k = {.dev = x->dev, .kind = kind, .dir = dir, .hash = hash};
+	return bpf_map_lookup_elem(&places, &k);
+}
+
+/* by_ext looks up a kind of extension place for the name's extensions,
+ * the longest first. */
+static __always_inline struct fval *by_ext(struct place_ctx *x, u64 dir, u32 kind)
+{
+	for (int j = MAX_EXTS - 1; j >= 0; j--) {
+		if ((u32)j >= x->n_ext)
+			continue;
+		struct fval *v = lookup_place(x, dir, kind, x->ext[j]);
+		if (v)
+			return v;
+	}
+	return 0;
+}
+
+static long place_step(u32 i, void *data)
+{
+	struct place_ctx *x = data;
+	struct dentry *cur = (struct dentry *)x->cur;
+	u64 dir = BPF_CORE_READ(cur, d_inode, i_ino);
+	if (lookup_place(x, dir, PL_HERE, 0)) {
+		/* A directory with places has them all: found here or nowhere. */
+		struct fval *v = by_ext(x, dir, PL_TREE_EXT);
+		if (!v)
+			v = lookup_place(x, dir, PL_TREE_ANY, 0);
+		if (v) {
+			x->cls = v->cls;
+			x->found = 1;
+		} else {
+			x->found = -1;
+		}
+		return 1;
+	}
+	struct dentry *parent = BPF_CORE_READ(cur, d_parent);
+	if (!parent || parent == cur) {
+		x->found = -1;
+		return 1;
+	}
+	x->cur = (u64)parent;
+	return 0;
+}
+
+/* place finds the class of the file at dentry d (inode ino on dev): its
+ * own entry, else its directory's places, else the nearest ancestor's
+ * with any. 0: not covered. */
 static __always_inline int place(struct dentry *d, u32 dev, u64 ino, u32 *cls, u32 *flags)
 {
 	struct fkey k = {.dev = dev, .ino = ino};
@@ -560,20 +639,46 @@ static __always_inline int place(struct dentry *d, u32 dev, u64 ino, u32 *cls, u
 		return 1;
 	}
 	u32 *sb = bpf_map_lookup_elem(&sbs, &dev);
-	if (!sb)
+	if (!sb || !(*sb & SB_PLACES))
 		return 0;
 	u32 sbf = *sb;
-	if (sbf & SB_NAMES) {
-		struct nkey nk = {.dev = dev, .dir = BPF_CORE_READ(d, d_parent, d_inode, i_ino), .hash = name_hash(d)};
-		v = bpf_map_lookup_elem(&names, &nk);
-		if (v) {
-			*cls = v->cls;
-			return 1;
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (!parent || parent == d)
+		return 0; /* a filesystem's root */
+	struct place_ctx x = {.dev = dev, .name = 0xcbf29ce484222325ULL, .h = 0xcbf29ce484222325ULL};
+	if (sbf & (SB_NAMES | SB_EXTS)) {
+		u32 zero = 0;
+		struct namebuf *nb = bpf_map_lookup_elem(&scratch, &zero);
+		if (!nb)
+			return 0;
+		const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+		long n = bpf_probe_read_kernel_str(nb->b, sizeof(nb->b), name);
+		if (n > 1) {
+			x.n = (u32)(n - 1);
+			if (sbf & SB_NAMES)
+				bpf_loop(NAME_MAX + 1, name_step, &x, 0);
+			if (sbf & SB_EXTS)
+				bpf_loop(NAME_MAX + 1, ext_step, &x, 0);
 		}
 	}
-	if (!(sbf & SB_DIRS))
+	u64 dir = BPF_CORE_READ(parent, d_inode, i_ino);
+	if (lookup_place(&x, dir, PL_HERE, 0)) {
+		v = 0;
+		if (sbf & SB_NAMES)
+			v = lookup_place(&x, dir, PL_NAME, x.name);
+		if (!v)
+			v = by_ext(&x, dir, PL_CHILD_EXT);
+		if (!v)
+			v = lookup_place(&x, dir, PL_CHILD_ANY, 0);
+		if (!v)
+			return 0;
+		*cls = v->cls;
+		return 1;
+	}
+	struct dentry *up = BPF_CORE_READ(parent, d_parent);
+	if (!up || up == parent)
 		return 0;
-	struct place_ctx x = {.cur = (u64)d, .dev = dev};
+	x.cur = (u64)up;
 	bpf_loop(MAX_DEPTH, place_step, &x, 0);
 	if (x.found == 1) {
 		*cls = x.cls;
@@ -673,7 +778,7 @@ static __always_inline int check_dentry(struct dentry *d, u32 op)
 /* keep gives a covered file that is about to be reached by another name
  * (a rename or a new hard link, perhaps outside its tree) an entry of its
  * own, so it stays covered wherever it goes. */
-static __always_inline int keep(struct dentry *d)
+static __always_inline int keep(struct dentry *d, struct dentry *dest)
 {
 	struct inode *inode = BPF_CORE_READ(d, d_inode);
 	if (!inode)
@@ -681,7 +786,23 @@ static __always_inline int keep(struct dentry *d)
 	u32 dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	u64 ino = BPF_CORE_READ(inode, i_ino);
 	struct fkey k = {.dev = dev, .ino = ino};
-	if (bpf_map_lookup_elem(&files, &k))
+	struct fval *own = bpf_map_lookup_elem(&files, &k);
+	if (dest) {
+		/* A rename of the file's only name to a place the policies
+		 * cover: it is decided there as the policies say, like a file
+		 * created there. An entry the kernel kept for it (it had left
+		 * its place before) would keep its old rules: it goes. An
+		 * entry of the agent's (its name needs one: another glob, an
+		 * exclusion) stays, since the kernel cannot tell what the new
+		 * name needs; the agent's next walk corrects it. */
+		u32 dcls = 0, dflags = 0;
+		if (BPF_CORE_READ(inode, i_nlink) <= 1 && place(dest, dev, 0, &dcls, &dflags) && !(dflags & EV_UNPLACED)) {
+			if (own && (own->flags & FILE_KEPT))
+				bpf_map_delete_elem(&files, &k);
+			return 0;
+		}
+	}
+	if (own)
 		return 0;
 	u32 cls = 0, flags = 0;
 	if (!place(d, dev, ino, &cls, &flags) || (flags & EV_UNPLACED))
@@ -698,12 +819,20 @@ static __always_inline int keep(struct dentry *d)
 	return 0;
 }
 
+/* opened_for_exec: the file was opened by an exec (its binary, or its
+ * interpreter), which sets __FMODE_EXEC in f_flags (and FMODE_EXEC in
+ * f_mode on the kernels that keep it there). */
+static __always_inline bool opened_for_exec(struct file *file)
+{
+	return (BPF_CORE_READ(file, f_mode) & 0x20 /* FMODE_EXEC */) || (BPF_CORE_READ(file, f_flags) & 040 /* __FMODE_EXEC */);
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(file_open, struct file *file)
 {
 	fmode_t mode = BPF_CORE_READ(file, f_mode);
 	u32 op = OP_OPEN;
-	if ((mode & 0x20 /* FMODE_EXEC */) || (BPF_CORE_READ(file, f_flags) & 040 /* __FMODE_EXEC */))
+	if (opened_for_exec(file))
 		op = OP_EXEC; /* the open of an exec is the exec (as on fanotify, where the exec's grant answers its open) */
 	else if (mode & 0x2 /* FMODE_WRITE */)
 		op |= OP_WRITE;
@@ -716,6 +845,8 @@ int BPF_PROG(file_permission, struct file *file, int mask)
 {
 	if (!(mask & 0x4 /* MAY_READ */))
 		return 0;
+	if (opened_for_exec(file))
+		return 0; /* the kernel reading what it executes: the exec decided */
 	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
 	return check_dentry(d, OP_READ);
 }
@@ -839,7 +970,7 @@ int BPF_PROG(inode_rename, struct inode *old_dir, struct dentry *old_dentry, str
 	ret = check_dentry(new_dentry, OP_RENAME);
 	if (ret)
 		return ret;
-	ret = keep(old_dentry);
+	ret = keep(old_dentry, new_dentry);
 	if (ret)
 		return ret;
 	/* The rename is allowed: the executables named by its two paths
@@ -865,7 +996,7 @@ int BPF_PROG(inode_link, struct dentry *old_dentry, struct inode *dir, struct de
 	int ret = check_dentry(old_dentry, OP_LINK);
 	if (ret)
 		return ret;
-	ret = keep(old_dentry);
+	ret = keep(old_dentry, 0);
 	if (ret)
 		return ret;
 	follow(dir, new_dentry, BPF_CORE_READ(old_dentry, d_inode));
