@@ -26,6 +26,8 @@ import (
 	"github.com/drmfilter/drmfilter/internal/proc"
 	"github.com/drmfilter/drmfilter/internal/storage"
 	"github.com/drmfilter/drmfilter/internal/version"
+
+	"golang.org/x/sys/unix"
 )
 
 // auditLinger is how late an audit record may be written.
@@ -318,6 +320,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.names = w
 		defer w.Close()
 	}
+	// The mount table is watched from before the first marking: a mount
+	// made after the marks were placed but before the watch existed
+	// would never be marked (seen under load: the watch's goroutine had
+	// not opened the table yet when the agent reported ready).
+	mountTable, err := a.openMountTable()
+	if err != nil {
+		a.log.Warn("cannot watch the mount table; new mounts are seen on reload only", "error", err)
+	} else {
+		defer unix.Close(mountTable)
+		if err := a.refreshMounts(); err != nil {
+			return err
+		}
+	}
 	st := a.state.Load()
 	if err := a.applyMarks(st); err != nil {
 		return err
@@ -342,7 +357,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		a.watchMounts(ctx)
+		if mountTable >= 0 {
+			a.watchMounts(ctx, mountTable)
+		}
 	}()
 	wg.Add(1)
 	go func() {

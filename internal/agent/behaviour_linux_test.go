@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,6 +57,13 @@ func TestBehaviourInGuest(t *testing.T) {
 	// (testutil.BuildC finds them there).
 	extra := map[string]string{
 		testutil.BuildC(t, "leaderexit", filepath.Join("..", "proc", "testdata", "leaderexit.c")): "prebuilt-c/leaderexit",
+	}
+	// pthread_exit loads libgcc_s to unwind the exiting thread; no program
+	// staged for the guest links it.
+	if out, err := exec.Command("gcc", "-print-file-name=libgcc_s.so.1").Output(); err == nil {
+		if lib, err := filepath.EvalSymlinks(strings.TrimSpace(string(out))); err == nil && filepath.IsAbs(lib) {
+			extra[lib] = "/lib/x86_64-linux-gnu/libgcc_s.so.1"
+		}
 	}
 	guest.Run(t, guest.Options{
 		Extra:   extra,

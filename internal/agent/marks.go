@@ -221,17 +221,22 @@ func (a *Agent) publishMarked() {
 	a.markedSnap.Store(&out)
 }
 
+// openMountTable opens the mount table for watchMounts: open before the
+// first marking, it reports every change made after that.
+func (a *Agent) openMountTable() (int, error) {
+	f, err := unix.Open(filepath.Join(a.cfg.HostRoot, "proc/self/mountinfo"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open the mount table: %w", err)
+	}
+	return f, nil
+}
+
 // watchMounts re-reads the mount table when it changes (the kernel wakes
 // pollers of /proc/self/mountinfo with POLLPRI) and marks filesystems
 // mounted where policies protect paths, so a new NFS mount or container
-// volume is protected when it appears, even while a reload runs.
-func (a *Agent) watchMounts(ctx context.Context) {
-	f, err := unix.Open(filepath.Join(a.cfg.HostRoot, "proc/self/mountinfo"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		a.log.Warn("cannot watch the mount table; new mounts are seen on reload only", "error", err)
-		return
-	}
-	defer unix.Close(f)
+// volume is protected when it appears, even while a reload runs. f is
+// the table opened by openMountTable; the caller closes it.
+func (a *Agent) watchMounts(ctx context.Context, f int) {
 	for ctx.Err() == nil {
 		fds := []unix.PollFd{{Fd: int32(f), Events: unix.POLLPRI}}
 		// Poll in slices of a second so that ctx is noticed.
