@@ -250,43 +250,59 @@ func (p *Plan) classFor(c Class) (uint32, bool) {
 	return id, err == nil
 }
 
-// Unsupported lists what the BPF backend cannot yet decide in the kernel
-// in a policy set: one error per rule or selector, with its position.
-func Unsupported(set *policy.Set) []error {
-	var errs []error
-	add := func(pos policy.Pos, p *policy.Policy, what string) {
-		errs = append(errs, fmt.Errorf("%s: policy %q: %s is not supported by the bpf backend yet; use --backend fanotify", pos, p.Name, what))
+// PolicyBackend is the bpf backend as the policy language sees it: every
+// operation, and the selectors the programs cannot decide yet, which
+// policy.Set.Unsupported reports with their positions (the agent refuses
+// such a set on this backend, and `policy check --backend bpf` says so).
+func PolicyBackend() policy.Backend {
+	b := policy.BPFBackend()
+	b.Checks = []policy.RuleCheck{unsupportedInKernel}
+	return b
+}
+
+const useFanotify = "use --backend fanotify (or auto, which picks it) for this policy"
+
+func unsupportedInKernel(p *policy.Policy, r *policy.Rule) []policy.Limit {
+	var out []policy.Limit
+	add := func(pos policy.Pos, field, what string) {
+		out = append(out, policy.Limit{Pos: pos, Field: field, What: what + " (not decided in the kernel yet)", Fix: useFanotify})
 	}
-	for _, p := range set.Policies {
-		f := &p.Spec.Files
+	// The file selector's limits are reported once, with the first rule.
+	if f := &p.Spec.Files; len(p.Spec.Rules) > 0 && r == &p.Spec.Rules[0] {
 		if len(f.ContainerPaths) > 0 {
-			add(f.Pos, p, "files.containerPaths")
+			add(f.Pos, "", "files.containerPaths")
 		}
 		if len(f.Paths) == 0 {
-			add(f.Pos, p, "a file selector without paths (extensions, filesystems or storage classes alone)")
+			add(f.Pos, "", "a file selector without paths (extensions, filesystems or storage classes alone)")
 		}
-		for i := range p.Spec.Rules {
-			r := &p.Spec.Rules[i]
-			s := r.Subjects
-			if s == nil {
-				continue
-			}
-			where := fmt.Sprintf("rule %q: ", r.Name)
-			for _, e := range s.Executables {
-				if strings.ContainsAny(e, `*?[\`) {
-					add(s.Pos, p, where+"an executables glob ("+e+")")
-				}
-			}
-			if len(s.ExecutableHashes) > 0 {
-				add(s.Pos, p, where+"subjects.executableHashes")
-			}
-			if s.Container != nil {
-				add(s.Pos, p, where+"subjects.container")
-			}
-			if s.Kubernetes != nil {
-				add(s.Pos, p, where+"subjects.kubernetes")
-			}
+	}
+	s := r.Subjects
+	if s == nil {
+		return out
+	}
+	for _, e := range s.Executables {
+		if !isLiteral(e) {
+			add(s.Pos, "subjects.executables", "an executables glob ("+e+")")
 		}
+	}
+	if len(s.ExecutableHashes) > 0 {
+		add(s.Pos, "subjects.executableHashes", "executableHashes")
+	}
+	if s.Container != nil {
+		add(s.Pos, "subjects.container", "a container selector")
+	}
+	if s.Kubernetes != nil {
+		add(s.Pos, "subjects.kubernetes", "a Kubernetes selector")
+	}
+	return out
+}
+
+// Unsupported lists what the bpf backend cannot decide in a policy set,
+// as policy.Set.Unsupported does for PolicyBackend.
+func Unsupported(set *policy.Set) []error {
+	var errs []error
+	for _, e := range set.Unsupported(PolicyBackend()) {
+		errs = append(errs, e)
 	}
 	return errs
 }

@@ -101,6 +101,9 @@ func checkBackend(name string) (policy.Backend, error) {
 	if err != nil {
 		return b, fmt.Errorf("--backend: %w, or auto", err)
 	}
+	if b.Name == policy.BackendBPF {
+		b = bpflsm.PolicyBackend() // with what the programs cannot decide yet
+	}
 	return b, nil
 }
 
@@ -119,7 +122,7 @@ func autoBackend(set *policy.Set, a bpflsm.Availability) (policy.Backend, string
 	if errs := bpflsm.Unsupported(set); len(errs) > 0 {
 		return policy.FanotifyBackend(), "BPF LSM is available, but the policies use what the bpf backend does not decide yet: " + errs[0].Error()
 	}
-	return policy.BPFBackend(), a.Reason
+	return bpflsm.PolicyBackend(), a.Reason
 }
 
 type checkJSON struct {

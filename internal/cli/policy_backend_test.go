@@ -78,10 +78,23 @@ func TestPolicyCheckBackend(t *testing.T) {
 	if code != exitcode.OK || !strings.Contains(out, "ok  ledger") || !strings.Contains(out, "1 policies, 5 rules, hash sha256:") {
 		t.Fatalf("bpf: exit %d\n%s%s", code, out, errOut)
 	}
-	// Old policies pass on either backend.
-	for _, b := range []string{"fanotify", "bpf"} {
-		if code, _, errOut := run(t, "policy", "check", "--backend", b, examplesDir); code != exitcode.OK {
-			t.Errorf("examples on %s: exit %d\n%s", b, code, errOut)
+	// Old policies pass on fanotify; on bpf those that use only what the
+	// programs decide pass, and the others are refused naming what.
+	if code, _, errOut := run(t, "policy", "check", "--backend", "fanotify", examplesDir); code != exitcode.OK {
+		t.Errorf("examples on fanotify: exit %d\n%s", code, errOut)
+	}
+	for _, c := range []struct{ file, refused string }{
+		{"demo.yaml", ""}, {"finance-docs.yaml", ""}, {"hr-audit.yaml", ""},
+		{"container-secrets.yaml", "a container selector"},
+		{"kubernetes-secrets.yaml", "a Kubernetes selector"},
+		{"source-code.yaml", "an executables glob"},
+	} {
+		code, _, errOut := run(t, "policy", "check", "--backend", "bpf", filepath.Join(examplesDir, c.file))
+		switch {
+		case c.refused == "" && code != exitcode.OK:
+			t.Errorf("%s on bpf: exit %d\n%s", c.file, code, errOut)
+		case c.refused != "" && (code == exitcode.OK || !strings.Contains(errOut, c.refused) || !strings.Contains(errOut, "--backend fanotify")):
+			t.Errorf("%s on bpf: exit %d, want a refusal naming %q and the way out:\n%s", c.file, code, c.refused, errOut)
 		}
 	}
 
