@@ -32,6 +32,7 @@ var behaviourTests = []string{
 	"TestLeaderExitedThreadIsDecided",
 	"TestRenamedOutStaysProtectedAfterReload",
 	"TestOldVersionThroughAKeptHandle",
+	"TestPolicyOnAMountThatAppearsLater",
 }
 
 // forBackends runs test once per backend.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,6 +62,16 @@ func (a *Agent) buildPlan(st *policyState) (*bpflsm.Plan, error) {
 // returns, the programs are detached.
 func (a *Agent) runBPF(ctx context.Context) error {
 	defer a.audit.Close(context.Background())
+	// Watched from before the build, so that no mount falls between.
+	mountTable, err := a.openMountTable()
+	if err != nil {
+		a.log.Warn("cannot watch the mount table; filesystems mounted below protected directories are placed at the next reload", "error", err)
+	} else {
+		defer unix.Close(mountTable)
+		if err := a.refreshMounts(); err != nil {
+			return err
+		}
+	}
 	st := a.state.Load()
 	plan, err := a.buildPlan(st)
 	if err != nil {
@@ -89,6 +100,14 @@ func (a *Agent) runBPF(ctx context.Context) error {
 		a.watchBPFExes(ctx, b)
 	}()
 	defer func() { <-exesDone }()
+	if mountTable >= 0 {
+		mountsDone := make(chan struct{})
+		go func() {
+			defer close(mountsDone)
+			a.watchBPFMounts(ctx, b, mountTable)
+		}()
+		defer func() { <-mountsDone }()
+	}
 	a.ready.Store(true)
 	<-ctx.Done()
 	a.ready.Store(false)
@@ -158,7 +177,7 @@ func (a *Agent) bpfRecord(b *bpflsm.Backend, ev *bpflsm.Event) {
 	if r := ev.WouldRule; r != nil && !ev.Denied {
 		rec.Policy, rec.Rule = r.Policy, r.Name
 	}
-	if p, err := a.procs.Lookup(int32(ev.TGID), -1); err == nil {
+	if p, err := a.procs.Lookup(int32(ev.TGID), -1); err == nil && p.Exe != "" {
 		rec.Exe = p.Exe
 		a.exeReason(b, rec, ev)
 		if p.Container.ID != "" {
@@ -220,9 +239,21 @@ func (a *Agent) watchBPFExes(ctx context.Context, b *bpflsm.Backend) {
 	for ctx.Err() == nil {
 		var paths []string
 		if plan := b.Plan(); plan != nil {
+			root := a.cfg.HostRoot
 			for p := range plan.Exes {
-				paths = append(paths, filepath.Join(a.cfg.HostRoot, p))
+				if _, err := os.Stat(filepath.Join(root, filepath.Dir(p))); err == nil {
+					paths = append(paths, filepath.Join(root, p))
+				} else {
+					paths = append(paths, filepath.Join(root, nearestExisting(root, p)))
+				}
 			}
+			// A directory a policy names that does not exist yet: its
+			// nearest existing ancestor, to see it made.
+			for _, m := range plan.Missing {
+				paths = append(paths, filepath.Join(root, nearestExisting(root, m)))
+			}
+			slices.Sort(paths)
+			paths = slices.Compact(paths)
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		errc := make(chan error, 1)
@@ -262,12 +293,82 @@ func (a *Agent) refreshBPFExes(b *bpflsm.Backend) {
 			break
 		}
 	}
+	what := "an executable the policies name changed on the host"
+	if changed == "" {
+		for _, m := range plan.Missing {
+			if _, err := os.Stat(filepath.Join(a.cfg.HostRoot, m)); err == nil {
+				changed, what = m, "a directory the policies name was created"
+				break
+			}
+		}
+	}
 	if changed == "" {
 		return
 	}
 	if err := a.reloadBPF(a.state.Load()); err != nil {
-		a.log.Error("an executable the policies name changed on the host, and the new plan could not be loaded; the kernel still knows the old file", "path", changed, "error", err)
+		a.log.Error(what+", and the new plan could not be loaded", "path", changed, "error", err)
 		return
 	}
-	a.log.Info("an executable the policies name changed on the host; the kernel now knows the new file", "path", changed)
+	a.log.Info(what+"; the kernel's maps were built again", "path", changed)
+}
+
+// watchBPFMounts builds the plan again when a filesystem is mounted or
+// unmounted at or below a directory the policies name: its files are
+// placed from its own root, which needs places (f is the mount table,
+// opened before the plan was built).
+func (a *Agent) watchBPFMounts(ctx context.Context, b *bpflsm.Backend, f int) {
+	last := a.mountsUnderRoots()
+	for ctx.Err() == nil {
+		fds := []unix.PollFd{{Fd: int32(f), Events: unix.POLLPRI}}
+		n, err := unix.Poll(fds, 1000) // slices of a second, to notice ctx
+		if err != nil && err != unix.EINTR {
+			a.log.Warn("polling the mount table", "error", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		if n == 0 || fds[0].Revents&(unix.POLLPRI|unix.POLLERR) == 0 {
+			continue
+		}
+		buf := make([]byte, 64<<10)
+		_, _ = unix.Seek(f, 0, 0)
+		for {
+			if n, _ := unix.Read(f, buf); n <= 0 {
+				break // read to the end: re-arms the notification
+			}
+		}
+		if err := a.refreshMounts(); err != nil {
+			a.log.Warn("re-reading the mount table", "error", err)
+			continue
+		}
+		a.stats.mountChanges.Add(1)
+		now := a.mountsUnderRoots()
+		if slices.Equal(now, last) {
+			continue
+		}
+		last = now
+		a.reloadMu.Lock()
+		err = a.reloadBPF(a.state.Load())
+		a.reloadMu.Unlock()
+		if err != nil {
+			a.log.Error("a filesystem was mounted or unmounted where the policies protect files, and the new plan could not be loaded", "error", err)
+			continue
+		}
+		a.log.Info("a filesystem was mounted or unmounted where the policies protect files; the kernel's maps were built again")
+	}
+}
+
+// mountsUnderRoots are the mount points at or below the policies' roots.
+func (a *Agent) mountsUnderRoots() []string {
+	roots, _ := a.state.Load().m.Roots()
+	var out []string
+	for _, mt := range a.mounts.Load().Table().Mounts() {
+		for _, r := range roots {
+			if r == "/" || mt.MountPoint == r || strings.HasPrefix(mt.MountPoint, r+"/") {
+				out = append(out, mt.MountPoint)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }

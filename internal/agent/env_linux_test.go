@@ -62,7 +62,14 @@ func TestHypervisorProcessesMayOpenDiskImages(t *testing.T) {
 }
 
 func TestPolicyOnAMountThatAppearsLater(t *testing.T) {
-	h := startAgent(t, func(fs string) string {
+	forBackends(t, testPolicyOnAMountThatAppearsLater)
+}
+
+// testPolicyOnAMountThatAppearsLater: the protected directory does not
+// exist at start, a filesystem is mounted where it will be, and it is made
+// there; the files in it are protected once it exists.
+func testPolicyOnAMountThatAppearsLater(t *testing.T, backend string) {
+	h := startAgentOn(t, backend, func(fs string) string {
 		return strings.Replace(policyFor(fs, ""), fs+"/secret/**", fs+"/later/secret/**", 1)
 	}, nil)
 	later := h.path("later")
