@@ -58,6 +58,10 @@ type identityIndex struct {
 	// learnedCap, once per walk.
 	onFull   func()
 	askedFor bool
+	// missed: a file was left out while the walk asked for was pending or
+	// running, which may have begun before the file existed; the walk
+	// asks for another when it ends.
+	missed bool
 	// walkMu makes walks take turns (a reload, a queue overflow of the
 	// name watcher and a full index may each ask for one).
 	walkMu sync.Mutex
@@ -201,6 +205,9 @@ func (x *identityIndex) learn(dev, ino uint64, path string) {
 	}
 	if !inMaps && !inFrozen && !inOut && (x.lenLocked() >= x.limit || len(x.t.files) >= x.learnedCap) {
 		ask := !x.askedFor && len(x.t.files) >= x.learnedCap && x.onFull != nil
+		if !ask && x.askedFor && len(x.t.files) >= x.learnedCap {
+			x.missed = true
+		}
 		x.askedFor = x.askedFor || ask
 		x.mu.Unlock()
 		if ask {
@@ -512,8 +519,14 @@ func (x *identityIndex) rebuild(st *policyState, mounts *storage.Mounts, env pol
 	x.mu.Lock()
 	c.mergeLate(x, f, covered)
 	x.frozen, x.t, x.out, x.askedFor, x.outFull = f, c.t, c.out, false, false
+	again := x.missed && x.onFull != nil
+	x.missed = false
+	x.askedFor = again
 	log := x.log
 	x.mu.Unlock()
+	if again {
+		x.onFull() // files left out during this walk may be newer than it
+	}
 	x.walks.Add(1)
 	if c.full > 0 && log != nil {
 		log.Warn("identity index full: files renamed out of protected places are no longer all kept; those left out are decided by their current names",
