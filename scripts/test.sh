@@ -65,6 +65,15 @@ if [ "$(id -u)" = 0 ]; then
 	export DRMFILTER_GUEST_KERNEL="$guest_kernel"
 fi
 
+echo "== generated BPF objects"
+# internal/bpflsm's committed object and bindings must be what its sources
+# give (installs clang, llvm and libbpf-dev when missing and root).
+if [ "$(id -u)" = 0 ] || command -v clang >/dev/null 2>&1; then
+	scripts/bpf-generate.sh --check
+else
+	echo "not root and no clang: the generated BPF objects are not checked" >&2
+fi
+
 echo "== go test"
 if [ "$#" -eq 0 ]; then
 	set -- ./...

@@ -160,7 +160,7 @@ func (b *planBuilder) placesAt(loc string, dev uint32, ino uint64) error {
 		if len(cands) == 0 {
 			return nil
 		}
-		cls, err := b.class(cands, example, "")
+		cls, err := b.class(cands, example)
 		if err != nil {
 			return err
 		}
@@ -227,7 +227,7 @@ func (b *planBuilder) file(p string, st *syscall.Stat_t, isDir bool) error {
 	if placed && sameRules(b, cands, sim) && (isDir || st.Nlink <= 1) {
 		return nil // the kernel places it right
 	}
-	cls, err := b.class(cands, p, "")
+	cls, err := b.class(cands, p)
 	if err != nil {
 		return err
 	}

@@ -246,7 +246,7 @@ func (p *Plan) classFor(c Class) (uint32, bool) {
 		}
 		return 0, false
 	}
-	id, err := b.class(cands, c.Example, "")
+	id, err := b.class(cands, c.Example)
 	return id, err == nil
 }
 
@@ -474,7 +474,7 @@ func (b *planBuilder) rule(c *policy.Candidate) uint32 {
 }
 
 // class returns the class of a candidate list, adding it on first use.
-func (b *planBuilder) class(cands []policy.Candidate, example, _ string) (uint32, error) {
+func (b *planBuilder) class(cands []policy.Candidate, example string) (uint32, error) {
 	if len(cands) > maxClassRules {
 		return 0, fmt.Errorf("%s: %d rules can decide for this file; the bpf backend decides with at most %d", example, len(cands), maxClassRules)
 	}
