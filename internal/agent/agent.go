@@ -100,6 +100,10 @@ type Agent struct {
 	backend, backendReason string
 	bpf                    atomic.Pointer[bpflsm.Backend]
 	bpfReplaced            chan struct{} // a new plan is in force (watchBPFExes watches its executables)
+	// stopReq takes an authorized stop from the admin socket; Run puts
+	// the one it took in stopping, and answers it when it has stopped.
+	stopReq  chan stopRequest
+	stopping atomic.Pointer[stopRequest]
 	probe                  func() bpflsm.Availability
 
 	fan      *fanotify.Listener
@@ -171,6 +175,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.bpfReplaced = make(chan struct{}, 1)
+	a.stopReq = make(chan stopRequest)
 	a.probe = opts.probe
 	if a.probe == nil {
 		a.probe = bpflsm.Probe
@@ -299,9 +304,29 @@ func (a *Agent) Settings() map[string]string {
 // Run opens fanotify, marks what the policies need, and answers events
 // until ctx is done. On return every event read has been answered and the
 // fanotify descriptor is closed, which allows whatever was still queued.
-func (a *Agent) Run(ctx context.Context) error {
+func (a *Agent) Run(ctx context.Context) (err error) {
+	// An authorized stop from the admin socket ends Run as ctx does, and
+	// is answered once Run has done what it asked.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case sr := <-a.stopReq:
+			a.stopping.Store(&sr)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		if sr := a.stopping.Load(); sr != nil {
+			sr.done <- err
+		}
+	}()
 	if a.backend == config.BackendBPF {
 		return a.runBPF(ctx)
+	}
+	if sr := a.stopping.Load(); sr != nil && (sr.unload || sr.exe != "") {
+		a.log.Info("an authorized stop: the fanotify backend has no programs to unload or hand over")
 	}
 	fan, err := fanotify.Open(fanotify.Options{UnlimitedQueue: true, UnlimitedMarks: true, Spin: a.cfg.Spin})
 	if err != nil {
@@ -343,8 +368,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("drmfilter agent started", "version", version.Get().Version, "policyGeneration", st.gen, "policyHash", st.hash,
 		"rules", st.m.Rules(), "marked", a.markedList(), "settings", a.Settings())
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancelWorkers := context.WithCancel(ctx)
+	defer cancelWorkers()
 	var wg sync.WaitGroup
 	jobs := make(chan *job, a.cfg.QueueSize)
 	for range a.cfg.Workers {
@@ -381,7 +406,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.ready.Store(true)
 	err = a.readLoop(ctx, jobs)
 	a.ready.Store(false)
-	cancel()
+	cancelWorkers()
 	close(jobs) // workers answer what is queued, then stop
 	wg.Wait()
 	if errors.Is(err, context.Canceled) {

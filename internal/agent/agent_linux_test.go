@@ -131,6 +131,8 @@ func startAgentOn(t *testing.T, backend string, policyText func(fs string) strin
 	cfg.MetricsAddress = ""
 	cfg.StatusSocket = ""
 	cfg.Backend = backend
+	// Each test's programs go with its agent (the tamper tests pin).
+	cfg.BPF.PinPath, cfg.BPF.SelfProtect = "", false
 	if mutate != nil {
 		mutate(&cfg)
 	}

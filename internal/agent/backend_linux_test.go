@@ -28,6 +28,7 @@ func newWithBackend(t *testing.T, policyText, backend string, probe bpflsm.Avail
 	cfg.Audit.File = ""
 	cfg.StatusSocket = ""
 	cfg.Backend = backend
+	cfg.BPF.PinPath, cfg.BPF.SelfProtect = "", false
 	env := environ.Report{Hypervisor: "kvm", Cloud: "none", Container: "none"}
 	return New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testLogOut(), nil)), Env: &env,
 		AuditSinks: []audit.Sink{audit.NewStreamSink(&syncBuffer{})}, probe: func() bpflsm.Availability { return probe }})

@@ -3,6 +3,7 @@ package agent
 import (
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,12 @@ var behaviourTests = []string{
 	"TestRenamedOutStaysProtectedAfterReload",
 	"TestOldVersionThroughAKeptHandle",
 	"TestPolicyOnAMountThatAppearsLater",
+}
+
+// guestOnlyTests have a bpf subtest only (the fanotify backend has no
+// programs to pin or guard): TestBehaviourInGuest runs them too.
+var guestOnlyTests = []string{
+	"TestTamperResistance",
 }
 
 // forBackends runs test once per backend.
@@ -68,7 +75,7 @@ func TestBehaviourInGuest(t *testing.T) {
 	}
 	guest.Run(t, guest.Options{
 		Extra:   extra,
-		Run:     "^(" + strings.Join(behaviourTests, "|") + ")$/^" + config.BackendBPF + "$",
+		Run:     "^(" + strings.Join(append(slices.Clone(behaviourTests), guestOnlyTests...), "|") + ")$/^" + config.BackendBPF + "$",
 		Verbose: testing.Verbose(),
 		// The tests tell programs apart by their files: real ones, not
 		// busybox's applets (one file for all of them).

@@ -77,7 +77,7 @@ func (a *Agent) runBPF(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b, err := bpflsm.Load(plan, bpflsm.Options{MaxFiles: a.cfg.BPF.MaxFiles})
+	b, err := bpflsm.Load(plan, bpflsm.Options{MaxFiles: a.cfg.BPF.MaxFiles, PinPath: a.cfg.BPF.PinPath, Protect: a.cfg.BPF.SelfProtect})
 	if err != nil {
 		return err
 	}
@@ -86,6 +86,10 @@ func (a *Agent) runBPF(ctx context.Context) error {
 		a.bpf.Store(nil)
 		_ = b.Close()
 	}()
+	if g := b.TookOver(); g != 0 {
+		a.log.Info("took over the programs pinned by an agent that is gone; they enforced its policy until now",
+			"pinPath", a.cfg.BPF.PinPath, "pinnedGeneration", g)
+	}
 	a.log.Info("drmfilter agent started", "version", version.Get().Version, "backend", a.backend, "backendReason", a.backendReason,
 		"policyGeneration", st.gen, "policyHash", st.hash, "rules", st.m.Rules(),
 		"files", len(plan.Files), "trees", len(plan.Dirs), "settings", a.Settings())
@@ -112,8 +116,26 @@ func (a *Agent) runBPF(ctx context.Context) error {
 	<-ctx.Done()
 	a.ready.Store(false)
 	<-done // the reader wrote what the programs had reported
-	_ = b.Close()
-	a.log.Info("drmfilter agent stopped")
+	sr := a.stopping.Load()
+	switch {
+	case sr != nil && sr.unload:
+		if err := b.Unload(); err != nil {
+			return fmt.Errorf("unload the programs: %w", err)
+		}
+		a.log.Info("drmfilter agent stopped; its programs are unloaded: the kernel no longer enforces the policies")
+	case sr != nil && sr.exe != "":
+		if err := b.TrustSuccessor(filepath.Join(a.cfg.HostRoot, sr.exe)); err != nil {
+			return fmt.Errorf("hand the programs to %s: %w", sr.exe, err)
+		}
+		_ = b.Close()
+		a.log.Info("drmfilter agent stopped; its pinned programs go on enforcing until the new executable takes them over", "exe", sr.exe)
+	case a.cfg.BPF.PinPath != "":
+		_ = b.Close()
+		a.log.Info("drmfilter agent stopped; its pinned programs go on enforcing the last policy (drmfilter stop --unload removes them)", "pinPath", a.cfg.BPF.PinPath)
+	default:
+		_ = b.Close()
+		a.log.Info("drmfilter agent stopped")
+	}
 	return nil
 }
 
@@ -147,6 +169,10 @@ func (a *Agent) readBPFEvents(ctx context.Context, b *bpflsm.Backend) {
 }
 
 func (a *Agent) bpfRecord(b *bpflsm.Backend, ev *bpflsm.Event) {
+	if ev.Tamper != nil {
+		a.tamperRecord(ev)
+		return
+	}
 	op := ev.Operation()
 	rec := &audit.Record{Mode: a.cfg.Mode, Operation: op.String(), Path: ev.Path,
 		Dev: unix.Mkdev(ev.Dev>>20, ev.Dev&0xfffff), Ino: ev.Ino, PID: int32(ev.TGID), UID: ev.UID, GID: ev.GID, Env: a.envTag}
@@ -237,42 +263,71 @@ func (a *Agent) reloadBPF(st *policyState) error {
 // program and the old one, still running, is (see the README's limits).
 func (a *Agent) watchBPFExes(ctx context.Context, b *bpflsm.Backend) {
 	for ctx.Err() == nil {
-		var paths []string
-		if plan := b.Plan(); plan != nil {
-			root := a.cfg.HostRoot
-			for p := range plan.Exes {
-				if _, err := os.Stat(filepath.Join(root, filepath.Dir(p))); err == nil {
-					paths = append(paths, filepath.Join(root, p))
-				} else {
-					paths = append(paths, filepath.Join(root, nearestExisting(root, p)))
-				}
-			}
-			// A directory a policy names that does not exist yet: its
-			// nearest existing ancestor, to see it made.
-			for _, m := range plan.Missing {
-				paths = append(paths, filepath.Join(root, nearestExisting(root, m)))
-			}
-			slices.Sort(paths)
-			paths = slices.Compact(paths)
-		}
+		paths := a.bpfWatchPaths(b.Plan())
 		wctx, cancel := context.WithCancel(ctx)
 		errc := make(chan error, 1)
+		moved := make(chan struct{}, 1)
 		if len(paths) > 0 {
 			go func() {
-				errc <- watchPaths(wctx, paths, 50*time.Millisecond, nil, func() { a.refreshBPFExes(b) })
+				errc <- watchPaths(wctx, paths, 50*time.Millisecond, nil, func() {
+					a.refreshBPFExes(b)
+					// A directory on the way to one the policies name
+					// was made (or removed): the watch moves to the new
+					// nearest ancestor, or it would not see the next
+					// level made.
+					if !slices.Equal(a.bpfWatchPaths(b.Plan()), paths) {
+						select {
+						case moved <- struct{}{}:
+						default:
+						}
+					}
+				})
 			}()
 		}
+		watching := len(paths) > 0
 		select {
 		case <-ctx.Done():
 		case <-a.bpfReplaced:
+		case <-moved:
 		case err := <-errc:
+			watching = false
 			if err != nil {
 				a.log.Warn("cannot watch the executables the policies name; a replaced one is re-resolved at the next reload", "error", err)
-				<-wctx.Done() // until the next plan or the end
+				select { // until the next plan or the end
+				case <-ctx.Done():
+				case <-a.bpfReplaced:
+				}
 			}
 		}
 		cancel()
+		if watching {
+			<-errc // the watch is closed before the next one starts
+		}
 	}
+}
+
+// bpfWatchPaths are what watchBPFExes watches for plan: the executables
+// it names (or, where their directory is missing, its nearest existing
+// ancestor) and the nearest existing ancestor of each directory a policy
+// names that does not exist yet.
+func (a *Agent) bpfWatchPaths(plan *bpflsm.Plan) []string {
+	if plan == nil {
+		return nil
+	}
+	root := a.cfg.HostRoot
+	var paths []string
+	for p := range plan.Exes {
+		if _, err := os.Stat(filepath.Join(root, filepath.Dir(p))); err == nil {
+			paths = append(paths, filepath.Join(root, p))
+		} else {
+			paths = append(paths, filepath.Join(root, nearestExisting(root, p)))
+		}
+	}
+	for _, m := range plan.Missing {
+		paths = append(paths, filepath.Join(root, nearestExisting(root, m)))
+	}
+	slices.Sort(paths)
+	return slices.Compact(paths)
 }
 
 // refreshBPFExes builds the plan again if a file at an executable path
@@ -357,18 +412,45 @@ func (a *Agent) watchBPFMounts(ctx context.Context, b *bpflsm.Backend, f int) {
 	}
 }
 
-// mountsUnderRoots are the mount points at or below the policies' roots.
+// mountsUnderRoots are the mount points at, below or on the way to the
+// policies' roots: a filesystem mounted on a root's parent hides what the
+// plan placed there (or holds the directory the policies name, which did
+// not exist yet), as one mounted below a root adds files.
 func (a *Agent) mountsUnderRoots() []string {
 	roots, _ := a.state.Load().m.Roots()
 	var out []string
 	for _, mt := range a.mounts.Load().Table().Mounts() {
 		for _, r := range roots {
-			if r == "/" || mt.MountPoint == r || strings.HasPrefix(mt.MountPoint, r+"/") {
-				out = append(out, mt.MountPoint)
+			if r == "/" || mt.MountPoint == r || strings.HasPrefix(mt.MountPoint, r+"/") ||
+				mt.MountPoint == "/" || strings.HasPrefix(r, mt.MountPoint+"/") {
+				out = append(out, fmt.Sprintf("%s %d", mt.MountPoint, mt.ID))
 				break
 			}
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// tamperRecord writes a refused attempt on the agent (its process, BPF
+// objects or pins) as a deny record of operation "tamper", and logs it.
+func (a *Agent) tamperRecord(ev *bpflsm.Event) {
+	a.stats.tamper.Add(1)
+	rec := &audit.Record{Decision: audit.DecisionDeny, Mode: audit.ModeEnforce, Operation: audit.OpTamper,
+		PID: int32(ev.TGID), UID: ev.UID, GID: ev.GID, Env: a.envTag, Reason: ev.Tamper.What + ": " + ev.Tamper.String()}
+	if ev.Tamper.Ino != 0 {
+		rec.Dev, rec.Ino = unix.Mkdev(ev.Tamper.Dev>>20, ev.Tamper.Dev&0xfffff), ev.Tamper.Ino
+	}
+	if p, err := a.procs.Lookup(int32(ev.TGID), -1); err == nil && p.Exe != "" {
+		rec.Exe = p.Exe
+		if p.Container.ID != "" {
+			rec.ContainerID, rec.Runtime = p.Container.ID, p.Container.Runtime
+		}
+	} else if ev.Exe != "" {
+		rec.Exe = ev.Exe
+	} else if ev.Comm != "" {
+		rec.Exe = "[" + strings.TrimSpace(ev.Comm) + "]"
+	}
+	a.log.Warn("refused an attempt on the agent", "what", ev.Tamper.What, "detail", ev.Tamper.String(), "pid", ev.TGID, "uid", ev.UID, "exe", rec.Exe)
+	a.audit.Write(rec)
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drmfilter/drmfilter/internal/config"
 )
@@ -76,6 +77,10 @@ func testPolicyOnAMountThatAppearsLater(t *testing.T, backend string) {
 	if err := os.Mkdir(later, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Long enough for the agent to have seen the parent made before the
+	// filesystem is mounted on it: the order that lost the protection
+	// (the agent went on watching the shadowed directory).
+	time.Sleep(500 * time.Millisecond)
 	if out, err := run(t, "/", "mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", later); err != nil {
 		t.Fatalf("mount: %v %s", err, out)
 	}

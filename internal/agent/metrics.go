@@ -33,7 +33,7 @@ var (
 // the Prometheus collector and the status socket.
 type stats struct {
 	total, self, overflows, indexHits, ignoreMarks, exempt, late atomic.Uint64
-	respondErrors, reloadFailures, mountChanges                  atomic.Uint64
+	respondErrors, reloadFailures, mountChanges, tamper          atomic.Uint64
 	events                                                       [len(opNames)][5]atomic.Uint64
 	fails                                                        [6]atomic.Uint64
 	// failAllows counts, by failure reason, the events a failure path
@@ -98,6 +98,7 @@ var (
 	descEvents      = prometheus.NewDesc("drmfilter_events_total", "Permission events decided, by operation and decision (uncovered: no policy covers the file).", []string{"operation", "decision"}, nil)
 	descFailures    = prometheus.NewDesc("drmfilter_failures_total", "Events answered by a failure path, by reason (deadline: not decided within the per-event deadline) and the verdict given (allow: let through without a decision).", []string{"reason", "verdict"}, nil)
 	descOverflows   = prometheus.NewDesc("drmfilter_queue_overflows_total", "Kernel queue overflows; the kernel allowed the events it could not queue.", nil, nil)
+	descTamper      = prometheus.NewDesc("drmfilter_tamper_refused_total", "Attempts on the agent itself (signals, ptrace, its BPF objects, its pins) that the bpf backend's programs refused.", nil, nil)
 	descCache       = prometheus.NewDesc("drmfilter_cache_total", "Cache activity: ignore marks placed in the kernel, identity-index hits, hypervisor exemptions.", []string{"kind"}, nil)
 	descDropped     = prometheus.NewDesc("drmfilter_audit_dropped_total", "Audit records dropped because the writer could not keep up.", nil, nil)
 	descGeneration  = prometheus.NewDesc("drmfilter_policy_generation", "Generation of the policy in force, with its hash as a label.", []string{"hash"}, nil)
@@ -109,7 +110,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEvents, descFailures, descOverflows, descCache, descDropped, descGeneration, descReloadFails, descIndexed, descLate, descBackend, descBPF} {
+	for _, d := range []*prometheus.Desc{descEvents, descFailures, descOverflows, descTamper, descCache, descDropped, descGeneration, descReloadFails, descIndexed, descLate, descBackend, descBPF} {
 		ch <- d
 	}
 	c.a.stats.latency.Describe(ch)
@@ -128,6 +129,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(s.fails[i].Load()-allowed), r, "deny")
 	}
 	ch <- prometheus.MustNewConstMetric(descOverflows, prometheus.CounterValue, float64(s.overflows.Load()))
+	ch <- prometheus.MustNewConstMetric(descTamper, prometheus.CounterValue, float64(s.tamper.Load()))
 	ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(s.ignoreMarks.Load()), "ignore-mark")
 	ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(s.indexHits.Load()), "index-hit")
 	ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(s.exempt.Load()), "exemption")

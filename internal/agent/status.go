@@ -88,7 +88,7 @@ func (a *Agent) Status() Status {
 	counters := map[string]uint64{
 		"events": s.total.Load(), "self": s.self.Load(), "overflows": s.overflows.Load(),
 		"indexHits": s.indexHits.Load(), "ignoreMarks": s.ignoreMarks.Load(), "exempt": s.exempt.Load(),
-		"late": s.late.Load(), "respondErrors": s.respondErrors.Load(), "mountChanges": s.mountChanges.Load(),
+		"late": s.late.Load(), "respondErrors": s.respondErrors.Load(), "mountChanges": s.mountChanges.Load(), "tamperRefused": s.tamper.Load(),
 	}
 	for i, op := range opNames {
 		for j, d := range decisionNames {

@@ -33,6 +33,9 @@ const (
 	OpOpen = "open"
 	OpExec = "exec"
 	OpRead = "read"
+	// OpTamper is an attempt on the agent itself that the kernel refused
+	// (a signal, ptrace, its BPF objects or pins); Reason says which.
+	OpTamper = "tamper"
 )
 
 // Failure reasons.

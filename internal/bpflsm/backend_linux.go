@@ -28,12 +28,21 @@ type Options struct {
 	// and those it adds itself when a covered file is renamed or linked
 	// out of its tree. 0: twice the plan's files, at least 65,536.
 	MaxFiles int
+	// PinPath is a directory on a BPF filesystem where the links and
+	// shared maps are pinned, so that the programs go on deciding when
+	// this process is gone; Load takes over what an agent that is gone
+	// pinned there. "": nothing is pinned, and Close detaches.
+	PinPath string
+	// Protect refuses other processes, root included, signals to the
+	// agent, attaching to it (ptrace, /proc/PID/mem), descriptors for its
+	// BPF objects, removing its pins and unmounting their filesystem.
+	Protect bool
 }
 
 // Backend is the loaded programs of one policy generation, and the maps
 // every generation shares (the executables recorded at exec, the event
-// ring buffer, the counters). Replace swaps in a new generation with no
-// moment in which neither decides.
+// ring buffer, the counters, the guard). Replace swaps in a new
+// generation with no moment in which neither decides.
 type Backend struct {
 	opts Options
 
@@ -44,29 +53,38 @@ type Backend struct {
 	// exes names executables by identity, from the programs' reports of
 	// execs: a process denied something may be gone before its record is
 	// written. Bounded: cleared when full.
-	exes  map[FileKey]string
-	procs *ebpf.Map
-	evs   *ebpf.Map
-	cnt   *ebpf.Map
-	rd    *ringbuf.Reader
+	exes   map[FileKey]string
+	shared map[string]*ebpf.Map // sharedMaps by name
+	rd     *ringbuf.Reader
+	// tookOver is the generation Load found pinned, 0 if none.
+	tookOver uint32
 }
 
 // generation is one loaded set of programs and their policy maps.
 type generation struct {
-	objs  lsmObjects
-	links []link.Link
-	plan  *Plan
-	gen   uint32
+	objs      lsmObjects
+	links     []link.Link
+	linkNames []string // the program of each link
+	meta      *ebpf.Map // each class's example path (pinned as gen_classes)
+	plan      *Plan
+	gen       uint32
+	pinned    bool // opened from pins: only links, files and meta
 }
 
 func (g *generation) close() {
 	for _, l := range g.links {
 		_ = l.Close()
 	}
+	_ = g.meta.Close()
 	_ = g.objs.Close()
 }
 
-// Load loads and attaches the programs with the plan's maps.
+// Load loads and attaches the programs with the plan's maps. With
+// Options.PinPath it takes over the programs pinned there by an agent
+// that is gone: the shared maps (the executables processes run, the
+// counters, the events not read yet) are the pinned ones, the files the
+// kernel kept are carried into the new generation, and the pinned
+// programs are detached only once the new ones are attached.
 func Load(plan *Plan, opts Options) (*Backend, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("bpf: raise the locked-memory limit: %w", err)
@@ -78,27 +96,68 @@ func Load(plan *Plan, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bpf: read the programs: %w", err)
 	}
-	b := &Backend{opts: opts, exes: map[FileKey]string{}}
-	for name, dst := range map[string]**ebpf.Map{"procs": &b.procs, "events": &b.evs, "counters": &b.cnt} {
-		m, err := ebpf.NewMap(spec.Maps[name])
-		if err != nil {
-			b.closeShared()
-			return nil, fmt.Errorf("bpf: create map %s: %w", name, err)
+	b := &Backend{opts: opts, exes: map[FileKey]string{}, shared: map[string]*ebpf.Map{}}
+	var old *generation
+	if opts.PinPath != "" {
+		if err := ensureBPFFS(opts.PinPath); err != nil {
+			return nil, err
 		}
-		*dst = m
+		if Pinned(opts.PinPath) {
+			if old, err = b.openPinned(); err != nil {
+				b.closeShared()
+				return nil, err
+			}
+		}
 	}
-	g, err := b.load(plan, 1)
+	if old == nil {
+		for _, name := range sharedMaps {
+			m, err := ebpf.NewMap(spec.Maps[name])
+			if err != nil {
+				b.closeShared()
+				return nil, fmt.Errorf("bpf: create map %s: %w", name, err)
+			}
+			b.shared[name] = m
+		}
+	}
+	fail := func(err error) (*Backend, error) {
+		if old != nil {
+			old.close()
+		}
+		b.closeShared()
+		return nil, err
+	}
+	// This process is the agent from here on: the programs (the pinned
+	// ones too) exempt it, and guard it.
+	if err := b.writeGuard(); err != nil {
+		return fail(err)
+	}
+	gen := uint32(1)
+	if old != nil {
+		gen = old.gen + 1
+	}
+	g, err := b.load(plan, gen)
 	if err != nil {
-		b.closeShared()
-		return nil, err
+		return fail(err)
 	}
-	if err := g.attach(); err != nil {
+	if old != nil {
+		kept, err := keptFiles(old, plan)
+		if err == nil {
+			err = putFiles(g.objs.Files, kept, 1)
+		}
+		if err != nil {
+			g.close()
+			return fail(err)
+		}
+	}
+	if err := b.start(g, old); err != nil {
 		g.close()
-		b.closeShared()
-		return nil, err
+		return fail(err)
 	}
-	b.cur, b.gen = g, 1
-	rd, err := ringbuf.NewReader(b.evs)
+	if old != nil {
+		b.tookOver = old.gen
+	}
+	b.cur, b.gen = g, gen
+	rd, err := ringbuf.NewReader(b.shared["events"])
 	if err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("bpf: read events: %w", err)
@@ -107,11 +166,63 @@ func Load(plan *Plan, opts Options) (*Backend, error) {
 	return b, nil
 }
 
-func (b *Backend) closeShared() {
-	for _, m := range []*ebpf.Map{b.procs, b.evs, b.cnt} {
-		if m != nil {
-			_ = m.Close()
+// start attaches g, pins it over old's pins, records its objects as the
+// agent's, and closes old (whose programs are detached when their last
+// reference, a pin replaced or this process's descriptor, goes).
+func (b *Backend) start(g *generation, old *generation) error {
+	if err := g.attach(); err != nil {
+		return err
+	}
+	if b.opts.PinPath != "" {
+		meta, err := classMeta(g.plan)
+		if err != nil {
+			return err
 		}
+		g.meta = meta
+		if err := b.pin(g); err != nil {
+			return err
+		}
+	}
+	if err := b.own(g); err != nil {
+		return err
+	}
+	if old != nil {
+		// Files the old programs kept between the first look and the
+		// attach (from the attach on the new programs keep them too).
+		if late, err := keptFiles(old, g.plan); err == nil {
+			_ = putFiles(g.objs.Files, late, 1)
+		}
+		if b.opts.PinPath != "" {
+			unpinStale(b.opts.PinPath, old, g)
+		}
+		b.disown(old)
+		old.close()
+	}
+	return nil
+}
+
+// pinnedGeneration is the generation number the pinned settings hold, 0
+// when unknown.
+func pinnedGeneration(dir string) uint32 {
+	m, err := ebpf.LoadPinnedMap(dir+"/gen_settings", nil)
+	if err != nil {
+		return 0
+	}
+	defer m.Close()
+	var c lsmConfig
+	if m.Lookup(uint32(0), &c) != nil {
+		return 0
+	}
+	return c.Generation
+}
+
+// TookOver is the generation of the pinned programs Load took over, 0 if
+// it found none.
+func (b *Backend) TookOver() uint32 { return b.tookOver }
+
+func (b *Backend) closeShared() {
+	for _, m := range b.shared {
+		_ = m.Close()
 	}
 }
 
@@ -138,7 +249,7 @@ func (b *Backend) load(plan *Plan, gen uint32) (*generation, error) {
 	spec.Maps["exe_names"].MaxEntries = uint32(max(1, len(plan.ExeNames)))
 	g := &generation{plan: plan, gen: gen}
 	err = spec.LoadAndAssign(&g.objs, &ebpf.CollectionOptions{
-		MapReplacements: map[string]*ebpf.Map{"procs": b.procs, "events": b.evs, "counters": b.cnt},
+		MapReplacements: b.shared,
 	})
 	if err != nil {
 		var ve *ebpf.VerifierError
@@ -148,14 +259,14 @@ func (b *Backend) load(plan *Plan, gen uint32) (*generation, error) {
 		return nil, fmt.Errorf("bpf: load the programs: %w", err)
 	}
 	plan.loaded = true
-	if err := g.fill(plan, gen, uint32(b.opts.AgentPID)); err != nil {
+	if err := g.fill(plan, gen); err != nil {
 		g.close()
 		return nil, err
 	}
 	return g, nil
 }
 
-func (g *generation) fill(plan *Plan, gen, agent uint32) error {
+func (g *generation) fill(plan *Plan, gen uint32) error {
 	o := &g.objs
 	for i, r := range plan.Rules {
 		v := lsmRule{Ops: r.Ops, Effect: r.Effect, Flags: r.Flags}
@@ -209,7 +320,7 @@ func (g *generation) fill(plan *Plan, gen, agent uint32) error {
 	if err := putFiles(o.Files, plan.Files, 0); err != nil {
 		return err
 	}
-	cfg := lsmConfig{AgentTgid: agent, Ops: plan.Ops, Generation: gen}
+	cfg := lsmConfig{Ops: plan.Ops, Generation: gen}
 	if err := o.Settings.Put(uint32(0), &cfg); err != nil {
 		return fmt.Errorf("bpf: settings: %w", err)
 	}
@@ -244,6 +355,7 @@ func (g *generation) attach() error {
 			return fmt.Errorf("bpf: attach %s: %w", name, err)
 		}
 		g.links = append(g.links, l)
+		g.linkNames = append(g.linkNames, name)
 	}
 	return nil
 }
@@ -256,6 +368,8 @@ func (o *lsmObjects) programs() map[string]*ebpf.Program {
 		"inode_unlink": p.InodeUnlink, "inode_rmdir": p.InodeRmdir, "inode_rename": p.InodeRename, "inode_link": p.InodeLink,
 		"inode_setattr": p.InodeSetattr, "inode_setxattr": p.InodeSetxattr, "inode_removexattr": p.InodeRemovexattr,
 		"inode_set_acl": p.InodeSetAcl, "inode_remove_acl": p.InodeRemoveAcl,
+		"task_kill": p.TaskKill, "ptrace_access_check": p.PtraceAccessCheck, "bpf_map": p.BpfMap, "bpf_prog": p.BpfProg,
+		"bpf": p.Bpf, "sb_umount": p.SbUmount,
 	}
 }
 
@@ -286,20 +400,10 @@ func (b *Backend) Replace(plan *Plan) error {
 		g.close()
 		return err
 	}
-	if err := g.attach(); err != nil {
+	if err := b.start(g, old); err != nil {
 		g.close()
 		return err
 	}
-	// Files the old programs kept between the first look and the attach
-	// (from the attach on the new programs keep them too): their classes
-	// can only be ones the new plan has.
-	if late, err := keptFiles(old, plan); err == nil {
-		for k := range kept {
-			delete(late, k)
-		}
-		_ = putFiles(g.objs.Files, late, 1)
-	}
-	old.close()
 	b.cur, b.gen, b.prev = g, b.gen+1, old.plan
 	return nil
 }
@@ -309,6 +413,9 @@ func (b *Backend) Replace(plan *Plan) error {
 // plan gives the tree they came from.
 func keptFiles(old *generation, plan *Plan) (map[FileKey]uint32, error) {
 	out := map[FileKey]uint32{}
+	if old.objs.Files == nil {
+		return out, nil // pinned by an agent killed before it pinned its files map
+	}
 	var k lsmFkey
 	var v lsmFval
 	it := old.objs.Files.Iterate()
@@ -363,7 +470,7 @@ func (b *Backend) Counters() (Counters, error) {
 	var c Counters
 	for i, dst := range []*uint64{&c.Covered, &c.Denied, &c.WouldDeny, &c.Lost} {
 		var per []uint64
-		if err := b.cnt.Lookup(uint32(i), &per); err != nil {
+		if err := b.shared["counters"].Lookup(uint32(i), &per); err != nil {
 			return c, fmt.Errorf("bpf: counters: %w", err)
 		}
 		for _, v := range per {
@@ -401,6 +508,41 @@ type Event struct {
 	Exe        string
 	Comm       string
 	Generation uint32
+	// Tamper is set on a refused attempt on the agent itself (its
+	// process, BPF objects or pins); the fields about a file are then
+	// empty.
+	Tamper *Tamper
+}
+
+// Tamper says what a tamper event refused.
+type Tamper struct {
+	What      string // signal, ptrace, bpf-map, bpf-prog, bpf-link, pin, umount, exec-traced
+	Arg       uint32 // the signal, the ptrace mode, the map's, program's or link's ID, the umount flags
+	TargetPID uint32 // signal, ptrace: the process aimed at
+	Dev       uint32 // pin, umount, exec-traced: the filesystem (kernel encoding)
+	Ino       uint64 // pin: the pin's inode; exec-traced: the executable's
+}
+
+// tamperWhat names TAMPER_* values.
+var tamperWhat = map[uint32]string{1: "signal", 2: "ptrace", 3: "bpf-map", 4: "bpf-prog", 5: "bpf-link", 6: "pin", 7: "umount", 8: "exec-traced"}
+
+// String says in words what was refused.
+func (t *Tamper) String() string {
+	switch t.What {
+	case "signal":
+		return fmt.Sprintf("signal %d to the agent (pid %d)", t.Arg, t.TargetPID)
+	case "ptrace":
+		return fmt.Sprintf("attaching to the agent or its executable (pid %d, ptrace mode %#x)", t.TargetPID, t.Arg)
+	case "bpf-map", "bpf-prog", "bpf-link":
+		return fmt.Sprintf("a descriptor for the agent's %s %d", strings.TrimPrefix(t.What, "bpf-"), t.Arg)
+	case "pin":
+		return "removing or renaming the agent's pins"
+	case "umount":
+		return "unmounting the filesystem of the agent's pins"
+	case "exec-traced":
+		return "starting the agent's executable under a tracer"
+	}
+	return t.What
 }
 
 // Operation is the event's operation in the policy language.
@@ -421,6 +563,9 @@ func (b *Backend) ReadEvent(deadline time.Time) (Event, error) {
 			b.learnExe(rec.RawSample)
 			continue
 		}
+		if len(rec.RawSample) >= 4 && binary.NativeEndian.Uint32(rec.RawSample) == evKindTamper {
+			return b.decodeTamper(rec.RawSample)
+		}
 		return b.decode(rec.RawSample)
 	}
 }
@@ -429,7 +574,25 @@ func (b *Backend) ReadEvent(deadline time.Time) (Event, error) {
 const (
 	evKindDecision = 1
 	evKindExe      = 2
+	evKindTamper   = 3
 )
+
+func (b *Backend) decodeTamper(raw []byte) (Event, error) {
+	var e lsmTamperEvent
+	if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &e); err != nil {
+		return Event{}, fmt.Errorf("bpf: decode a tamper event: %w", err)
+	}
+	ev := Event{ExeDev: e.ExeDev, ExeIno: e.ExeIno, PID: e.Pid, TGID: e.Tgid, UID: e.Uid, GID: e.Gid, Denied: true,
+		Comm: cString(e.Comm[:]),
+		Tamper: &Tamper{What: tamperWhat[e.What], Arg: e.Arg, TargetPID: e.TargetPid, Dev: e.TargetDev, Ino: e.TargetIno}}
+	if ev.Tamper.What == "" {
+		ev.Tamper.What = fmt.Sprintf("kind-%d", e.What)
+	}
+	b.mu.Lock()
+	ev.Exe = b.exes[FileKey{Dev: e.ExeDev, Ino: e.ExeIno}]
+	b.mu.Unlock()
+	return ev, nil
+}
 
 func (b *Backend) learnExe(raw []byte) {
 	var e lsmExeEvent
@@ -497,7 +660,10 @@ func cString(b []int8) string {
 // ErrClosed is returned by ReadEvent after Close.
 var ErrClosed = ringbuf.ErrClosed
 
-// Close detaches the programs: the kernel stops deciding.
+// Close closes the backend. Without Options.PinPath that detaches the
+// programs: the kernel stops deciding. With it the pinned programs go on
+// deciding, with the last policy, until an agent takes them over or
+// Unload removes them.
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -510,4 +676,20 @@ func (b *Backend) Close() error {
 	}
 	b.closeShared()
 	return nil
+}
+
+// Unload removes the pins and closes: the programs are detached and the
+// kernel stops deciding. The authorized stop of the agent calls it.
+func (b *Backend) Unload() error {
+	var err error
+	if b.opts.PinPath != "" {
+		// Unguarded first, so that nothing refuses the removal.
+		var g lsmGuardState
+		if m := b.shared["guard"]; m != nil && m.Lookup(uint32(0), &g) == nil {
+			g.Flags &^= guardProtect
+			_ = m.Put(uint32(0), &g)
+		}
+		err = Unpin(b.opts.PinPath)
+	}
+	return errors.Join(err, b.Close())
 }

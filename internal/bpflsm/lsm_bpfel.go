@@ -22,10 +22,8 @@ type lsmCls struct {
 
 type lsmConfig struct {
 	_          structs.HostLayout
-	AgentTgid  uint32
 	Ops        uint32
 	Generation uint32
-	Pad        uint32
 }
 
 type lsmEvent struct {
@@ -79,6 +77,18 @@ type lsmFval struct {
 	Flags uint32
 }
 
+type lsmGuardState struct {
+	_          structs.HostLayout
+	AgentTgid  uint32
+	Flags      uint32
+	AgentStart uint64
+	ExeDev     uint32
+	PinDev     uint32
+	ExeIno     uint64
+	PinIno     uint64
+	UmountDev  [4]uint32
+}
+
 type lsmNamebuf struct {
 	_ structs.HostLayout
 	B [256]int8
@@ -124,6 +134,23 @@ type lsmRule struct {
 	Pad    uint32
 }
 
+type lsmTamperEvent struct {
+	_         structs.HostLayout
+	Kind      uint32
+	What      uint32
+	Pid       uint32
+	Tgid      uint32
+	Uid       uint32
+	Gid       uint32
+	ExeDev    uint32
+	Arg       uint32
+	ExeIno    uint64
+	TargetIno uint64
+	TargetDev uint32
+	TargetPid uint32
+	Comm      [16]int8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -133,6 +160,8 @@ const (
 	lsmMapEvents              = "events"
 	lsmMapExeNames            = "exe_names"
 	lsmMapFiles               = "files"
+	lsmMapGuard               = "guard"
+	lsmMapOwned               = "owned"
 	lsmMapPlaces              = "places"
 	lsmMapProcs               = "procs"
 	lsmMapRuleSubj            = "rule_subj"
@@ -141,6 +170,9 @@ const (
 	lsmMapScratch             = "scratch"
 	lsmMapSeen                = "seen"
 	lsmMapSettings            = "settings"
+	lsmProgBpf                = "bpf"
+	lsmProgBpfMap             = "bpf_map"
+	lsmProgBpfProg            = "bpf_prog"
 	lsmProgBprmCheckSecurity  = "bprm_check_security"
 	lsmProgBprmCommittedCreds = "bprm_committed_creds"
 	lsmProgFileOpen           = "file_open"
@@ -154,9 +186,13 @@ const (
 	lsmProgInodeSetattr       = "inode_setattr"
 	lsmProgInodeSetxattr      = "inode_setxattr"
 	lsmProgInodeUnlink        = "inode_unlink"
+	lsmProgPtraceAccessCheck  = "ptrace_access_check"
+	lsmProgSbUmount           = "sb_umount"
 	lsmProgTaskAlloc          = "task_alloc"
+	lsmProgTaskKill           = "task_kill"
 	lsmVarUnusedEvent         = "unused_event"
 	lsmVarUnusedExeEvent      = "unused_exe_event"
+	lsmVarUnusedTamperEvent   = "unused_tamper_event"
 )
 
 // loadLsm returns the embedded CollectionSpec for lsm.
@@ -201,6 +237,9 @@ type lsmSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lsmProgramSpecs struct {
+	Bpf                *ebpf.ProgramSpec `ebpf:"bpf"`
+	BpfMap             *ebpf.ProgramSpec `ebpf:"bpf_map"`
+	BpfProg            *ebpf.ProgramSpec `ebpf:"bpf_prog"`
 	BprmCheckSecurity  *ebpf.ProgramSpec `ebpf:"bprm_check_security"`
 	BprmCommittedCreds *ebpf.ProgramSpec `ebpf:"bprm_committed_creds"`
 	FileOpen           *ebpf.ProgramSpec `ebpf:"file_open"`
@@ -214,7 +253,10 @@ type lsmProgramSpecs struct {
 	InodeSetattr       *ebpf.ProgramSpec `ebpf:"inode_setattr"`
 	InodeSetxattr      *ebpf.ProgramSpec `ebpf:"inode_setxattr"`
 	InodeUnlink        *ebpf.ProgramSpec `ebpf:"inode_unlink"`
+	PtraceAccessCheck  *ebpf.ProgramSpec `ebpf:"ptrace_access_check"`
+	SbUmount           *ebpf.ProgramSpec `ebpf:"sb_umount"`
 	TaskAlloc          *ebpf.ProgramSpec `ebpf:"task_alloc"`
+	TaskKill           *ebpf.ProgramSpec `ebpf:"task_kill"`
 }
 
 // lsmMapSpecs contains maps before they are loaded into the kernel.
@@ -226,6 +268,8 @@ type lsmMapSpecs struct {
 	Events   *ebpf.MapSpec `ebpf:"events"`
 	ExeNames *ebpf.MapSpec `ebpf:"exe_names"`
 	Files    *ebpf.MapSpec `ebpf:"files"`
+	Guard    *ebpf.MapSpec `ebpf:"guard"`
+	Owned    *ebpf.MapSpec `ebpf:"owned"`
 	Places   *ebpf.MapSpec `ebpf:"places"`
 	Procs    *ebpf.MapSpec `ebpf:"procs"`
 	RuleSubj *ebpf.MapSpec `ebpf:"rule_subj"`
@@ -240,8 +284,9 @@ type lsmMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lsmVariableSpecs struct {
-	UnusedEvent    *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedExeEvent *ebpf.VariableSpec `ebpf:"unused_exe_event"`
+	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedExeEvent    *ebpf.VariableSpec `ebpf:"unused_exe_event"`
+	UnusedTamperEvent *ebpf.VariableSpec `ebpf:"unused_tamper_event"`
 }
 
 // lsmObjects contains all objects after they have been loaded into the kernel.
@@ -269,6 +314,8 @@ type lsmMaps struct {
 	Events   *ebpf.Map `ebpf:"events"`
 	ExeNames *ebpf.Map `ebpf:"exe_names"`
 	Files    *ebpf.Map `ebpf:"files"`
+	Guard    *ebpf.Map `ebpf:"guard"`
+	Owned    *ebpf.Map `ebpf:"owned"`
 	Places   *ebpf.Map `ebpf:"places"`
 	Procs    *ebpf.Map `ebpf:"procs"`
 	RuleSubj *ebpf.Map `ebpf:"rule_subj"`
@@ -286,6 +333,8 @@ func (m *lsmMaps) Close() error {
 		m.Events,
 		m.ExeNames,
 		m.Files,
+		m.Guard,
+		m.Owned,
 		m.Places,
 		m.Procs,
 		m.RuleSubj,
@@ -301,14 +350,18 @@ func (m *lsmMaps) Close() error {
 //
 // It can be passed to loadLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lsmVariables struct {
-	UnusedEvent    *ebpf.Variable `ebpf:"unused_event"`
-	UnusedExeEvent *ebpf.Variable `ebpf:"unused_exe_event"`
+	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
+	UnusedExeEvent    *ebpf.Variable `ebpf:"unused_exe_event"`
+	UnusedTamperEvent *ebpf.Variable `ebpf:"unused_tamper_event"`
 }
 
 // lsmPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lsmPrograms struct {
+	Bpf                *ebpf.Program `ebpf:"bpf"`
+	BpfMap             *ebpf.Program `ebpf:"bpf_map"`
+	BpfProg            *ebpf.Program `ebpf:"bpf_prog"`
 	BprmCheckSecurity  *ebpf.Program `ebpf:"bprm_check_security"`
 	BprmCommittedCreds *ebpf.Program `ebpf:"bprm_committed_creds"`
 	FileOpen           *ebpf.Program `ebpf:"file_open"`
@@ -322,11 +375,17 @@ type lsmPrograms struct {
 	InodeSetattr       *ebpf.Program `ebpf:"inode_setattr"`
 	InodeSetxattr      *ebpf.Program `ebpf:"inode_setxattr"`
 	InodeUnlink        *ebpf.Program `ebpf:"inode_unlink"`
+	PtraceAccessCheck  *ebpf.Program `ebpf:"ptrace_access_check"`
+	SbUmount           *ebpf.Program `ebpf:"sb_umount"`
 	TaskAlloc          *ebpf.Program `ebpf:"task_alloc"`
+	TaskKill           *ebpf.Program `ebpf:"task_kill"`
 }
 
 func (p *lsmPrograms) Close() error {
 	return _LsmClose(
+		p.Bpf,
+		p.BpfMap,
+		p.BpfProg,
 		p.BprmCheckSecurity,
 		p.BprmCommittedCreds,
 		p.FileOpen,
@@ -340,7 +399,10 @@ func (p *lsmPrograms) Close() error {
 		p.InodeSetattr,
 		p.InodeSetxattr,
 		p.InodeUnlink,
+		p.PtraceAccessCheck,
+		p.SbUmount,
 		p.TaskAlloc,
+		p.TaskKill,
 	)
 }
 

@@ -89,6 +89,8 @@ Start with:
 		newEnvCommand(s),
 		newRunCommand(s),
 		newStatusCommand(s),
+		newStopCommand(s),
+		newUpgradeCommand(s),
 	)
 	root.AddCommand(fleetCommands(s)...)
 	return root

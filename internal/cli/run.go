@@ -36,6 +36,7 @@ type runFlags struct {
 	auditStdout bool
 	metrics     string
 	status      string
+	admin       string
 	logLevel    string
 	watch       bool
 	demo        bool
@@ -102,6 +103,7 @@ service account, or --kubeconfig outside a cluster.`,
 	fl.BoolVar(&f.auditStdout, "audit-stdout", false, "also write audit records to standard output")
 	fl.StringVar(&f.metrics, "metrics-address", "", "host:port for Prometheus /metrics (default off; 127.0.0.1:9477 keeps it on loopback, another address exposes it to its network; \"-\" disables); the agent does not start if it cannot listen there. /healthz and /readyz are served there only on a port below net.ipv4.ip_unprivileged_port_start: use `drmfilter status --check ready`")
 	fl.StringVar(&f.status, "status-socket", "", "unix socket for `drmfilter status`, in a directory only root can write to (default /run/drmfilter/status.sock)")
+	fl.StringVar(&f.admin, "admin-socket", "", "unix socket for `drmfilter stop` and `drmfilter upgrade`, in a directory only root can write to (default /run/drmfilter/admin.sock; - for none)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.watch, "watch", true, "reload when policy files change")
 	fl.DurationVar(&f.deadline, "deadline", 0, "per-event decision deadline (default: tuned to the environment)")
@@ -162,6 +164,11 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 		if f.status == "" {
 			cfg.StatusSocket = "/run/drmfilter-demo.sock" // root's directory: not /tmp, see agent.ListenStatus
 		}
+		if f.admin == "" {
+			cfg.AdminSocket = "/run/drmfilter-demo-admin.sock"
+		}
+		// The demo's programs go when it ends.
+		cfg.BPF.PinPath = ""
 		if f.metrics == "" {
 			cfg.MetricsAddress = ""
 		}
@@ -174,6 +181,12 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 	}
 	if f.status != "" {
 		cfg.StatusSocket = f.status
+	}
+	switch {
+	case f.admin == "-":
+		cfg.AdminSocket = ""
+	case f.admin != "":
+		cfg.AdminSocket = f.admin
 	}
 	if f.deadline != 0 {
 		cfg.Deadline = f.deadline
@@ -227,6 +240,16 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 		a.Close()
 		return withCode(exitcode.Failure, err)
 	}
+	adminLn, err := a.ListenAdmin()
+	if err != nil {
+		for _, ln := range []net.Listener{metricsLn, statusLn} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+		a.Close()
+		return withCode(exitcode.Failure, err)
+	}
 	var serving sync.WaitGroup
 	defer func() { cancel(); serving.Wait() }()
 	if node != nil {
@@ -267,7 +290,13 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 	// Under systemd: ready once enforcing, and the watchdog that ends a
 	// stopped agent.
 	go a.NotifySystemd(ctx)
-	serving.Add(2)
+	serving.Add(3)
+	go func() {
+		defer serving.Done()
+		if err := a.ServeAdminOn(ctx, adminLn); err != nil {
+			log.Error("admin socket", "error", err)
+		}
+	}()
 	go func() {
 		defer serving.Done()
 		if err := a.ServeMetrics(ctx, metricsLn); err != nil {

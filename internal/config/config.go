@@ -92,6 +92,16 @@ type Config struct {
 	// and the health check (`drmfilter status --check ready`). Its
 	// directory must be root's alone (see agent.ListenStatus).
 	StatusSocket string `yaml:"statusSocket"`
+	// AdminSocket is the root-only unix socket the authorized
+	// administration requests (`drmfilter stop`, `drmfilter upgrade`)
+	// come through; "" serves none. Its directory must be root's alone.
+	AdminSocket string `yaml:"adminSocket"`
+	// AdminKeys are files of SSH public keys (authorized_keys format):
+	// when any is set, an administration request must be signed by one of
+	// their private keys, so root on the machine alone cannot stop the
+	// agent or remove its programs. When none is, a request from root on
+	// the admin socket is authorized.
+	AdminKeys []string `yaml:"adminKeys"`
 	// HypervisorExemption lets hypervisor processes open disk images
 	// without a decision or an audit record.
 	HypervisorExemption ExemptionConfig `yaml:"hypervisorExemption"`
@@ -155,6 +165,18 @@ type BPFConfig struct {
 	// MaxFiles bounds the files the kernel keeps an entry of their own
 	// for (0: twice what the policies need at load, at least 65,536).
 	MaxFiles int `yaml:"maxFiles"`
+	// PinPath is a directory on a BPF filesystem where the programs are
+	// pinned, so that they go on deciding while the agent is down
+	// (killed, crashed, upgraded), and where a starting agent takes them
+	// over. "" pins nothing: the programs are detached when the agent
+	// exits.
+	PinPath string `yaml:"pinPath"`
+	// SelfProtect has the programs refuse every other process, root
+	// included, signals to the agent, attaching to it (ptrace,
+	// /proc/PID/mem, process_vm_writev), descriptors for its maps,
+	// programs and links, removing its pins and unmounting their
+	// filesystem. The agent then stops only through its admin socket.
+	SelfProtect bool `yaml:"selfProtect"`
 }
 
 // Default returns the fixed defaults. Environment-dependent settings stay
@@ -168,6 +190,8 @@ func Default() Config {
 		HostRoot:       "/",
 		MetricsAddress: "", // off unless configured: see MetricsAddress
 		StatusSocket:   "/run/drmfilter/status.sock",
+		AdminSocket:    "/run/drmfilter/admin.sock",
+		BPF:            BPFConfig{PinPath: "/sys/fs/bpf/drmfilter", SelfProtect: true},
 		Audit: AuditConfig{
 			File:      "/var/log/drmfilter/audit.jsonl",
 			MaxSizeMB: 100,
@@ -255,6 +279,17 @@ func (c *Config) Validate() error {
 	if c.MetricsAddress != "" {
 		if err := checkHostPort(c.MetricsAddress); err != nil {
 			bad("metricsAddress: %q must be host:port (127.0.0.1:9477, 0.0.0.0:9477) or empty: %v", c.MetricsAddress, err)
+		}
+	}
+	if c.AdminSocket != "" && !filepath.IsAbs(c.AdminSocket) {
+		bad("adminSocket: %q must be an absolute path", c.AdminSocket)
+	}
+	if c.BPF.PinPath != "" && !filepath.IsAbs(c.BPF.PinPath) {
+		bad("bpf.pinPath: %q must be an absolute path", c.BPF.PinPath)
+	}
+	for _, k := range c.AdminKeys {
+		if !filepath.IsAbs(k) {
+			bad("adminKeys: %q must be an absolute path", k)
 		}
 	}
 	if c.StatusSocket != "" && !filepath.IsAbs(c.StatusSocket) {

@@ -119,10 +119,8 @@ struct rkey {
 };
 
 struct config {
-	u32 agent_tgid;
 	u32 ops;        /* every operation some rule names */
 	u32 generation; /* the policy generation these maps hold */
-	u32 pad;
 };
 
 struct pinfo {
@@ -134,6 +132,7 @@ struct pinfo {
 /* Records in the ring buffer start with their kind. */
 #define EV_KIND_DECISION 1
 #define EV_KIND_EXE 2
+#define EV_KIND_TAMPER 3
 
 struct event {
 	u32 kind; /* EV_KIND_DECISION */
@@ -169,9 +168,37 @@ struct exe_event {
 	char path[256];
 };
 
+/* What a tamper record says was refused (internal/bpflsm: Tamper*). */
+#define TAMPER_SIGNAL 1      /* arg: the signal */
+#define TAMPER_PTRACE 2      /* arg: the ptrace mode */
+#define TAMPER_BPF_MAP 3     /* arg: the map's id */
+#define TAMPER_BPF_PROG 4    /* arg: the program's id */
+#define TAMPER_BPF_LINK 5    /* arg: the link's id */
+#define TAMPER_PIN 6         /* a pin removed or renamed; target: the pin's inode */
+#define TAMPER_UMOUNT 7      /* the pins' filesystem, or one it is mounted below */
+#define TAMPER_EXEC_TRACED 8 /* the agent's executable started under a tracer */
+
+/* A refused attempt on the agent or its kernel objects. */
+struct tamper_event {
+	u32 kind; /* EV_KIND_TAMPER */
+	u32 what; /* TAMPER_* */
+	u32 pid;
+	u32 tgid;
+	u32 uid;
+	u32 gid;
+	u32 exe_dev;
+	u32 arg;
+	u64 exe_ino;
+	u64 target_ino;
+	u32 target_dev;
+	u32 target_pid; /* TAMPER_SIGNAL, TAMPER_PTRACE: the task aimed at */
+	char comm[16];
+};
+
 /* Referenced so that their types are in the object's BTF, for bpf2go. */
 const struct event *unused_event __attribute__((unused));
 const struct exe_event *unused_exe_event __attribute__((unused));
+const struct tamper_event *unused_tamper_event __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -315,6 +342,44 @@ struct {
 	__type(value, u64);
 } counters SEC(".maps");
 
+/* The agent and what guards it, shared by every generation (and by the
+ * agent that takes over the pinned programs from one that is gone).
+ * agent_tgid and agent_start name the running agent: a process ID alone
+ * could be reused once it exits. */
+#define GUARD_PROTECT (1u << 0) /* refuse other processes' signals, ptrace, bpf access, pin removal */
+
+#define MAX_GUARD_DEVS 4
+
+struct guard_state {
+	u32 agent_tgid;
+	u32 flags;
+	u64 agent_start; /* its start, in the clock ticks of /proc/PID/stat (1/100 s) */
+	u32 exe_dev;     /* the agent's executable: the program trusted to take over */
+	u32 pin_dev;     /* the filesystem of the pins, and its directory */
+	u64 exe_ino;
+	u64 pin_ino;
+	u32 umount_dev[MAX_GUARD_DEVS]; /* filesystems that may not be unmounted: the pins' and those it is below */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct guard_state);
+} guard SEC(".maps");
+
+/* The agent's own maps, programs and links: (OWN_* << 32 | id) -> 1. */
+#define OWN_MAP 1ull
+#define OWN_PROG 2ull
+#define OWN_LINK 3ull
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, u64);
+	__type(value, u8);
+} owned SEC(".maps");
+
 static __always_inline void count(u32 idx)
 {
 	u64 *c = bpf_map_lookup_elem(&counters, &idx);
@@ -326,6 +391,27 @@ static __always_inline struct config *cfg(void)
 {
 	u32 zero = 0;
 	return bpf_map_lookup_elem(&settings, &zero);
+}
+
+static __always_inline struct guard_state *guard_get(void)
+{
+	u32 zero = 0;
+	return bpf_map_lookup_elem(&guard, &zero);
+}
+
+#define TICK_NS 10000000ull /* USER_HZ 100: /proc/PID/stat's clock tick */
+
+/* is_agent_task: t is a thread of the running agent. */
+static __always_inline bool is_agent_task(struct task_struct *t, struct guard_state *g)
+{
+	if (!g || !g->agent_tgid || (u32)BPF_CORE_READ(t, tgid) != g->agent_tgid)
+		return false;
+	return BPF_CORE_READ(t, group_leader, start_boottime) / TICK_NS == g->agent_start;
+}
+
+static __always_inline bool is_agent(struct guard_state *g)
+{
+	return is_agent_task(bpf_get_current_task_btf(), g);
 }
 
 /* The subject: the calling task's executable as recorded at its exec
@@ -508,8 +594,8 @@ static __always_inline void merge(struct outcome *m, struct outcome *o)
 /* The name of the file being placed and its extensions, read once. */
 struct place_ctx {
 	u64 cur; /* struct dentry * of the directory looked at, read with probe reads */
+	u64 dir; /* the inode of the nearest ancestor with places, once found */
 	u32 dev;
-	u32 cls;
 	int found; /* 1: found, -1: not covered */
 	u32 n;     /* the name's length */
 	u64 name;  /* name_hash */
@@ -563,23 +649,6 @@ static long ext_step(u32 i, void *data)
 	return 0;
 }
 
-/* name_hash is FNV-1a 64 of the dentry's name (internal/bpflsm:
- * nameHash); 0 when it cannot be read. */
-static __always_inline u64 name_hash(struct dentry *d)
-{
-	u32 zero = 0;
-	struct namebuf *nb = bpf_map_lookup_elem(&scratch, &zero);
-	if (!nb)
-		return 0;
-	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-	long n = bpf_probe_read_kernel_str(nb->b, sizeof(nb->b), name);
-	if (n <= 1)
-		return 0;
-	struct place_ctx x = {.n = (u32)(n - 1), .name = 0xcbf29ce484222325ULL};
-	bpf_loop(NAME_MAX + 1, name_step, &x, 0);
-	return x.name;
-}
-
 static __always_inline struct fval *lookup_place(struct place_ctx *x, u64 dir, u32 kind, u64 hash)
 {
 	struct pkey k = {.dev = x->dev, .kind = kind, .dir = dir, .hash = hash};
@@ -607,15 +676,8 @@ static long place_step(u32 i, void *data)
 	u64 dir = BPF_CORE_READ(cur, d_inode, i_ino);
 	if (lookup_place(x, dir, PL_HERE, 0)) {
 		/* A directory with places has them all: found here or nowhere. */
-		struct fval *v = by_ext(x, dir, PL_TREE_EXT);
-		if (!v)
-			v = lookup_place(x, dir, PL_TREE_ANY, 0);
-		if (v) {
-			x->cls = v->cls;
-			x->found = 1;
-		} else {
-			x->found = -1;
-		}
+		x->found = 1;
+		x->dir = dir;
 		return 1;
 	}
 	struct dentry *parent = BPF_CORE_READ(cur, d_parent);
@@ -627,9 +689,39 @@ static long place_step(u32 i, void *data)
 	return 0;
 }
 
+/* hash_name reads the name of d and hashes what the filesystem's places
+ * need of it (SB_NAMES: the whole name, SB_EXTS: its extensions). */
+static __always_inline void hash_name(struct dentry *d, struct place_ctx *x, u32 what)
+{
+	u32 zero = 0;
+	struct namebuf *nb = bpf_map_lookup_elem(&scratch, &zero);
+	if (!nb || !what)
+		return;
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	long n = bpf_probe_read_kernel_str(nb->b, sizeof(nb->b), name);
+	if (n <= 1)
+		return;
+	x->n = (u32)(n - 1);
+	if (what & SB_NAMES)
+		bpf_loop(NAME_MAX + 1, name_step, x, 0);
+	if (what & SB_EXTS)
+		bpf_loop(NAME_MAX + 1, ext_step, x, 0);
+}
+
+/* name_hash is FNV-1a 64 of the dentry's name (internal/bpflsm:
+ * nameHash); 0 when it cannot be read. */
+static __always_inline u64 name_hash(struct dentry *d)
+{
+	struct place_ctx x = {.name = 0xcbf29ce484222325ULL};
+	hash_name(d, &x, SB_NAMES);
+	return x.n ? x.name : 0;
+}
+
 /* place finds the class of the file at dentry d (inode ino on dev): its
  * own entry, else its directory's places, else the nearest ancestor's
- * with any. 0: not covered. */
+ * with any. 0: not covered. The name is read and hashed only once a
+ * directory with places is found: a file outside every place costs the
+ * walk alone. */
 static __always_inline int place(struct dentry *d, u32 dev, u64 ino, u32 *cls, u32 *flags)
 {
 	struct fkey k = {.dev = dev, .ino = ino};
@@ -646,23 +738,9 @@ static __always_inline int place(struct dentry *d, u32 dev, u64 ino, u32 *cls, u
 	if (!parent || parent == d)
 		return 0; /* a filesystem's root */
 	struct place_ctx x = {.dev = dev, .name = 0xcbf29ce484222325ULL, .h = 0xcbf29ce484222325ULL};
-	if (sbf & (SB_NAMES | SB_EXTS)) {
-		u32 zero = 0;
-		struct namebuf *nb = bpf_map_lookup_elem(&scratch, &zero);
-		if (!nb)
-			return 0;
-		const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-		long n = bpf_probe_read_kernel_str(nb->b, sizeof(nb->b), name);
-		if (n > 1) {
-			x.n = (u32)(n - 1);
-			if (sbf & SB_NAMES)
-				bpf_loop(NAME_MAX + 1, name_step, &x, 0);
-			if (sbf & SB_EXTS)
-				bpf_loop(NAME_MAX + 1, ext_step, &x, 0);
-		}
-	}
 	u64 dir = BPF_CORE_READ(parent, d_inode, i_ino);
 	if (lookup_place(&x, dir, PL_HERE, 0)) {
+		hash_name(d, &x, sbf & (SB_NAMES | SB_EXTS));
 		v = 0;
 		if (sbf & SB_NAMES)
 			v = lookup_place(&x, dir, PL_NAME, x.name);
@@ -681,7 +759,13 @@ static __always_inline int place(struct dentry *d, u32 dev, u64 ino, u32 *cls, u
 	x.cur = (u64)up;
 	bpf_loop(MAX_DEPTH, place_step, &x, 0);
 	if (x.found == 1) {
-		*cls = x.cls;
+		hash_name(d, &x, sbf & SB_EXTS);
+		v = by_ext(&x, x.dir, PL_TREE_EXT);
+		if (!v)
+			v = lookup_place(&x, x.dir, PL_TREE_ANY, 0);
+		if (!v)
+			return 0;
+		*cls = v->cls;
 		return 1;
 	}
 	if (x.found == -1)
@@ -729,6 +813,74 @@ static __always_inline void emit(struct dentry *d, u32 op, u32 dev, u64 ino, str
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* tamper reports a refused attempt on the agent or its objects. */
+static __always_inline void tamper(u32 what, u32 arg, u32 tdev, u64 tino, u32 tpid)
+{
+	struct tamper_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(CNT_LOST);
+		return;
+	}
+	struct subject s;
+	current_subject(&s);
+	u64 pt = bpf_get_current_pid_tgid();
+	e->kind = EV_KIND_TAMPER;
+	e->what = what;
+	e->pid = (u32)pt;
+	e->tgid = (u32)(pt >> 32);
+	e->uid = s.uid;
+	e->gid = s.gid;
+	e->exe_dev = s.exe_dev;
+	e->exe_ino = s.exe_ino;
+	e->arg = arg;
+	e->target_dev = tdev;
+	e->target_ino = tino;
+	e->target_pid = tpid;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* trusted: the running agent, or a process running the agent's
+ * executable that no one traces (an agent starting to take over the
+ * pinned programs; its executable is the code trusted to do that). */
+static __always_inline bool trusted(struct guard_state *g)
+{
+	if (is_agent(g))
+		return true;
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (BPF_CORE_READ(t, ptrace))
+		return false;
+	struct subject s;
+	current_subject(&s);
+	return g->exe_ino && s.exe_ino == g->exe_ino && s.exe_dev == g->exe_dev;
+}
+
+static __always_inline struct guard_state *guarding(void)
+{
+	struct guard_state *g = guard_get();
+	if (!g || !(g->flags & GUARD_PROTECT))
+		return 0;
+	return g;
+}
+
+/* pin_guard refuses removing or renaming the pins (the entries of the pin
+ * directory, or the directory itself) to all but trusted processes. */
+static __always_inline int pin_guard(struct inode *dir, struct dentry *d)
+{
+	struct guard_state *g = guarding();
+	if (!g || !g->pin_ino)
+		return 0;
+	if (BPF_CORE_READ(dir, i_sb, s_dev) != g->pin_dev)
+		return 0;
+	u64 ino = BPF_CORE_READ(d, d_inode, i_ino);
+	if (BPF_CORE_READ(dir, i_ino) != g->pin_ino && ino != g->pin_ino)
+		return 0;
+	if (trusted(g))
+		return 0;
+	tamper(TAMPER_PIN, 0, g->pin_dev, ino, 0);
+	return -EPERM;
+}
+
 /* check decides operation op on the file at dentry d: 0 or -EPERM. */
 static __always_inline int check_dentry(struct dentry *d, u32 op)
 {
@@ -746,7 +898,7 @@ static __always_inline int check_dentry(struct dentry *d, u32 op)
 	struct outcome o = {};
 	if (!place(d, dev, ino, &cls, &o.flags))
 		return 0;
-	if ((u32)(bpf_get_current_pid_tgid() >> 32) == c->agent_tgid)
+	if (is_agent(guard_get()))
 		return 0;
 	count(CNT_COVERED);
 	struct decide_ctx x = {.cls = cls};
@@ -854,6 +1006,17 @@ int BPF_PROG(file_permission, struct file *file, int mask)
 SEC("lsm/bprm_check_security")
 int BPF_PROG(bprm_check_security, struct linux_binprm *bprm)
 {
+	struct guard_state *g = guard_get();
+	if (g && (g->flags & GUARD_PROTECT) && g->exe_ino) {
+		struct inode *in = BPF_CORE_READ(bprm, file, f_inode);
+		struct task_struct *t = bpf_get_current_task_btf();
+		if (BPF_CORE_READ(in, i_ino) == g->exe_ino && BPF_CORE_READ(in, i_sb, s_dev) == g->exe_dev &&
+		    BPF_CORE_READ(t, ptrace)) {
+			/* A tracer would own the process that may take over. */
+			tamper(TAMPER_EXEC_TRACED, 0, g->exe_dev, g->exe_ino, 0);
+			return -EPERM;
+		}
+	}
 	struct dentry *d = BPF_CORE_READ(bprm, file, f_path.dentry);
 	return check_dentry(d, OP_EXEC);
 }
@@ -908,6 +1071,9 @@ int BPF_PROG(task_alloc, struct task_struct *task, unsigned long clone_flags)
 SEC("lsm/inode_rmdir")
 int BPF_PROG(inode_rmdir, struct inode *dir, struct dentry *dentry)
 {
+	int ret = pin_guard(dir, dentry);
+	if (ret)
+		return ret;
 	return check_dentry(dentry, OP_DELETE);
 }
 
@@ -964,7 +1130,13 @@ SEC("lsm/inode_rename")
 int BPF_PROG(inode_rename, struct inode *old_dir, struct dentry *old_dentry, struct inode *new_dir,
 	     struct dentry *new_dentry)
 {
-	int ret = check_dentry(old_dentry, OP_RENAME);
+	int ret = pin_guard(old_dir, old_dentry);
+	if (ret)
+		return ret;
+	ret = pin_guard(new_dir, new_dentry);
+	if (ret)
+		return ret;
+	ret = check_dentry(old_dentry, OP_RENAME);
 	if (ret)
 		return ret;
 	ret = check_dentry(new_dentry, OP_RENAME);
@@ -984,7 +1156,10 @@ int BPF_PROG(inode_rename, struct inode *old_dir, struct dentry *old_dentry, str
 SEC("lsm/inode_unlink")
 int BPF_PROG(inode_unlink, struct inode *dir, struct dentry *dentry)
 {
-	int ret = check_dentry(dentry, OP_DELETE);
+	int ret = pin_guard(dir, dentry);
+	if (ret)
+		return ret;
+	ret = check_dentry(dentry, OP_DELETE);
 	if (!ret)
 		follow(dir, dentry, 0); /* the path no longer holds the executable */
 	return ret;
@@ -1058,4 +1233,104 @@ SEC("lsm/inode_remove_acl")
 int BPF_PROG(inode_remove_acl, struct mnt_idmap *idmap, struct dentry *dentry, const char *acl_name)
 {
 	return check_dentry(dentry, OP_SETATTR);
+}
+
+/* Self-protection (GUARD_PROTECT): the agent's process, its kernel
+ * objects and the filesystem that holds its pins, refused to everyone
+ * else, root included. The kernel's own signals (the OOM killer, a
+ * terminal's ^C) do not pass through task_kill. */
+
+SEC("lsm/task_kill")
+int BPF_PROG(task_kill, struct task_struct *p, struct kernel_siginfo *info, int sig, const struct cred *cred)
+{
+	struct guard_state *g = guarding();
+	if (!g || sig == 0 || !is_agent_task(p, g) || is_agent(g))
+		return 0;
+	tamper(TAMPER_SIGNAL, (u32)sig, 0, 0, (u32)BPF_CORE_READ(p, tgid));
+	return -EPERM;
+}
+
+#define PTRACE_MODE_ATTACH 0x02
+
+/* Attaching (ptrace, /proc/PID/mem, process_vm_writev, pidfd_getfd)
+ * to the agent, or to any process running its executable (one that may
+ * take over). Reading (PTRACE_MODE_READ: /proc/PID/maps, ps) is left. */
+SEC("lsm/ptrace_access_check")
+int BPF_PROG(ptrace_access_check, struct task_struct *child, unsigned int mode)
+{
+	if (!(mode & PTRACE_MODE_ATTACH))
+		return 0;
+	struct guard_state *g = guarding();
+	if (!g || is_agent(g))
+		return 0;
+	bool guarded = is_agent_task(child, g);
+	if (!guarded && g->exe_ino) {
+		struct pinfo *pi = bpf_task_storage_get(&procs, child, 0, 0);
+		guarded = pi && pi->exe_ino == g->exe_ino && pi->exe_dev == g->exe_dev;
+	}
+	if (!guarded)
+		return 0;
+	tamper(TAMPER_PTRACE, mode, 0, 0, (u32)BPF_CORE_READ(child, tgid));
+	return -EPERM;
+}
+
+static __always_inline int own_guard(u64 kind, u32 id, u32 what)
+{
+	struct guard_state *g = guarding();
+	if (!g)
+		return 0;
+	u64 k = kind << 32 | id;
+	if (!bpf_map_lookup_elem(&owned, &k) || trusted(g))
+		return 0;
+	tamper(what, id, 0, 0, 0);
+	return -EPERM;
+}
+
+/* A descriptor for one of the agent's maps (by ID, by pin, or any other
+ * way the kernel makes one). */
+SEC("lsm/bpf_map")
+int BPF_PROG(bpf_map, struct bpf_map *map, fmode_t fmode)
+{
+	return own_guard(OWN_MAP, BPF_CORE_READ(map, id), TAMPER_BPF_MAP);
+}
+
+SEC("lsm/bpf_prog")
+int BPF_PROG(bpf_prog, struct bpf_prog *prog)
+{
+	return own_guard(OWN_PROG, BPF_CORE_READ(prog, aux, id), TAMPER_BPF_PROG);
+}
+
+#define BPF_LINK_GET_FD_BY_ID 30
+
+/* Links have no hook of their own: a descriptor by ID is refused here.
+ * One from a pin (BPF_OBJ_GET) cannot detach or replace an LSM program
+ * (tracing links support neither), and the pin cannot be removed. */
+SEC("lsm/bpf")
+int BPF_PROG(bpf, int cmd, union bpf_attr *attr, unsigned int size)
+{
+	if (cmd != BPF_LINK_GET_FD_BY_ID)
+		return 0;
+	u32 id = 0;
+	/* link_id is the first member of the BPF_*_GET_FD_BY_ID attributes
+	 * (uapi: a stable layout). */
+	bpf_probe_read_kernel(&id, sizeof(id), attr);
+	return own_guard(OWN_LINK, id, TAMPER_BPF_LINK);
+}
+
+SEC("lsm/sb_umount")
+int BPF_PROG(sb_umount, struct vfsmount *mnt, int flags)
+{
+	struct guard_state *g = guarding();
+	if (!g)
+		return 0;
+	u32 dev = BPF_CORE_READ(mnt, mnt_sb, s_dev);
+	bool guarded = false;
+	for (int i = 0; i < MAX_GUARD_DEVS; i++) {
+		if (g->umount_dev[i] && g->umount_dev[i] == dev)
+			guarded = true;
+	}
+	if (!guarded || trusted(g))
+		return 0;
+	tamper(TAMPER_UMOUNT, (u32)flags, dev, 0, 0);
+	return -EPERM;
 }

@@ -104,8 +104,6 @@ struct dentry {
 	struct super_block *d_sb;
 };
 
-struct vfsmount;
-
 struct path {
 	struct vfsmount *mnt;
 	struct dentry *dentry;
@@ -125,8 +123,31 @@ struct mm_struct {
 struct task_struct {
 	int pid;
 	int tgid;
+	unsigned int ptrace; /* PT_* flags: non-zero while traced */
+	u64 start_boottime;  /* ns since boot, as /proc/PID/stat's starttime counts it */
+	struct task_struct *group_leader;
 	struct mm_struct *mm;
 	const struct cred *cred;
+	char comm[16];
+};
+
+struct bpf_map {
+	u32 id;
+};
+
+struct bpf_prog_aux {
+	u32 id;
+};
+
+struct bpf_prog {
+	struct bpf_prog_aux *aux;
+};
+
+union bpf_attr;
+struct kernel_siginfo;
+
+struct vfsmount {
+	struct super_block *mnt_sb;
 };
 
 struct linux_binprm {

@@ -78,6 +78,11 @@ const (
 	exitPanic = 126 // PID 1 itself panicked
 )
 
+// RunEnv, when set in the host's environment, replaces Options.Run: a
+// developer narrows a guest run to the test at hand, e.g.
+// DRMFILTER_GUEST_RUN='TestPolicyOnAMountThatAppearsLater/bpf'.
+const RunEnv = "DRMFILTER_GUEST_RUN"
+
 // Options says what Run boots and runs in the guest.
 type Options struct {
 	// Run is the -test.run pattern for the guest's run of the package's

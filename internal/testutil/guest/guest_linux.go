@@ -73,6 +73,10 @@ func Run(t *testing.T, opts Options) {
 	if err != nil {
 		t.Fatalf("guest: %v", err)
 	}
+	if run := os.Getenv(RunEnv); run != "" {
+		t.Logf("guest: %s=%s replaces the -test.run pattern %q", RunEnv, run, opts.Run)
+		opts.Run = run
+	}
 	cfg := guestConfig{Nonce: nonce, Args: testArgs(opts, timeout)}
 	if cfg.Modules, err = stageModules(root, kernel, release, append([]string{"loop"}, opts.Modules...)); err != nil {
 		t.Fatalf("guest: %v", err)

@@ -1,0 +1,318 @@
+package agent
+
+// The admin socket is the one way to stop the agent, remove its programs
+// or hand them to an upgraded executable while it protects itself (the
+// bpf backend's self-protection refuses signals from every other
+// process). A request is authorized when it comes from root (SO_PEERCRED)
+// and, when the configuration names admin keys, carries a signature by
+// one of them over a challenge the agent made for this connection: root
+// on the machine without the private key cannot stop it, and a recorded
+// request cannot be replayed.
+//
+// The exchange, one JSON object per line:
+//
+//	agent:  {"challenge": "<base64 random>", "node": "<hostname>", "pid": N}
+//	client: {"op": "stop", "unload": true, "signature": {...}}
+//	agent:  {"ok": true} or {"error": "..."}
+//
+// The signed bytes are signedRequest's: the protocol version, the
+// operation and its arguments, the node and the challenge.
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
+
+	"github.com/drmfilter/drmfilter/internal/audit"
+)
+
+// Admin operations.
+const (
+	AdminStop    = "stop"    // exit; with Unload, remove the programs first
+	AdminUpgrade = "upgrade" // trust Exe to take over the pinned programs, then exit leaving them
+)
+
+// AdminRequest is what `drmfilter stop` and `drmfilter upgrade` ask.
+type AdminRequest struct {
+	Op     string `json:"op"`
+	Unload bool   `json:"unload,omitempty"` // AdminStop: the kernel stops enforcing
+	Exe    string `json:"exe,omitempty"`    // AdminUpgrade: the executable of the agent that takes over
+	// Signature is over SignedBytes, by one of the configured admin
+	// keys; nil when none is configured.
+	Signature *ssh.Signature `json:"signature,omitempty"`
+}
+
+type adminChallenge struct {
+	Challenge string `json:"challenge"`
+	Node      string `json:"node"`
+	PID       int    `json:"pid"`
+}
+
+type adminReply struct {
+	OK    bool   `json:"ok,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// stopRequest is an authorized stop, handed to Run.
+type stopRequest struct {
+	unload bool
+	exe    string // upgrade: the successor's executable
+	done   chan error
+}
+
+// SignedBytes are the bytes a request's signature covers.
+func (r *AdminRequest) SignedBytes(ch adminChallenge) []byte {
+	return fmt.Appendf(nil, "drmfilter-admin-v1\nop=%s\nunload=%t\nexe=%s\nnode=%s\npid=%d\nchallenge=%s\n",
+		r.Op, r.Unload, r.Exe, ch.Node, ch.PID, ch.Challenge)
+}
+
+// ListenAdmin creates the admin socket (Config.AdminSocket), with the
+// status socket's rules for its directory; nil when it is "".
+func (a *Agent) ListenAdmin() (net.Listener, error) {
+	path := a.cfg.AdminSocket
+	if path == "" {
+		return nil, nil
+	}
+	if _, err := a.adminKeys(); err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	if err := checkSocketDir(path, dir); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("admin socket %s: exists and is not a socket (%s)", path, fi.Mode().Type())
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("admin socket %s: %w", path, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// adminKeys reads the configured admin keys.
+func (a *Agent) adminKeys() ([]ssh.PublicKey, error) {
+	var keys []ssh.PublicKey
+	for _, f := range a.cfg.AdminKeys {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("admin key: %w", err)
+		}
+		for len(strings.TrimSpace(string(b))) > 0 {
+			k, _, _, rest, err := ssh.ParseAuthorizedKey(b)
+			if err != nil {
+				return nil, fmt.Errorf("admin key %s: %w", f, err)
+			}
+			keys = append(keys, k)
+			b = rest
+		}
+	}
+	if len(a.cfg.AdminKeys) > 0 && len(keys) == 0 {
+		return nil, fmt.Errorf("admin keys %v hold no key", a.cfg.AdminKeys)
+	}
+	return keys, nil
+}
+
+// ServeAdminOn answers administration requests on ln until ctx is done.
+func (a *Agent) ServeAdminOn(ctx context.Context, ln net.Listener) error {
+	if ln == nil {
+		return nil
+	}
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("admin socket: %w", err)
+		}
+		go a.answerAdmin(ctx, c.(*net.UnixConn))
+	}
+}
+
+func (a *Agent) answerAdmin(ctx context.Context, c *net.UnixConn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	enc := json.NewEncoder(c)
+	cred, err := peerCred(c)
+	if err != nil || cred.Uid != 0 {
+		_ = enc.Encode(adminReply{Error: "permission denied: only root may administer the agent"})
+		return
+	}
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		_ = enc.Encode(adminReply{Error: "no randomness for a challenge"})
+		return
+	}
+	host, _ := os.Hostname()
+	ch := adminChallenge{Challenge: base64.StdEncoding.EncodeToString(nonce), Node: host, PID: os.Getpid()}
+	if err := enc.Encode(ch); err != nil {
+		return
+	}
+	var req AdminRequest
+	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&req); err != nil {
+		_ = enc.Encode(adminReply{Error: "read the request: " + err.Error()})
+		return
+	}
+	rec := &audit.Record{Decision: audit.DecisionAudit, Operation: "admin-" + req.Op, PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Env: a.envTag}
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", cred.Pid)); err == nil {
+		rec.Exe = exe
+	}
+	fail := func(msg string) {
+		rec.Decision, rec.Reason = audit.DecisionDeny, msg
+		a.audit.Write(rec)
+		a.log.Warn("refused an administration request", "op", req.Op, "pid", cred.Pid, "reason", msg)
+		_ = enc.Encode(adminReply{Error: msg})
+	}
+	if err := a.authorize(&req, ch); err != nil {
+		fail(err.Error())
+		return
+	}
+	sr := stopRequest{done: make(chan error, 1)}
+	switch req.Op {
+	case AdminStop:
+		sr.unload = req.Unload
+	case AdminUpgrade:
+		if !filepath.IsAbs(req.Exe) {
+			fail(fmt.Sprintf("upgrade: the new executable %q is not an absolute path", req.Exe))
+			return
+		}
+		sr.exe = req.Exe
+	default:
+		fail(fmt.Sprintf("unknown operation %q", req.Op))
+		return
+	}
+	rec.Reason = fmt.Sprintf("authorized: unload=%t exe=%s", req.Unload, req.Exe)
+	a.audit.Write(rec)
+	a.log.Info("an authorized administration request", "op", req.Op, "unload", req.Unload, "exe", req.Exe, "pid", cred.Pid)
+	select {
+	case a.stopReq <- sr:
+	case <-ctx.Done():
+		_ = enc.Encode(adminReply{Error: "the agent is stopping"})
+		return
+	}
+	select {
+	case err := <-sr.done:
+		if err != nil {
+			_ = enc.Encode(adminReply{Error: err.Error()})
+			return
+		}
+	case <-time.After(25 * time.Second):
+		_ = enc.Encode(adminReply{Error: "the agent did not finish stopping in time"})
+		return
+	}
+	_ = enc.Encode(adminReply{OK: true})
+}
+
+// authorize checks req's signature when admin keys are configured.
+func (a *Agent) authorize(req *AdminRequest, ch adminChallenge) error {
+	keys, err := a.adminKeys()
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return nil // root on the admin socket is enough
+	}
+	if req.Signature == nil {
+		return errors.New("the request is not signed, and the agent's configuration requires a signature by an admin key (drmfilter stop --key)")
+	}
+	data := req.SignedBytes(ch)
+	for _, k := range keys {
+		if k.Verify(data, req.Signature) == nil {
+			return nil
+		}
+	}
+	return errors.New("the request's signature is by none of the configured admin keys")
+}
+
+func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	return cred, cerr
+}
+
+// Administer sends req to the agent on the admin socket at path, signed
+// with signer when it is not nil, and waits for the agent to have done
+// it.
+func Administer(ctx context.Context, path string, req AdminRequest, signer ssh.Signer) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return fmt.Errorf("is the agent running? %w", err)
+	}
+	c := conn.(*net.UnixConn)
+	defer c.Close()
+	if cred, err := peerCred(c); err != nil || cred.Uid != 0 {
+		return fmt.Errorf("admin socket %s: %w", path, ErrNotAgent)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	dec := json.NewDecoder(bufio.NewReader(c))
+	var first json.RawMessage
+	if err := dec.Decode(&first); err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	var ch adminChallenge
+	var rep adminReply
+	if json.Unmarshal(first, &rep) == nil && rep.Error != "" {
+		return errors.New(rep.Error)
+	}
+	if err := json.Unmarshal(first, &ch); err != nil || ch.Challenge == "" {
+		return fmt.Errorf("admin socket: no challenge from the agent")
+	}
+	if signer != nil {
+		sig, err := signer.Sign(rand.Reader, req.SignedBytes(ch))
+		if err != nil {
+			return fmt.Errorf("sign the request: %w", err)
+		}
+		req.Signature = sig
+	}
+	if err := json.NewEncoder(c).Encode(req); err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	if err := dec.Decode(&rep); err != nil {
+		return fmt.Errorf("admin socket: the agent's answer: %w", err)
+	}
+	if !rep.OK {
+		return errors.New(rep.Error)
+	}
+	return nil
+}

@@ -1,0 +1,678 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
+
+	"github.com/drmfilter/drmfilter/internal/audit"
+	"github.com/drmfilter/drmfilter/internal/bpflsm"
+	"github.com/drmfilter/drmfilter/internal/config"
+	"github.com/drmfilter/drmfilter/internal/environ"
+	"github.com/drmfilter/drmfilter/internal/testutil"
+	"github.com/drmfilter/drmfilter/internal/testutil/guest"
+)
+
+// The tamper tests run an agent as its own process, from a copy of this
+// test binary (so that this process, the attacker, runs another
+// executable than the agent), with the bpf backend pinned and protecting
+// itself, and attack it as root. They run in the qemu guest
+// (TestBehaviourInGuest), as the bpf subtests of the behaviour suite do.
+
+// TestHelperPinnedAgent is the agent process of the tamper tests: it runs
+// the configuration at $DRMFILTER_TAMPER_CONFIG with its admin socket,
+// says "agent-ready" on stdout once enforcing, and exits at once, as a
+// crash would, when the file $DRMFILTER_TAMPER_CRASH appears.
+func TestHelperPinnedAgent(t *testing.T) {
+	path := os.Getenv("DRMFILTER_TAMPER_CONFIG")
+	if path == "" {
+		t.Skip("helper process only")
+	}
+	cfg, err := config.LoadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	env := environ.Report{Hypervisor: "kvm", Cloud: "none", Container: "none"}
+	a, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), Env: &env})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ln, err := a.ListenAdmin()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = a.ServeAdminOn(ctx, ln) }()
+	go func() {
+		for !a.ready.Load() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		os.Stdout.WriteString("agent-ready\n")
+	}()
+	if crash := os.Getenv("DRMFILTER_TAMPER_CRASH"); crash != "" {
+		go func() {
+			for {
+				if _, err := os.Stat(crash); err == nil {
+					os.Exit(3) // no deferred cleanup, as in a crash
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	if err := a.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "agent:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// tamperRig is one pinned, self-protecting agent setup.
+type tamperRig struct {
+	t       *testing.T
+	fs      string // the protected tmpfs
+	secret  string
+	dir     string // configuration, keys, logs
+	config  string
+	admin   string // the admin socket
+	pins    string
+	auditF  string
+	signer  ssh.Signer
+	crash   string
+	agentPs []*exec.Cmd
+	stderr  *os.File
+}
+
+func newTamperRig(t *testing.T) *tamperRig {
+	t.Helper()
+	r := &tamperRig{t: t, fs: testutil.MountTmpfs(t), dir: t.TempDir()}
+	for _, d := range []string{"secret", "public"} {
+		if err := os.Mkdir(filepath.Join(r.fs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.secret = filepath.Join(r.fs, "secret", "plan.txt")
+	if err := os.WriteFile(r.secret, []byte("the plan\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pol := filepath.Join(r.dir, "policy.yaml")
+	if err := os.WriteFile(pol, []byte(policyFor(r.fs, fmt.Sprintf(`    - name: mv-may-rename
+      operations: [rename]
+      subjects: {executables: [%q]}
+      effect: allow
+    - name: nobody-destroys
+      operations: [delete, rename, truncate, setattr]
+      effect: deny
+`, realPath("mv")))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.signer, err = ssh.NewSignerFromKey(priv); err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(r.dir, "admin.pub")
+	if err := os.WriteFile(keys, ssh.MarshalAuthorizedKey(sshPub), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(r.dir, "run")
+	if err := os.Mkdir(run, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r.admin = filepath.Join(run, "admin.sock")
+	r.pins = fmt.Sprintf("/sys/fs/bpf/drmfilter-test-%d", time.Now().UnixNano())
+	r.auditF = filepath.Join(r.dir, "audit.jsonl")
+	r.crash = filepath.Join(r.dir, "crash")
+	r.config = filepath.Join(r.dir, "config.yaml")
+	cfg := fmt.Sprintf(`policies: [%q]
+backend: bpf
+statusSocket: ""
+adminSocket: %q
+adminKeys: [%q]
+audit: {file: %q}
+cri: {disabled: true}
+bpf: {pinPath: %q, selfProtect: true}
+`, pol, r.admin, keys, r.auditF, r.pins)
+	if err := os.WriteFile(r.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r.stderr, err = os.Create(filepath.Join(r.dir, "agent.log")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.cleanup)
+	return r
+}
+
+// agentCopy copies this test binary to a new file: another executable
+// (another inode) than the one this process runs.
+func (r *tamperRig) agentCopy(name string) string {
+	r.t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	dst := filepath.Join(r.dir, name)
+	copyFile(r.t, self, dst)
+	if err := os.Chmod(dst, 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	return dst
+}
+
+// start runs the agent from exe and waits until it enforces.
+func (r *tamperRig) start(exe string) *exec.Cmd {
+	r.t.Helper()
+	cmd := exec.Command(exe, "-test.run=^TestHelperPinnedAgent$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "DRMFILTER_TAMPER_CONFIG="+r.config, "DRMFILTER_TAMPER_CRASH="+r.crash)
+	cmd.Stderr = r.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.agentPs = append(r.agentPs, cmd)
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "agent-ready") {
+				ready <- true
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			_ = cmd.Wait()
+			r.t.Fatalf("the agent exited before it was ready (%v); its log:\n%s", cmd.ProcessState, r.log())
+		}
+	case <-time.After(2 * time.Minute): // a bound against a hang: loading under emulation takes seconds
+		r.t.Fatalf("the agent was not ready within two minutes; its log:\n%s", r.log())
+	}
+	return cmd
+}
+
+func (r *tamperRig) log() string {
+	b, _ := os.ReadFile(r.stderr.Name())
+	return string(b)
+}
+
+// waitExit waits for the agent process to exit.
+func (r *tamperRig) waitExit(cmd *exec.Cmd) {
+	r.t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		r.t.Fatalf("the agent (pid %d) did not exit within a minute", cmd.Process.Pid)
+	}
+}
+
+func (r *tamperRig) administer(req AdminRequest, signer ssh.Signer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return Administer(ctx, r.admin, req, signer)
+}
+
+// cleanup unloads whatever is still pinned: through a running agent, or
+// by starting one to do it.
+func (r *tamperRig) cleanup() {
+	running := false
+	for _, c := range r.agentPs {
+		if c.ProcessState == nil && unix.Kill(c.Process.Pid, 0) == nil {
+			running = true
+		}
+	}
+	if !running && bpflsm.Pinned(r.pins) {
+		r.start(r.agentCopy("cleanup-agent"))
+		running = true
+	}
+	if running {
+		if err := r.administer(AdminRequest{Op: AdminStop, Unload: true}, r.signer); err != nil {
+			r.t.Errorf("cleanup: stop --unload: %v", err)
+		}
+	}
+	for _, c := range r.agentPs {
+		if c.ProcessState == nil {
+			r.waitExit(c)
+		}
+	}
+	if bpflsm.Pinned(r.pins) {
+		r.t.Errorf("cleanup: the pins at %s are still there", r.pins)
+	}
+	r.stderr.Close()
+	if r.t.Failed() {
+		r.t.Logf("the agents' log:\n%s", r.log())
+	}
+}
+
+// records are the audit records written so far.
+func (r *tamperRig) records() []audit.Record {
+	r.t.Helper()
+	b, err := os.ReadFile(r.auditF)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		r.t.Fatal(err)
+	}
+	var out []audit.Record
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var rec audit.Record
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			r.t.Fatalf("audit line %q: %v", line, err)
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// waitTamperRecord waits for the agent to have written a tamper record of
+// kind what.
+func (r *tamperRig) waitTamperRecord(what string) {
+	r.t.Helper()
+	waitFor(r.t, func() bool {
+		for _, rec := range r.records() {
+			if rec.Operation == audit.OpTamper && strings.HasPrefix(rec.Reason, what+":") && rec.Decision == audit.DecisionDeny {
+				return true
+			}
+		}
+		return false
+	}, "a tamper record of "+what)
+}
+
+func (r *tamperRig) mustBeProtected(what string) {
+	r.t.Helper()
+	out, err := run(r.t, "/", "cat", r.secret)
+	mustDeny(r.t, out, err, what+": cat of the protected file")
+	out, err = run(r.t, "/", "head", r.secret)
+	mustAllow(r.t, out, err, what+": head of the protected file")
+	if err := os.Truncate(r.secret, 0); err == nil {
+		r.t.Errorf("%s: truncate of the protected file succeeded", what)
+	}
+}
+
+func TestTamperResistance(t *testing.T) {
+	t.Run(config.BackendBPF, func(t *testing.T) {
+		if !guest.InGuest() {
+			testutil.RequireRoot(t)
+			if a := bpflsm.Probe(); !a.OK {
+				t.Skipf("this kernel: %s (TestBehaviourInGuest runs it in a guest kernel)", a.Reason)
+			}
+		}
+		testTamperResistance(t)
+	})
+}
+
+func testTamperResistance(t *testing.T) {
+	r := newTamperRig(t)
+	exe := r.agentCopy("drmfilter-agent")
+	agent := r.start(exe)
+	pid := agent.Process.Pid
+	r.mustBeProtected("with the agent running")
+
+	t.Run("signals", func(t *testing.T) {
+		for _, sig := range []syscall.Signal{unix.SIGKILL, unix.SIGSTOP, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGSEGV} {
+			if err := unix.Kill(pid, sig); !errors.Is(err, unix.EPERM) {
+				t.Errorf("kill -%d of the agent by root: %v, want EPERM", sig, err)
+			}
+		}
+		if err := unix.Tgkill(pid, pid, unix.SIGKILL); !errors.Is(err, unix.EPERM) {
+			t.Errorf("tgkill SIGKILL of the agent: %v, want EPERM", err)
+		}
+		if err := unix.Kill(pid, 0); err != nil {
+			t.Fatalf("the agent is gone after the signals: %v", err)
+		}
+		r.waitTamperRecord("signal")
+	})
+	r.mustBeProtected("after the signals")
+
+	t.Run("ptrace", func(t *testing.T) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := unix.PtraceAttach(pid); err == nil {
+			_ = unix.PtraceDetach(pid)
+			t.Error("PTRACE_ATTACH to the agent succeeded")
+		}
+		if err := unix.PtraceSeize(pid); err == nil {
+			_ = unix.PtraceDetach(pid)
+			t.Error("PTRACE_SEIZE of the agent succeeded")
+		}
+		if f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", pid), os.O_RDWR, 0); err == nil {
+			f.Close()
+			t.Error("opening the agent's /proc/PID/mem for writing succeeded")
+		}
+		buf := make([]byte, 8)
+		local := []unix.Iovec{{Base: &buf[0], Len: 8}}
+		remote := []unix.RemoteIovec{{Base: 0x400000, Len: 8}}
+		if _, err := unix.ProcessVMWritev(pid, local, remote, 0); errors.Is(err, unix.ENOSYS) || err == nil {
+			t.Errorf("process_vm_writev into the agent: %v, want a refusal", err)
+		}
+		if pfd, err := unix.PidfdOpen(pid, 0); err == nil {
+			if fd, err := unix.PidfdGetfd(pfd, 3, 0); err == nil {
+				unix.Close(fd)
+				t.Error("pidfd_getfd of the agent's descriptor 3 succeeded")
+			}
+			unix.Close(pfd)
+		}
+		r.waitTamperRecord("ptrace")
+	})
+
+	t.Run("bpf objects", func(t *testing.T) {
+		if m, err := ebpf.LoadPinnedMap(filepath.Join(r.pins, "map_guard"), nil); err == nil {
+			m.Close()
+			t.Error("opening the pinned guard map succeeded")
+		}
+		if m, err := ebpf.LoadPinnedMap(filepath.Join(r.pins, "gen_files"), nil); err == nil {
+			m.Close()
+			t.Error("opening the pinned files map succeeded")
+		}
+		// By ID, as bpftool map/prog/link show does: every object in
+		// this guest is the agent's (the other tests' agents are gone).
+		refused := 0
+		for id := ebpf.MapID(0); ; {
+			next, err := ebpf.MapGetNextID(id)
+			if err != nil {
+				break
+			}
+			id = next
+			m, err := ebpf.NewMapFromID(id)
+			if err == nil {
+				info, _ := m.Info()
+				m.Close()
+				if info != nil && ownMapNames[info.Name] {
+					t.Errorf("map %d (%s) opened by ID", id, info.Name)
+				}
+				continue
+			}
+			if errors.Is(err, unix.EPERM) {
+				refused++
+			}
+		}
+		for id := ebpf.ProgramID(0); ; {
+			next, err := ebpf.ProgramGetNextID(id)
+			if err != nil {
+				break
+			}
+			id = next
+			p, err := ebpf.NewProgramFromID(id)
+			if err == nil {
+				info, _ := p.Info()
+				p.Close()
+				if info != nil && strings.Contains(info.Name, "file_open") {
+					t.Errorf("program %d (%s) opened by ID", id, info.Name)
+				}
+				continue
+			}
+			if errors.Is(err, unix.EPERM) {
+				refused++
+			}
+		}
+		links := 0
+		for id := uint32(0); ; {
+			next, err := linkGetNextID(id)
+			if err != nil {
+				break
+			}
+			id = next
+			l, err := link.NewFromID(link.ID(id))
+			if err == nil {
+				l.Close()
+				t.Errorf("link %d opened by ID", id)
+				continue
+			}
+			if errors.Is(err, unix.EPERM) {
+				links++
+			}
+		}
+		if refused < 10 || links < 10 {
+			t.Errorf("%d maps and programs and %d links refused by ID; want the agent's (tens of each)", refused, links)
+		}
+		// A link from its pin: it can neither be detached nor replaced.
+		if l, err := link.LoadPinnedLink(filepath.Join(r.pins, "link_file_open"), nil); err == nil {
+			if err := l.Detach(); err == nil {
+				t.Error("detaching the pinned file_open link succeeded")
+			}
+			l.Close()
+		}
+		r.waitTamperRecord("bpf-map")
+		r.waitTamperRecord("bpf-link")
+	})
+	r.mustBeProtected("after the bpf attempts")
+
+	t.Run("pins and their filesystem", func(t *testing.T) {
+		if err := os.Remove(filepath.Join(r.pins, "link_file_open")); err == nil {
+			t.Error("removing the file_open link's pin succeeded")
+		}
+		if err := os.Rename(filepath.Join(r.pins, "map_guard"), filepath.Join(r.pins, "moved")); err == nil {
+			t.Error("renaming the guard map's pin succeeded")
+		}
+		if err := os.RemoveAll(r.pins); err == nil {
+			t.Error("rm -rf of the pin directory succeeded")
+		}
+		if err := os.Rename(r.pins, r.pins+"-moved"); err == nil {
+			t.Error("renaming the pin directory succeeded")
+		}
+		for _, mnt := range []string{"/sys/fs/bpf", "/sys"} {
+			if err := unix.Unmount(mnt, unix.MNT_DETACH); err == nil {
+				t.Errorf("umount -l %s succeeded", mnt)
+			}
+		}
+		if !bpflsm.Pinned(r.pins) {
+			t.Fatal("the pins are gone")
+		}
+		r.waitTamperRecord("pin")
+		r.waitTamperRecord("umount")
+	})
+	r.mustBeProtected("after the attempts on the pins")
+
+	t.Run("the agent's executable under a tracer", func(t *testing.T) {
+		// gdb-style: the child asks to be traced, then runs the agent's
+		// executable, which could take the pinned programs over.
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Ptrace: true}
+		err := cmd.Start()
+		if err == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Error("starting the agent's executable under ptrace succeeded")
+		}
+		r.waitTamperRecord("exec-traced")
+	})
+
+	t.Run("unauthorized administration", func(t *testing.T) {
+		if err := r.administer(AdminRequest{Op: AdminStop, Unload: true}, nil); err == nil {
+			t.Fatal("an unsigned stop --unload by root was accepted")
+		}
+		_, other, _ := ed25519.GenerateKey(rand.Reader)
+		wrong, _ := ssh.NewSignerFromKey(other)
+		if err := r.administer(AdminRequest{Op: AdminStop, Unload: true}, wrong); err == nil {
+			t.Fatal("a stop --unload signed by another key was accepted")
+		}
+		if err := unix.Kill(pid, 0); err != nil {
+			t.Fatalf("the agent is gone: %v", err)
+		}
+	})
+	r.mustBeProtected("after the refused stops")
+
+	// A file renamed out of the protected tree is kept by identity in the
+	// kernel; it stays protected across the crash and the takeovers below.
+	moved := filepath.Join(r.fs, "public", "moved.txt")
+	if err := os.WriteFile(filepath.Join(r.fs, "secret", "tomove.txt"), []byte("moved\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, "/", "mv", filepath.Join(r.fs, "secret", "tomove.txt"), moved); err != nil {
+		t.Fatalf("mv out of the protected tree: %v %s", err, out)
+	}
+	out, err := run(t, "/", "cat", moved)
+	mustDeny(t, out, err, "cat of the file renamed out")
+
+	// Steady load: cat (denied) and head (allowed) of the protected file
+	// in a loop through the crash, the restart and the upgrade.
+	var catAllowed, catDone, headDone atomic.Int64
+	stop := make(chan struct{})
+	var load sync.WaitGroup
+	load.Add(1)
+	go func() {
+		defer load.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if exec.Command("cat", r.secret).Run() == nil {
+				catAllowed.Add(1)
+			}
+			catDone.Add(1)
+			if exec.Command("head", "-c1", r.secret).Run() == nil {
+				headDone.Add(1)
+			}
+		}
+	}()
+	stopLoad := func() {
+		close(stop)
+		load.Wait()
+	}
+	waitLoad := func(n int64) {
+		t.Helper()
+		start := catDone.Load()
+		waitFor(t, func() bool { return catDone.Load() >= start+n }, fmt.Sprintf("%d more opens of the load", n))
+	}
+	waitLoad(3)
+
+	// A crash: the agent exits without any cleanup; the pinned programs
+	// go on deciding, and still guard their pins.
+	if err := os.WriteFile(r.crash, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.waitExit(agent)
+	if err := os.Remove(r.crash); err != nil {
+		t.Fatal(err)
+	}
+	waitLoad(3)
+	r.mustBeProtected("with the agent crashed")
+	if err := os.Remove(filepath.Join(r.pins, "link_file_open")); err == nil {
+		t.Error("removing a pin while the agent is down succeeded")
+	}
+	out, err = run(t, "/", "cat", moved)
+	mustDeny(t, out, err, "with the agent crashed: cat of the file renamed out")
+
+	// Restart: the agent takes the pinned programs over.
+	agent = r.start(exe)
+	waitLoad(3)
+	r.mustBeProtected("after the restart")
+	if !strings.Contains(r.log(), "took over the programs pinned") {
+		t.Error("the restarted agent did not say it took over the pinned programs")
+	}
+	out, err = run(t, "/", "cat", moved)
+	mustDeny(t, out, err, "after the restart: cat of the file renamed out")
+
+	// Upgrade: the running agent hands the programs to a new executable
+	// (signed), exits, and the new one takes them over.
+	next := r.agentCopy("drmfilter-agent-2")
+	if err := r.administer(AdminRequest{Op: AdminUpgrade, Exe: next}, r.signer); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	r.waitExit(agent)
+	waitLoad(3)
+	r.mustBeProtected("between the agents of the upgrade")
+	agent = r.start(next)
+	waitLoad(3)
+	r.mustBeProtected("after the upgrade")
+	out, err = run(t, "/", "cat", moved)
+	mustDeny(t, out, err, "after the upgrade: cat of the file renamed out")
+	pid = agent.Process.Pid
+	if err := unix.Kill(pid, unix.SIGKILL); !errors.Is(err, unix.EPERM) {
+		t.Errorf("kill -9 of the upgraded agent: %v, want EPERM", err)
+	}
+	stopLoad()
+	if n := catAllowed.Load(); n != 0 {
+		t.Errorf("%d of %d cat opens of the protected file were allowed across the crash, restart and upgrade", n, catDone.Load())
+	}
+	if headDone.Load() == 0 {
+		t.Error("head never read the protected file during the load")
+	}
+	t.Logf("load: %d cat opens (all denied), %d head reads", catDone.Load(), headDone.Load())
+
+	// Stop without unloading (signed): the programs stay.
+	if err := r.administer(AdminRequest{Op: AdminStop}, r.signer); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	r.waitExit(agent)
+	r.mustBeProtected("after a stop without --unload")
+
+	// Stop --unload: started again (it takes over), then unloaded.
+	agent = r.start(next)
+	if err := r.administer(AdminRequest{Op: AdminStop, Unload: true}, r.signer); err != nil {
+		t.Fatalf("stop --unload: %v", err)
+	}
+	r.waitExit(agent)
+	if bpflsm.Pinned(r.pins) {
+		t.Error("the pins are still there after stop --unload")
+	}
+	out, err = run(t, "/", "cat", r.secret)
+	mustAllow(t, out, err, "cat after stop --unload")
+	var authorized int
+	for _, rec := range r.records() {
+		if strings.HasPrefix(rec.Operation, "admin-") {
+			if rec.Decision == audit.DecisionAudit {
+				authorized++
+			} else if rec.Decision != audit.DecisionDeny {
+				t.Errorf("admin record with decision %q: %+v", rec.Decision, rec)
+			}
+		}
+	}
+	if authorized < 3 {
+		t.Errorf("%d authorized administration requests audited, want 3 (upgrade, stop, stop --unload)", authorized)
+	}
+}
+
+// ownMapNames are the agent's map names as the kernel keeps them.
+var ownMapNames = map[string]bool{"procs": true, "events": true, "counters": true, "guard": true, "owned": true,
+	"files": true, "places": true, "classes": true, "rules": true, "rule_subj": true, "exe_names": true,
+	"sbs": true, "settings": true, "seen": true, "scratch": true, "drm_classes": true}
+
+// linkGetNextID is BPF_LINK_GET_NEXT_ID (cilium/ebpf keeps it internal).
+func linkGetNextID(id uint32) (uint32, error) {
+	attr := struct{ start, next, flags uint32 }{start: id}
+	_, _, errno := unix.Syscall(unix.SYS_BPF, 31 /* BPF_LINK_GET_NEXT_ID */, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	if errno != 0 {
+		return 0, errno
+	}
+	return attr.next, nil
+}
