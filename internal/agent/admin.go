@@ -70,6 +70,9 @@ type stopRequest struct {
 	unload bool
 	exe    string // upgrade: the successor's executable
 	done   chan error
+	// answered is closed once the requester has its answer: Run waits
+	// for it (briefly), so that the process does not exit first.
+	answered chan struct{}
 }
 
 // SignedBytes are the bytes a request's signature covers.
@@ -196,7 +199,14 @@ func (a *Agent) answerAdmin(ctx context.Context, c *net.UnixConn) {
 		fail(err.Error())
 		return
 	}
-	sr := stopRequest{done: make(chan error, 1)}
+	sr := stopRequest{done: make(chan error, 1), answered: make(chan struct{})}
+	defer func() {
+		select {
+		case <-sr.answered:
+		default:
+			close(sr.answered)
+		}
+	}()
 	switch req.Op {
 	case AdminStop:
 		sr.unload = req.Unload
@@ -230,6 +240,7 @@ func (a *Agent) answerAdmin(ctx context.Context, c *net.UnixConn) {
 		return
 	}
 	_ = enc.Encode(adminReply{OK: true})
+	close(sr.answered)
 }
 
 // authorize checks req's signature when admin keys are configured.

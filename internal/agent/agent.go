@@ -320,6 +320,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	defer func() {
 		if sr := a.stopping.Load(); sr != nil {
 			sr.done <- err
+			select { // the requester has its answer before the process may exit
+			case <-sr.answered:
+			case <-time.After(5 * time.Second):
+			}
 		}
 	}()
 	if a.backend == config.BackendBPF {

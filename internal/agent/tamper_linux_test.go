@@ -119,6 +119,9 @@ func newTamperRig(t *testing.T) *tamperRig {
 	if err := os.WriteFile(r.secret, []byte("the plan\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(r.fs, "secret", "tomove.txt"), []byte("moved\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	pol := filepath.Join(r.dir, "policy.yaml")
 	if err := os.WriteFile(pol, []byte(policyFor(r.fs, fmt.Sprintf(`    - name: mv-may-rename
       operations: [rename]
@@ -532,9 +535,6 @@ func testTamperResistance(t *testing.T) {
 	// A file renamed out of the protected tree is kept by identity in the
 	// kernel; it stays protected across the crash and the takeovers below.
 	moved := filepath.Join(r.fs, "public", "moved.txt")
-	if err := os.WriteFile(filepath.Join(r.fs, "secret", "tomove.txt"), []byte("moved\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	if out, err := run(t, "/", "mv", filepath.Join(r.fs, "secret", "tomove.txt"), moved); err != nil {
 		t.Fatalf("mv out of the protected tree: %v %s", err, out)
 	}

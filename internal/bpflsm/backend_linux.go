@@ -102,6 +102,9 @@ func Load(plan *Plan, opts Options) (*Backend, error) {
 		if err := ensureBPFFS(opts.PinPath); err != nil {
 			return nil, err
 		}
+		if err := os.MkdirAll(opts.PinPath, 0o700); err != nil {
+			return nil, fmt.Errorf("bpf: the pin directory: %w", err)
+		}
 		if Pinned(opts.PinPath) {
 			if old, err = b.openPinned(); err != nil {
 				b.closeShared()

@@ -297,14 +297,14 @@ func (b *Backend) pin(g *generation) error {
 		}
 	}
 	put := func(name string, pinFn func(string) error) error {
-		tmp := filepath.Join(dir, ".new-"+name)
+		tmp := filepath.Join(dir, "new_"+name) // bpffs refuses names with a dot
 		_ = os.Remove(tmp)
 		if err := pinFn(tmp); err != nil {
 			return fmt.Errorf("bpf: pin %s: %w", name, err)
 		}
 		if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, filepath.Join(dir, name), 0); err != nil {
 			_ = os.Remove(tmp)
-			return fmt.Errorf("bpf: pin %s: %w", name, err)
+			return fmt.Errorf("bpf: pin %s: rename into place: %w", name, err)
 		}
 		return nil
 	}
