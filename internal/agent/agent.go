@@ -104,7 +104,7 @@ type Agent struct {
 	// the one it took in stopping, and answers it when it has stopped.
 	stopReq  chan stopRequest
 	stopping atomic.Pointer[stopRequest]
-	probe                  func() bpflsm.Availability
+	probe    func() bpflsm.Availability
 
 	fan      *fanotify.Listener
 	names    *fanotify.Watcher // nil when the kernel cannot report name changes

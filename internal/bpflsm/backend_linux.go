@@ -64,7 +64,7 @@ type Backend struct {
 type generation struct {
 	objs      lsmObjects
 	links     []link.Link
-	linkNames []string // the program of each link
+	linkNames []string  // the program of each link
 	meta      *ebpf.Map // each class's example path (pinned as gen_classes)
 	plan      *Plan
 	gen       uint32
@@ -586,7 +586,7 @@ func (b *Backend) decodeTamper(raw []byte) (Event, error) {
 		return Event{}, fmt.Errorf("bpf: decode a tamper event: %w", err)
 	}
 	ev := Event{ExeDev: e.ExeDev, ExeIno: e.ExeIno, PID: e.Pid, TGID: e.Tgid, UID: e.Uid, GID: e.Gid, Denied: true,
-		Comm: cString(e.Comm[:]),
+		Comm:   cString(e.Comm[:]),
 		Tamper: &Tamper{What: tamperWhat[e.What], Arg: e.Arg, TargetPID: e.TargetPid, Dev: e.TargetDev, Ino: e.TargetIno}}
 	if ev.Tamper.What == "" {
 		ev.Tamper.What = fmt.Sprintf("kind-%d", e.What)
