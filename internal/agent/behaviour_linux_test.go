@@ -40,6 +40,7 @@ var behaviourTests = []string{
 // programs to pin or guard): TestBehaviourInGuest runs them too.
 var guestOnlyTests = []string{
 	"TestTamperResistance",
+	"TestProcessIntegrity",
 }
 
 // forBackends runs test once per backend.
@@ -65,6 +66,8 @@ func TestBehaviourInGuest(t *testing.T) {
 	// (testutil.BuildC finds them there).
 	extra := map[string]string{
 		testutil.BuildC(t, "leaderexit", filepath.Join("..", "proc", "testdata", "leaderexit.c")): "prebuilt-c/leaderexit",
+		testutil.BuildC(t, "grab.so", filepath.Join("testdata", "grab.c"), grabFlags...):          "prebuilt-c/grab.so",
+		testutil.BuildC(t, "mapper", filepath.Join("testdata", "mapper.c")):                       "prebuilt-c/mapper",
 	}
 	// pthread_exit loads libgcc_s to unwind the exiting thread; no program
 	// staged for the guest links it.

@@ -77,7 +77,12 @@ func (a *Agent) runBPF(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b, err := bpflsm.Load(plan, bpflsm.Options{MaxFiles: a.cfg.BPF.MaxFiles, PinPath: a.cfg.BPF.PinPath, Protect: a.cfg.BPF.SelfProtect})
+	var trusted []string
+	for _, d := range a.cfg.BPF.TrustedCodeDirs {
+		trusted = append(trusted, filepath.Join(a.cfg.HostRoot, d))
+	}
+	b, err := bpflsm.Load(plan, bpflsm.Options{MaxFiles: a.cfg.BPF.MaxFiles, PinPath: a.cfg.BPF.PinPath,
+		Protect: a.cfg.BPF.SelfProtect, TrustedCodeDirs: trusted})
 	if err != nil {
 		return err
 	}
@@ -199,6 +204,9 @@ func (a *Agent) bpfRecord(b *bpflsm.Backend, ev *bpflsm.Event) {
 	}
 	if r := ev.Rule; r != nil {
 		rec.Policy, rec.Rule = r.Policy, r.Name
+	}
+	if len(ev.Taint) > 0 && rec.Decision == audit.DecisionDeny {
+		rec.Reason = joinReason(rec.Reason, "no allowance by executable: the process "+strings.Join(ev.Taint, ", "))
 	}
 	if r := ev.WouldRule; r != nil && !ev.Denied {
 		rec.Policy, rec.Rule = r.Policy, r.Name
@@ -453,4 +461,11 @@ func (a *Agent) tamperRecord(ev *bpflsm.Event) {
 	}
 	a.log.Warn("refused an attempt on the agent", "what", ev.Tamper.What, "detail", ev.Tamper.String(), "pid", ev.TGID, "uid", ev.UID, "exe", rec.Exe)
 	a.audit.Write(rec)
+}
+
+func joinReason(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 
 	"github.com/drmfilter/drmfilter/internal/policy"
 )
@@ -33,6 +34,10 @@ type Options struct {
 	// this process is gone; Load takes over what an agent that is gone
 	// pinned there. "": nothing is pinned, and Close detaches.
 	PinPath string
+	// TrustedCodeDirs are the directories whose files (owned by root,
+	// writable by no one else, at any depth below) a process may map
+	// executable and keep the allowances rules give its executable.
+	TrustedCodeDirs []string
 	// Protect refuses other processes, root included, signals to the
 	// agent, attaching to it (ptrace, /proc/PID/mem), descriptors for its
 	// BPF objects, removing its pins and unmounting their filesystem.
@@ -266,6 +271,10 @@ func (b *Backend) load(plan *Plan, gen uint32) (*generation, error) {
 		g.close()
 		return nil, err
 	}
+	if err := fillTrusted(g.objs.TrustedDirs, b.opts.TrustedCodeDirs); err != nil {
+		g.close()
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -330,6 +339,22 @@ func (g *generation) fill(plan *Plan, gen uint32) error {
 	return nil
 }
 
+// fillTrusted puts the trusted code directories in the map, by
+// identity; a directory that does not exist is left out.
+func fillTrusted(m *ebpf.Map, dirs []string) error {
+	for _, d := range dirs {
+		var st unix.Stat_t
+		if err := unix.Stat(d, &st); err != nil {
+			continue
+		}
+		k := lsmFkey{Dev: KernelDev(st.Dev), Ino: st.Ino}
+		if err := m.Put(&k, uint8(1)); err != nil {
+			return fmt.Errorf("bpf: trusted code directory %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
 func putFiles(m *ebpf.Map, files map[FileKey]uint32, flags uint32) error {
 	if len(files) == 0 {
 		return nil
@@ -372,7 +397,8 @@ func (o *lsmObjects) programs() map[string]*ebpf.Program {
 		"inode_setattr": p.InodeSetattr, "inode_setxattr": p.InodeSetxattr, "inode_removexattr": p.InodeRemovexattr,
 		"inode_set_acl": p.InodeSetAcl, "inode_remove_acl": p.InodeRemoveAcl,
 		"task_kill": p.TaskKill, "ptrace_access_check": p.PtraceAccessCheck, "bpf_map": p.BpfMap, "bpf_prog": p.BpfProg,
-		"bpf": p.Bpf, "sb_umount": p.SbUmount,
+		"bpf": p.Bpf, "sb_umount": p.SbUmount, "ptrace_traceme": p.PtraceTraceme, "mmap_file": p.MmapFile,
+		"file_mprotect": p.FileMprotect,
 	}
 }
 
@@ -499,6 +525,11 @@ type Event struct {
 	Unplaced  bool // deeper than the programs walk: denied
 	NoClass   bool // the maps were inconsistent: denied
 	IndexFull bool // a file could not keep its own entry: denied
+	// Taint says why rules naming executables did not apply to the
+	// process: it runs code its executable does not account for
+	// ("LD_PRELOAD or LD_AUDIT", "an untrusted file mapped executable",
+	// ...); empty when it runs only trusted code.
+	Taint     []string
 	Rule      *Rule
 	WouldRule *Rule
 	// Path names the file: from the plan's entries, else its directory's
@@ -524,6 +555,21 @@ type Tamper struct {
 	TargetPID uint32 // signal, ptrace: the process aimed at
 	Dev       uint32 // pin, umount, exec-traced: the filesystem (kernel encoding)
 	Ino       uint64 // pin: the pin's inode; exec-traced: the executable's
+}
+
+// taintNames says what P_TAINT_* flags mean.
+func taintNames(t uint32) []string {
+	var out []string
+	for _, x := range []struct {
+		bit  uint32
+		what string
+	}{{1 << 1, "started with LD_PRELOAD or LD_AUDIT"}, {1 << 2, "mapped an untrusted file executable"},
+		{1 << 3, "made anonymous memory executable"}, {1 << 4, "attached to by another process (ptrace, /proc/PID/mem, process_vm_writev)"}} {
+		if t&x.bit != 0 {
+			out = append(out, x.what)
+		}
+	}
+	return out
 }
 
 // tamperWhat names TAMPER_* values.
@@ -624,6 +670,7 @@ func (b *Backend) decode(raw []byte) (Event, error) {
 		Denied: e.Flags&1 != 0, WouldDeny: e.Flags&4 != 0, Unplaced: e.Flags&8 != 0, NoClass: e.Flags&16 != 0, IndexFull: e.Flags&32 != 0}
 	ev.Comm = cString(e.Comm[:])
 	ev.Name = cString(e.Name[:])
+	ev.Taint = taintNames(e.Taint)
 	b.mu.Lock()
 	var plan *Plan
 	switch {

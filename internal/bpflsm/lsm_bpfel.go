@@ -26,10 +26,15 @@ type lsmConfig struct {
 	Generation uint32
 }
 
+type lsmEnvbuf struct {
+	_ structs.HostLayout
+	B [256]int8
+}
+
 type lsmEvent struct {
 	_          structs.HostLayout
 	Kind       uint32
-	Pad0       uint32
+	Taint      uint32
 	Ino        uint64
 	ExeIno     uint64
 	Cgroup     uint64
@@ -157,6 +162,7 @@ type lsmTamperEvent struct {
 const (
 	lsmMapClasses             = "classes"
 	lsmMapCounters            = "counters"
+	lsmMapEnvscratch          = "envscratch"
 	lsmMapEvents              = "events"
 	lsmMapExeNames            = "exe_names"
 	lsmMapFiles               = "files"
@@ -170,11 +176,13 @@ const (
 	lsmMapScratch             = "scratch"
 	lsmMapSeen                = "seen"
 	lsmMapSettings            = "settings"
+	lsmMapTrustedDirs         = "trusted_dirs"
 	lsmProgBpf                = "bpf"
 	lsmProgBpfMap             = "bpf_map"
 	lsmProgBpfProg            = "bpf_prog"
 	lsmProgBprmCheckSecurity  = "bprm_check_security"
 	lsmProgBprmCommittedCreds = "bprm_committed_creds"
+	lsmProgFileMprotect       = "file_mprotect"
 	lsmProgFileOpen           = "file_open"
 	lsmProgFilePermission     = "file_permission"
 	lsmProgInodeLink          = "inode_link"
@@ -186,7 +194,9 @@ const (
 	lsmProgInodeSetattr       = "inode_setattr"
 	lsmProgInodeSetxattr      = "inode_setxattr"
 	lsmProgInodeUnlink        = "inode_unlink"
+	lsmProgMmapFile           = "mmap_file"
 	lsmProgPtraceAccessCheck  = "ptrace_access_check"
+	lsmProgPtraceTraceme      = "ptrace_traceme"
 	lsmProgSbUmount           = "sb_umount"
 	lsmProgTaskAlloc          = "task_alloc"
 	lsmProgTaskKill           = "task_kill"
@@ -242,6 +252,7 @@ type lsmProgramSpecs struct {
 	BpfProg            *ebpf.ProgramSpec `ebpf:"bpf_prog"`
 	BprmCheckSecurity  *ebpf.ProgramSpec `ebpf:"bprm_check_security"`
 	BprmCommittedCreds *ebpf.ProgramSpec `ebpf:"bprm_committed_creds"`
+	FileMprotect       *ebpf.ProgramSpec `ebpf:"file_mprotect"`
 	FileOpen           *ebpf.ProgramSpec `ebpf:"file_open"`
 	FilePermission     *ebpf.ProgramSpec `ebpf:"file_permission"`
 	InodeLink          *ebpf.ProgramSpec `ebpf:"inode_link"`
@@ -253,7 +264,9 @@ type lsmProgramSpecs struct {
 	InodeSetattr       *ebpf.ProgramSpec `ebpf:"inode_setattr"`
 	InodeSetxattr      *ebpf.ProgramSpec `ebpf:"inode_setxattr"`
 	InodeUnlink        *ebpf.ProgramSpec `ebpf:"inode_unlink"`
+	MmapFile           *ebpf.ProgramSpec `ebpf:"mmap_file"`
 	PtraceAccessCheck  *ebpf.ProgramSpec `ebpf:"ptrace_access_check"`
+	PtraceTraceme      *ebpf.ProgramSpec `ebpf:"ptrace_traceme"`
 	SbUmount           *ebpf.ProgramSpec `ebpf:"sb_umount"`
 	TaskAlloc          *ebpf.ProgramSpec `ebpf:"task_alloc"`
 	TaskKill           *ebpf.ProgramSpec `ebpf:"task_kill"`
@@ -263,21 +276,23 @@ type lsmProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lsmMapSpecs struct {
-	Classes  *ebpf.MapSpec `ebpf:"classes"`
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	ExeNames *ebpf.MapSpec `ebpf:"exe_names"`
-	Files    *ebpf.MapSpec `ebpf:"files"`
-	Guard    *ebpf.MapSpec `ebpf:"guard"`
-	Owned    *ebpf.MapSpec `ebpf:"owned"`
-	Places   *ebpf.MapSpec `ebpf:"places"`
-	Procs    *ebpf.MapSpec `ebpf:"procs"`
-	RuleSubj *ebpf.MapSpec `ebpf:"rule_subj"`
-	Rules    *ebpf.MapSpec `ebpf:"rules"`
-	Sbs      *ebpf.MapSpec `ebpf:"sbs"`
-	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
-	Seen     *ebpf.MapSpec `ebpf:"seen"`
-	Settings *ebpf.MapSpec `ebpf:"settings"`
+	Classes     *ebpf.MapSpec `ebpf:"classes"`
+	Counters    *ebpf.MapSpec `ebpf:"counters"`
+	Envscratch  *ebpf.MapSpec `ebpf:"envscratch"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	ExeNames    *ebpf.MapSpec `ebpf:"exe_names"`
+	Files       *ebpf.MapSpec `ebpf:"files"`
+	Guard       *ebpf.MapSpec `ebpf:"guard"`
+	Owned       *ebpf.MapSpec `ebpf:"owned"`
+	Places      *ebpf.MapSpec `ebpf:"places"`
+	Procs       *ebpf.MapSpec `ebpf:"procs"`
+	RuleSubj    *ebpf.MapSpec `ebpf:"rule_subj"`
+	Rules       *ebpf.MapSpec `ebpf:"rules"`
+	Sbs         *ebpf.MapSpec `ebpf:"sbs"`
+	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
+	Seen        *ebpf.MapSpec `ebpf:"seen"`
+	Settings    *ebpf.MapSpec `ebpf:"settings"`
+	TrustedDirs *ebpf.MapSpec `ebpf:"trusted_dirs"`
 }
 
 // lsmVariableSpecs contains global variables before they are loaded into the kernel.
@@ -309,27 +324,30 @@ func (o *lsmObjects) Close() error {
 //
 // It can be passed to loadLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lsmMaps struct {
-	Classes  *ebpf.Map `ebpf:"classes"`
-	Counters *ebpf.Map `ebpf:"counters"`
-	Events   *ebpf.Map `ebpf:"events"`
-	ExeNames *ebpf.Map `ebpf:"exe_names"`
-	Files    *ebpf.Map `ebpf:"files"`
-	Guard    *ebpf.Map `ebpf:"guard"`
-	Owned    *ebpf.Map `ebpf:"owned"`
-	Places   *ebpf.Map `ebpf:"places"`
-	Procs    *ebpf.Map `ebpf:"procs"`
-	RuleSubj *ebpf.Map `ebpf:"rule_subj"`
-	Rules    *ebpf.Map `ebpf:"rules"`
-	Sbs      *ebpf.Map `ebpf:"sbs"`
-	Scratch  *ebpf.Map `ebpf:"scratch"`
-	Seen     *ebpf.Map `ebpf:"seen"`
-	Settings *ebpf.Map `ebpf:"settings"`
+	Classes     *ebpf.Map `ebpf:"classes"`
+	Counters    *ebpf.Map `ebpf:"counters"`
+	Envscratch  *ebpf.Map `ebpf:"envscratch"`
+	Events      *ebpf.Map `ebpf:"events"`
+	ExeNames    *ebpf.Map `ebpf:"exe_names"`
+	Files       *ebpf.Map `ebpf:"files"`
+	Guard       *ebpf.Map `ebpf:"guard"`
+	Owned       *ebpf.Map `ebpf:"owned"`
+	Places      *ebpf.Map `ebpf:"places"`
+	Procs       *ebpf.Map `ebpf:"procs"`
+	RuleSubj    *ebpf.Map `ebpf:"rule_subj"`
+	Rules       *ebpf.Map `ebpf:"rules"`
+	Sbs         *ebpf.Map `ebpf:"sbs"`
+	Scratch     *ebpf.Map `ebpf:"scratch"`
+	Seen        *ebpf.Map `ebpf:"seen"`
+	Settings    *ebpf.Map `ebpf:"settings"`
+	TrustedDirs *ebpf.Map `ebpf:"trusted_dirs"`
 }
 
 func (m *lsmMaps) Close() error {
 	return _LsmClose(
 		m.Classes,
 		m.Counters,
+		m.Envscratch,
 		m.Events,
 		m.ExeNames,
 		m.Files,
@@ -343,6 +361,7 @@ func (m *lsmMaps) Close() error {
 		m.Scratch,
 		m.Seen,
 		m.Settings,
+		m.TrustedDirs,
 	)
 }
 
@@ -364,6 +383,7 @@ type lsmPrograms struct {
 	BpfProg            *ebpf.Program `ebpf:"bpf_prog"`
 	BprmCheckSecurity  *ebpf.Program `ebpf:"bprm_check_security"`
 	BprmCommittedCreds *ebpf.Program `ebpf:"bprm_committed_creds"`
+	FileMprotect       *ebpf.Program `ebpf:"file_mprotect"`
 	FileOpen           *ebpf.Program `ebpf:"file_open"`
 	FilePermission     *ebpf.Program `ebpf:"file_permission"`
 	InodeLink          *ebpf.Program `ebpf:"inode_link"`
@@ -375,7 +395,9 @@ type lsmPrograms struct {
 	InodeSetattr       *ebpf.Program `ebpf:"inode_setattr"`
 	InodeSetxattr      *ebpf.Program `ebpf:"inode_setxattr"`
 	InodeUnlink        *ebpf.Program `ebpf:"inode_unlink"`
+	MmapFile           *ebpf.Program `ebpf:"mmap_file"`
 	PtraceAccessCheck  *ebpf.Program `ebpf:"ptrace_access_check"`
+	PtraceTraceme      *ebpf.Program `ebpf:"ptrace_traceme"`
 	SbUmount           *ebpf.Program `ebpf:"sb_umount"`
 	TaskAlloc          *ebpf.Program `ebpf:"task_alloc"`
 	TaskKill           *ebpf.Program `ebpf:"task_kill"`
@@ -388,6 +410,7 @@ func (p *lsmPrograms) Close() error {
 		p.BpfProg,
 		p.BprmCheckSecurity,
 		p.BprmCommittedCreds,
+		p.FileMprotect,
 		p.FileOpen,
 		p.FilePermission,
 		p.InodeLink,
@@ -399,7 +422,9 @@ func (p *lsmPrograms) Close() error {
 		p.InodeSetattr,
 		p.InodeSetxattr,
 		p.InodeUnlink,
+		p.MmapFile,
 		p.PtraceAccessCheck,
+		p.PtraceTraceme,
 		p.SbUmount,
 		p.TaskAlloc,
 		p.TaskKill,

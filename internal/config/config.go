@@ -177,6 +177,13 @@ type BPFConfig struct {
 	// programs and links, removing its pins and unmounting their
 	// filesystem. The agent then stops only through its admin socket.
 	SelfProtect bool `yaml:"selfProtect"`
+	// TrustedCodeDirs are where a process may map code from (files
+	// owned by root and writable by no one else, at any depth below)
+	// and keep the allowances rules give its executable. A process that
+	// maps other code executable, makes memory executable, was started
+	// with LD_PRELOAD or LD_AUDIT, or was attached to by another process
+	// loses them until its next exec.
+	TrustedCodeDirs []string `yaml:"trustedCodeDirs"`
 }
 
 // Default returns the fixed defaults. Environment-dependent settings stay
@@ -191,7 +198,8 @@ func Default() Config {
 		MetricsAddress: "", // off unless configured: see MetricsAddress
 		StatusSocket:   "/run/drmfilter/status.sock",
 		AdminSocket:    "/run/drmfilter/admin.sock",
-		BPF:            BPFConfig{PinPath: "/sys/fs/bpf/drmfilter", SelfProtect: true},
+		BPF: BPFConfig{PinPath: "/sys/fs/bpf/drmfilter", SelfProtect: true,
+			TrustedCodeDirs: []string{"/usr/lib", "/lib", "/usr/lib64", "/lib64", "/usr/lib32", "/lib32", "/usr/libexec", "/usr/local/lib"}},
 		Audit: AuditConfig{
 			File:      "/var/log/drmfilter/audit.jsonl",
 			MaxSizeMB: 100,

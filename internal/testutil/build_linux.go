@@ -13,7 +13,8 @@ import (
 // binary. These helpers do what Go's runtime cannot (end the main thread,
 // race threads against an exec, write through a shared mapping). Without
 // gcc the test is skipped, or fails under CI=true.
-func BuildC(t testing.TB, name, src string) string {
+// flags go to gcc before the source (-shared -fPIC for a library).
+func BuildC(t testing.TB, name, src string, flags ...string) string {
 	t.Helper()
 	// In a qemu guest (internal/testutil/guest, which sets this variable
 	// and puts Options.Extra's relative paths below /work) there is no
@@ -29,7 +30,8 @@ func BuildC(t testing.TB, name, src string) string {
 		unavailable(t, "gcc is needed to build the test helper "+name+": "+err.Error())
 	}
 	bin := filepath.Join(t.TempDir(), name)
-	if out, err := exec.Command(gcc, "-O2", "-Wall", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
+	args := append([]string{"-O2", "-Wall", "-pthread"}, flags...)
+	if out, err := exec.Command(gcc, append(args, "-o", bin, src)...).CombinedOutput(); err != nil {
 		t.Fatalf("gcc %s: %v\n%s", src, err, out)
 	}
 	return bin

@@ -123,6 +123,16 @@ struct config {
 	u32 generation; /* the policy generation these maps hold */
 };
 
+/* pinfo flags: what the task ran besides its executable since its exec.
+ * A tainted task has no allowance a rule gives by executable: the code
+ * it runs is not only the file the rule names. */
+#define P_FRESH (1u << 0)        /* exec'd; its environment not looked at yet */
+#define P_TAINT_ENV (1u << 1)    /* started with LD_PRELOAD or LD_AUDIT */
+#define P_TAINT_MAP (1u << 2)    /* mapped an untrusted file executable */
+#define P_TAINT_ANON (1u << 3)   /* made anonymous memory executable */
+#define P_TAINT_PTRACE (1u << 4) /* attached to by another process (ptrace, /proc/PID/mem, process_vm_writev) */
+#define P_TAINTS (P_TAINT_ENV | P_TAINT_MAP | P_TAINT_ANON | P_TAINT_PTRACE)
+
 struct pinfo {
 	u32 exe_dev;
 	u32 flags;
@@ -135,8 +145,8 @@ struct pinfo {
 #define EV_KIND_TAMPER 3
 
 struct event {
-	u32 kind; /* EV_KIND_DECISION */
-	u32 pad0;
+	u32 kind;  /* EV_KIND_DECISION */
+	u32 taint; /* the subject's P_TAINT_* flags */
 	u64 ino;
 	u64 exe_ino;
 	u64 cgroup;
@@ -420,6 +430,7 @@ static __always_inline bool is_agent(struct guard_state *g)
  * uid and gid. */
 struct subject {
 	u32 exe_dev;
+	u32 taint; /* P_TAINT_* */
 	u64 exe_ino;
 	u32 uid;
 	u32 gid;
@@ -429,9 +440,11 @@ static __always_inline void current_subject(struct subject *s)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pinfo *pi = bpf_task_storage_get(&procs, task, 0, 0);
+	s->taint = 0;
 	if (pi) {
 		s->exe_dev = pi->exe_dev;
 		s->exe_ino = pi->exe_ino;
+		s->taint = pi->flags & P_TAINTS;
 	} else {
 		struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 		struct file *exe = BPF_CORE_READ(t, mm, exe_file);
@@ -480,7 +493,7 @@ __attribute__((noinline)) int group_ok(u32 rule, u32 gid)
 
 static __always_inline bool subject_ok(u32 rid, struct rule *r, struct subject *s)
 {
-	if ((r->flags & RULE_EXE) && !has(rid, SUBJ_EXE, s->exe_dev, s->exe_ino))
+	if ((r->flags & RULE_EXE) && (s->taint || !has(rid, SUBJ_EXE, s->exe_dev, s->exe_ino)))
 		return false;
 	if ((r->flags & RULE_UID) && !has(rid, SUBJ_UID, 0, s->uid))
 		return false;
@@ -789,7 +802,6 @@ static __always_inline void emit(struct dentry *d, u32 op, u32 dev, u64 ino, str
 	}
 	u64 pt = bpf_get_current_pid_tgid();
 	e->kind = EV_KIND_DECISION;
-	e->pad0 = 0;
 	e->ino = ino;
 	e->exe_ino = s->exe_ino;
 	e->cgroup = bpf_get_current_cgroup_id();
@@ -805,6 +817,7 @@ static __always_inline void emit(struct dentry *d, u32 op, u32 dev, u64 ino, str
 	e->flags = o->flags;
 	e->generation = gen;
 	e->pad = 0;
+	e->taint = s->taint;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->parent_ino = BPF_CORE_READ(d, d_parent, d_inode, i_ino);
 	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
@@ -852,7 +865,7 @@ static __always_inline bool trusted(struct guard_state *g)
 		return false;
 	struct subject s;
 	current_subject(&s);
-	return g->exe_ino && s.exe_ino == g->exe_ino && s.exe_dev == g->exe_dev;
+	return g->exe_ino && !s.taint && s.exe_ino == g->exe_ino && s.exe_dev == g->exe_dev;
 }
 
 static __always_inline struct guard_state *guarding(void)
@@ -1032,7 +1045,10 @@ int BPF_PROG(bprm_committed_creds, struct linux_binprm *bprm)
 	struct file *f = BPF_CORE_READ(bprm, file);
 	pi->exe_dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
 	pi->exe_ino = BPF_CORE_READ(f, f_inode, i_ino);
-	pi->flags = 0;
+	/* A new image: what the old one ran is gone, but a tracer stays. */
+	pi->flags = P_FRESH;
+	if (BPF_CORE_READ(task, ptrace))
+		pi->flags |= P_TAINT_PTRACE;
 	struct fkey k = {.dev = pi->exe_dev, .ino = pi->exe_ino};
 	if (bpf_map_lookup_elem(&seen, &k))
 		return 0;
@@ -1240,6 +1256,23 @@ int BPF_PROG(inode_remove_acl, struct mnt_idmap *idmap, struct dentry *dentry, c
  * else, root included. The kernel's own signals (the OOM killer, a
  * terminal's ^C) do not pass through task_kill. */
 
+/* taint_task marks t (and what it forks from now on) as running code
+ * its executable does not account for. */
+static __always_inline void taint_task(struct task_struct *t, u32 taint)
+{
+	struct pinfo *pi = bpf_task_storage_get(&procs, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!pi)
+		return;
+	if (!pi->exe_ino) {
+		struct file *exe = BPF_CORE_READ(t, mm, exe_file);
+		if (exe) {
+			pi->exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+			pi->exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
+		}
+	}
+	pi->flags |= taint;
+}
+
 SEC("lsm/task_kill")
 int BPF_PROG(task_kill, struct task_struct *p, struct kernel_siginfo *info, int sig, const struct cred *cred)
 {
@@ -1260,18 +1293,201 @@ int BPF_PROG(ptrace_access_check, struct task_struct *child, unsigned int mode)
 {
 	if (!(mode & PTRACE_MODE_ATTACH))
 		return 0;
-	struct guard_state *g = guarding();
-	if (!g || is_agent(g))
+	struct guard_state *g = guard_get();
+	if (g && is_agent(g))
 		return 0;
+	if (!g || !(g->flags & GUARD_PROTECT)) {
+		taint_task(child, P_TAINT_PTRACE);
+		return 0;
+	}
 	bool guarded = is_agent_task(child, g);
 	if (!guarded && g->exe_ino) {
 		struct pinfo *pi = bpf_task_storage_get(&procs, child, 0, 0);
 		guarded = pi && pi->exe_ino == g->exe_ino && pi->exe_dev == g->exe_dev;
 	}
-	if (!guarded)
+	if (!guarded) {
+		taint_task(child, P_TAINT_PTRACE);
 		return 0;
+	}
 	tamper(TAMPER_PTRACE, mode, 0, 0, (u32)BPF_CORE_READ(child, tgid));
 	return -EPERM;
+}
+
+SEC("lsm/ptrace_traceme")
+int BPF_PROG(ptrace_traceme, struct task_struct *parent)
+{
+	taint_task(bpf_get_current_task_btf(), P_TAINT_PTRACE);
+	return 0;
+}
+
+/* Process integrity: an allowance by executable holds while the process
+ * runs only trusted code (see the README's threat model). Trusted code:
+ * the task's executable, and files owned by root, writable by no one
+ * else, below a directory in trusted_dirs (the agent fills it: the
+ * system's library directories). */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct fkey);
+	__type(value, u8);
+} trusted_dirs SEC(".maps");
+
+#define PROT_EXEC 0x4
+#define VM_EXEC 0x4
+#define MAX_TRUST_DEPTH 32
+
+struct trust_ctx {
+	u64 cur; /* struct dentry * */
+	u32 dev;
+	int found;
+};
+
+static long trust_step(u32 i, void *data)
+{
+	struct trust_ctx *x = data;
+	struct dentry *cur = (struct dentry *)x->cur;
+	struct fkey k = {.dev = x->dev, .ino = BPF_CORE_READ(cur, d_inode, i_ino)};
+	if (bpf_map_lookup_elem(&trusted_dirs, &k)) {
+		x->found = 1;
+		return 1;
+	}
+	struct dentry *parent = BPF_CORE_READ(cur, d_parent);
+	if (!parent || parent == cur)
+		return 1;
+	x->cur = (u64)parent;
+	return 0;
+}
+
+static __always_inline bool trusted_code(struct file *file, struct pinfo *pi)
+{
+	struct inode *in = BPF_CORE_READ(file, f_inode);
+	u32 dev = BPF_CORE_READ(in, i_sb, s_dev);
+	u64 ino = BPF_CORE_READ(in, i_ino);
+	if (pi && pi->exe_dev == dev && pi->exe_ino == ino)
+		return true;
+	if (BPF_CORE_READ(in, i_uid.val) != 0 || (BPF_CORE_READ(in, i_mode) & 022))
+		return false;
+	struct trust_ctx x = {.cur = (u64)BPF_CORE_READ(file, f_path.dentry, d_parent), .dev = dev};
+	bpf_loop(MAX_TRUST_DEPTH, trust_step, &x, 0);
+	return x.found;
+}
+
+/* env_ctx scans the environment strings [p, end) for LD_PRELOAD= and
+ * LD_AUDIT= at the start of a string, a chunk of a string per step. */
+#define ENV_CHUNK 256
+
+struct envbuf {
+	char b[ENV_CHUNK];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct envbuf);
+} envscratch SEC(".maps");
+
+struct env_ctx {
+	u64 p;
+	u64 end;
+	bool in_string; /* p is inside a string, not at its start */
+	bool found;
+};
+
+static __always_inline bool prefix(const char *b, const char *want, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (b[i] != want[i])
+			return false;
+	return true;
+}
+
+static long env_step(u32 i, void *data)
+{
+	struct env_ctx *x = data;
+	if (x->p >= x->end)
+		return 1;
+	u32 zero = 0;
+	struct envbuf *eb = bpf_map_lookup_elem(&envscratch, &zero);
+	if (!eb)
+		return 1;
+	long n = bpf_probe_read_user_str(eb->b, sizeof(eb->b), (const void *)x->p);
+	if (n <= 0)
+		return 1; /* unreadable: the scan ends */
+	if (!x->in_string && (prefix(eb->b, "LD_PRELOAD=", 11) || prefix(eb->b, "LD_AUDIT=", 9))) {
+		/* Set, and not empty. */
+		if ((prefix(eb->b, "LD_PRELOAD=", 11) && n > 12) || (prefix(eb->b, "LD_AUDIT=", 9) && n > 10)) {
+			x->found = true;
+			return 1;
+		}
+	}
+	if (n == ENV_CHUNK) {
+		/* Cut: the string goes on. */
+		x->p += ENV_CHUNK - 1;
+		x->in_string = true;
+	} else {
+		x->p += n;
+		x->in_string = false;
+	}
+	return 0;
+}
+
+/* taint_env: the first executable mapping after an exec (the loader
+ * mapping the program's libraries, before any of their code runs) looks
+ * at the environment the loader read. */
+static __always_inline void taint_env(struct task_struct *t, struct pinfo *pi)
+{
+	struct env_ctx x = {.p = BPF_CORE_READ(t, mm, env_start), .end = BPF_CORE_READ(t, mm, env_end)};
+	if (!x.p || x.end <= x.p)
+		return; /* the kernel mapping the program and its loader: the environment is not in place yet */
+	pi->flags &= ~P_FRESH;
+	bpf_loop(1 << 16, env_step, &x, 0);
+	if (x.found)
+		pi->flags |= P_TAINT_ENV;
+}
+
+static __always_inline void exec_mapping(struct file *file)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct pinfo *pi = bpf_task_storage_get(&procs, t, 0, 0);
+	if (pi && (pi->flags & P_FRESH))
+		taint_env(t, pi);
+	u32 taint = 0;
+	if (!file)
+		taint = P_TAINT_ANON;
+	else if (!trusted_code(file, pi))
+		taint = P_TAINT_MAP;
+	if (!taint)
+		return;
+	if (!pi)
+		pi = bpf_task_storage_get(&procs, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (pi) {
+		if (!pi->exe_ino) {
+			struct file *exe = BPF_CORE_READ(t, mm, exe_file);
+			if (exe) {
+				pi->exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+				pi->exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
+			}
+		}
+		pi->flags |= taint;
+	}
+}
+
+SEC("lsm/mmap_file")
+int BPF_PROG(mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags)
+{
+	if (prot & PROT_EXEC)
+		exec_mapping(file);
+	return 0;
+}
+
+SEC("lsm/file_mprotect")
+int BPF_PROG(file_mprotect, struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot)
+{
+	if ((prot & PROT_EXEC) && !(BPF_CORE_READ(vma, vm_flags) & VM_EXEC))
+		exec_mapping(BPF_CORE_READ(vma, vm_file));
+	return 0;
 }
 
 static __always_inline int own_guard(u64 kind, u32 id, u32 what)

@@ -85,6 +85,7 @@ struct super_block {
 
 struct inode {
 	umode_t i_mode;
+	kuid_t i_uid;
 	unsigned long i_ino;
 	union {
 		const unsigned int i_nlink;
@@ -118,6 +119,13 @@ struct file {
 
 struct mm_struct {
 	struct file *exe_file;
+	unsigned long env_start;
+	unsigned long env_end;
+};
+
+struct vm_area_struct {
+	unsigned long vm_flags;
+	struct file *vm_file;
 };
 
 struct task_struct {

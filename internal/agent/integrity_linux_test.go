@@ -1,0 +1,253 @@
+package agent
+
+import (
+	"bufio"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/drmfilter/drmfilter/internal/bpflsm"
+	"github.com/drmfilter/drmfilter/internal/config"
+	"github.com/drmfilter/drmfilter/internal/testutil"
+	"github.com/drmfilter/drmfilter/internal/testutil/guest"
+)
+
+// TestProcessIntegrity: an allowance a rule gives an executable holds
+// only while the process runs trusted code. Code injected into an allowed
+// program (LD_PRELOAD, LD_AUDIT, an untrusted library, anonymous
+// executable memory, a tracer, a write into its memory) does not inherit
+// it; the program started through the dynamic loader is not the program.
+// bpf backend only: the fanotify backend cannot see what a process maps
+// (see the README's threat model).
+func TestProcessIntegrity(t *testing.T) {
+	t.Run(config.BackendBPF, func(t *testing.T) {
+		if !guest.InGuest() {
+			testutil.RequireRoot(t)
+			if a := bpflsm.Probe(); !a.OK {
+				t.Skipf("this kernel: %s (TestBehaviourInGuest runs it in a guest kernel)", a.Reason)
+			}
+		}
+		testProcessIntegrity(t)
+	})
+}
+
+func testProcessIntegrity(t *testing.T) {
+	grab := testutil.BuildC(t, "grab.so", filepath.Join("testdata", "grab.c"), grabFlags...)
+	mapper := testutil.BuildC(t, "mapper", filepath.Join("testdata", "mapper.c"))
+	tail := realPath("tail")
+	h := startAgentOn(t, config.BackendBPF, func(fs string) string {
+		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: secrets}
+spec:
+  files:
+    paths: ["%s/secret/**"]
+  rules:
+    - name: tail-and-mapper-may-open
+      operations: [open]
+      subjects: {executables: [%q, %q]}
+      effect: allow
+    - name: others-may-not-open
+      operations: [open]
+      effect: deny
+`, fs, tail, mapper)
+	}, nil)
+	secret := h.path("secret/plan.txt")
+
+	out, err := run(t, "/", "tail", "-n1", secret)
+	mustAllow(t, out, err, "plain tail")
+	out, err = run(t, "/", mapper, "plain", secret)
+	mustAllow(t, out, err, "mapper running only its own code")
+
+	// The library's constructor runs inside tail, before its main.
+	for _, v := range []string{"LD_PRELOAD", "LD_AUDIT"} {
+		out, err = run(t, "/", "env", v+"="+grab, "GRAB_FILE="+secret, "tail", "-n0", "/dev/null")
+		if strings.Contains(out, "grabbed") {
+			t.Errorf("%s: the injected library read the protected file as tail: err=%v %q", v, err, out)
+		} else if !strings.Contains(out, "refused") || err == nil {
+			t.Errorf("%s: the library's constructor did not run (the test proves nothing): err=%v %q", v, err, out)
+		}
+	}
+	// The library named but empty, and unrelated LD_ variables, change
+	// nothing.
+	out, err = run(t, "/", "env", "LD_PRELOAD=", "LD_BIND_NOW=1", "tail", "-n1", secret)
+	mustAllow(t, out, err, "tail with an empty LD_PRELOAD and LD_BIND_NOW")
+
+	// A library mapped from outside the trusted directories; one from
+	// them keeps the allowance.
+	untrusted := filepath.Join(t.TempDir(), "libcopy.so")
+	trustedLib := systemLibrary(t)
+	copyFile(t, trustedLib, untrusted)
+	out, err = run(t, "/", mapper, "lib", secret, untrusted)
+	mustDeny(t, out, err, "mapper after loading a library from a temporary directory")
+	out, err = run(t, "/", mapper, "lib", secret, trustedLib)
+	mustAllow(t, out, err, "mapper after loading "+trustedLib)
+	out, err = run(t, "/", mapper, "anon", secret)
+	mustDeny(t, out, err, "mapper after making anonymous memory executable")
+
+	// Another process attaching to it, in each way the kernel offers.
+	for _, how := range []string{"none", "ptrace", "/proc/PID/mem", "process_vm_writev"} {
+		out, err := attachedThenRead(t, mapper, secret, how)
+		if how == "none" {
+			mustAllow(t, out, err, "mapper that no one attached to")
+		} else {
+			mustDeny(t, out, err, "mapper after "+how+" by another process")
+		}
+	}
+
+	// Started through the loader, tail is not the process's executable.
+	if ld := interpreter(t, tail); ld != "" {
+		out, err = run(t, "/", ld, tail, "-n1", secret)
+		mustDeny(t, out, err, "tail started through "+ld)
+	}
+	h.stop()
+	withheld := 0
+	for _, r := range h.audit.records(t) {
+		if strings.Contains(r.Reason, "no allowance by executable") {
+			withheld++
+		}
+	}
+	if withheld < 5 {
+		t.Errorf("%d deny records say the allowance was withheld, want one per injection case", withheld)
+	}
+}
+
+// TestHelperAttacher attaches to $DRMFILTER_ATTACH_PID as
+// $DRMFILTER_ATTACH_HOW says, for attachedThenRead.
+func TestHelperAttacher(t *testing.T) {
+	var pid int
+	how := os.Getenv("DRMFILTER_ATTACH_HOW")
+	if _, err := fmt.Sscan(os.Getenv("DRMFILTER_ATTACH_PID"), &pid); err != nil || how == "" {
+		t.Skip("helper process only")
+	}
+	switch how {
+	case "ptrace":
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := unix.PtraceAttach(pid); err != nil {
+			t.Fatalf("ptrace attach: %v", err)
+		}
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
+			t.Fatalf("wait for the tracee: %v", err)
+		}
+		if err := unix.PtraceDetach(pid); err != nil {
+			t.Fatalf("ptrace detach: %v", err)
+		}
+	case "/proc/PID/mem":
+		f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", pid), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatalf("open /proc/PID/mem: %v", err)
+		}
+		f.Close()
+	case "process_vm_writev":
+		b := []byte{0}
+		_, err := unix.ProcessVMWritev(pid, []unix.Iovec{{Base: &b[0], Len: 1}}, []unix.RemoteIovec{{Base: 0x10000, Len: 1}}, 0)
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSYS) {
+			t.Fatalf("process_vm_writev: %v", err)
+		}
+	default:
+		t.Fatalf("unknown way to attach: %s", how)
+	}
+}
+
+// grabFlags build testdata/grab.c as a library that needs no other.
+var grabFlags = []string{"-shared", "-fPIC", "-nostdlib", "-ffreestanding", "-fno-builtin"}
+
+// attachedThenRead starts mapper waiting, attaches to it as how says
+// (from this process), then lets it read the file.
+func attachedThenRead(t *testing.T, mapper, file, how string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(mapper, "wait", file)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	rd := bufio.NewReader(stdout)
+	if line, err := rd.ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("mapper wait: %q %v", line, err)
+	}
+	if how != "none" {
+		// From another process: the agent (this process, in these
+		// tests) is exempt from what it decides.
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		att := exec.Command(self, "-test.run=^TestHelperAttacher$", "-test.count=1")
+		att.Env = append(os.Environ(), fmt.Sprintf("DRMFILTER_ATTACH_PID=%d", cmd.Process.Pid), "DRMFILTER_ATTACH_HOW="+how)
+		if out, err := att.CombinedOutput(); err != nil {
+			t.Fatalf("attach by %s: %v\n%s", how, err, out)
+		}
+	}
+	if _, err := stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var out strings.Builder
+	go func() {
+		rest, _ := rd.ReadString(0)
+		out.WriteString(rest)
+		done <- cmd.Wait()
+	}()
+	select {
+	case err := <-done:
+		return out.String(), err
+	case <-time.After(time.Minute):
+		t.Fatalf("mapper (%s) did not finish", how)
+	}
+	return "", nil
+}
+
+// systemLibrary is a shared library in a trusted directory that mapper
+// does not link already (so dlopen maps it).
+func systemLibrary(t *testing.T) string {
+	t.Helper()
+	for _, dir := range []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"} {
+		for _, name := range []string{"libacl.so.1", "libattr.so.1", "libselinux.so.1", "libpcre2-8.so.0", "libm.so.6"} {
+			p := filepath.Join(dir, name)
+			if r, err := filepath.EvalSymlinks(p); err == nil {
+				return r
+			}
+		}
+	}
+	t.Fatal("no system library to load found")
+	return ""
+}
+
+// interpreter is the ELF interpreter (the dynamic loader) of exe.
+func interpreter(t *testing.T, exe string) string {
+	t.Helper()
+	f, err := elf.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err != nil {
+				t.Fatal(err)
+			}
+			return strings.TrimRight(string(b), "\x00")
+		}
+	}
+	return ""
+}
