@@ -22,6 +22,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -38,17 +40,30 @@ import (
 	"github.com/drmfilter/drmfilter/internal/audit"
 )
 
+// ErrNoAgent is matched by Administer's error when no agent listens on
+// the admin socket.
+var ErrNoAgent = errors.New("no agent answers on the admin socket")
+
 // Admin operations.
 const (
 	AdminStop    = "stop"    // exit; with Unload, remove the programs first
 	AdminUpgrade = "upgrade" // trust Exe to take over the pinned programs, then exit leaving them
+	// AdminAwait trusts the file next renamed or linked to Exe (a package
+	// manager installing the new executable) to take over; the agent
+	// goes on running.
+	AdminAwait        = "await-upgrade"
+	AdminPolicyPut    = "policy-put"    // write Data as the policy file Name, and reload
+	AdminPolicyRemove = "policy-remove" // remove the policy file Name, and reload
+	AdminReload       = "reload"        // reload the policies and reopen the audit log (SIGHUP's work)
 )
 
 // AdminRequest is what `drmfilter stop` and `drmfilter upgrade` ask.
 type AdminRequest struct {
 	Op     string `json:"op"`
 	Unload bool   `json:"unload,omitempty"` // AdminStop: the kernel stops enforcing
-	Exe    string `json:"exe,omitempty"`    // AdminUpgrade: the executable of the agent that takes over
+	Exe    string `json:"exe,omitempty"`    // AdminUpgrade, AdminAwait: the executable of the agent that takes over
+	Name   string `json:"name,omitempty"`   // AdminPolicy*: the policy file's name in the policy directory
+	Data   []byte `json:"data,omitempty"`   // AdminPolicyPut: its content
 	// Signature is over SignedBytes, by one of the configured admin
 	// keys; nil when none is configured.
 	Signature *ssh.Signature `json:"signature,omitempty"`
@@ -77,8 +92,9 @@ type stopRequest struct {
 
 // SignedBytes are the bytes a request's signature covers.
 func (r *AdminRequest) SignedBytes(ch adminChallenge) []byte {
-	return fmt.Appendf(nil, "drmfilter-admin-v1\nop=%s\nunload=%t\nexe=%s\nnode=%s\npid=%d\nchallenge=%s\n",
-		r.Op, r.Unload, r.Exe, ch.Node, ch.PID, ch.Challenge)
+	sum := sha256.Sum256(r.Data)
+	return fmt.Appendf(nil, "drmfilter-admin-v1\nop=%s\nunload=%t\nexe=%s\nname=%s\ndata=%x\nnode=%s\npid=%d\nchallenge=%s\n",
+		r.Op, r.Unload, r.Exe, r.Name, sum, ch.Node, ch.PID, ch.Challenge)
 }
 
 // ListenAdmin creates the admin socket (Config.AdminSocket), with the
@@ -199,6 +215,19 @@ func (a *Agent) answerAdmin(ctx context.Context, c *net.UnixConn) {
 		fail(err.Error())
 		return
 	}
+	switch req.Op {
+	case AdminAwait, AdminPolicyPut, AdminPolicyRemove, AdminReload:
+		err := a.administer(&req)
+		if err != nil {
+			fail(err.Error())
+			return
+		}
+		rec.Reason = fmt.Sprintf("authorized: exe=%s name=%s", req.Exe, req.Name)
+		a.audit.Write(rec)
+		a.log.Info("an authorized administration request", "op", req.Op, "exe", req.Exe, "name", req.Name, "pid", cred.Pid)
+		_ = enc.Encode(adminReply{OK: true})
+		return
+	}
 	sr := stopRequest{done: make(chan error, 1), answered: make(chan struct{})}
 	defer func() {
 		select {
@@ -286,7 +315,7 @@ func Administer(ctx context.Context, path string, req AdminRequest, signer ssh.S
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return fmt.Errorf("is the agent running? %w", err)
+		return fmt.Errorf("%w (%s): %w", ErrNoAgent, path, err)
 	}
 	c := conn.(*net.UnixConn)
 	defer c.Close()
@@ -326,4 +355,104 @@ func Administer(ctx context.Context, path string, req AdminRequest, signer ssh.S
 		return errors.New(rep.Error)
 	}
 	return nil
+}
+
+// policyName is what a policy file written through the admin socket may
+// be called: a plain YAML file name.
+var policyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$`)
+
+// administer does what an authorized request that does not stop the
+// agent asks.
+func (a *Agent) administer(req *AdminRequest) error {
+	switch req.Op {
+	case AdminReload:
+		return errors.Join(a.Reload(), a.ReopenAudit())
+	case AdminAwait:
+		b := a.bpf.Load()
+		if b == nil || a.cfg.BPF.PinPath == "" {
+			return errors.New("await-upgrade: the agent has no pinned programs to hand over (bpf backend with bpf.pinPath)")
+		}
+		if !filepath.IsAbs(req.Exe) {
+			return fmt.Errorf("await-upgrade: %q is not an absolute path", req.Exe)
+		}
+		return b.AwaitSuccessor(filepath.Join(a.cfg.HostRoot, req.Exe))
+	case AdminPolicyPut, AdminPolicyRemove:
+		if a.source != nil {
+			return errors.New("the policies come from the cluster's ConfigMap: change them there")
+		}
+		if !policyName.MatchString(req.Name) {
+			return fmt.Errorf("%q is not a policy file name (NAME.yaml)", req.Name)
+		}
+		dir := ""
+		for _, p := range a.cfg.Policies {
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+				dir = p
+				break
+			}
+		}
+		if dir == "" {
+			return fmt.Errorf("no policy directory among %v to write policies to", a.cfg.Policies)
+		}
+		path := filepath.Join(dir, req.Name)
+		a.reloadMu.Lock()
+		var old []byte
+		had := false
+		if b, err := os.ReadFile(path); err == nil {
+			old, had = b, true
+		}
+		var err error
+		if req.Op == AdminPolicyPut {
+			err = writeAtomic(path, req.Data)
+		} else if err = os.Remove(path); errors.Is(err, os.ErrNotExist) {
+			err = fmt.Errorf("no policy file %s", req.Name)
+		}
+		a.reloadMu.Unlock()
+		if err != nil {
+			return err
+		}
+		if err := a.Reload(); err != nil {
+			// Put back what was there: the request changes nothing.
+			a.reloadMu.Lock()
+			if had {
+				_ = writeAtomic(path, old)
+			} else {
+				_ = os.Remove(path)
+			}
+			a.reloadMu.Unlock()
+			_ = a.Reload()
+			return fmt.Errorf("the policies with this change do not load, so nothing changed: %w", err)
+		}
+		select {
+		case a.resealNow <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown operation %q", req.Op)
+}
+
+// writeAtomic writes data to path through a temporary file renamed over
+// it: a reader sees the old content or the new.
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".drmfilter-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

@@ -49,6 +49,11 @@ type Options struct {
 	// os.Stdout when nil.
 	Stdout io.Writer
 
+	// ConfigFile is the configuration file Config was read from ("" for
+	// none): on the bpf backend with self-protection it is one of the
+	// agent's files that no other process may change.
+	ConfigFile string
+
 	// PolicySource, when set, returns the policy files to load in place of
 	// reading Config.Policies: the agent in a Kubernetes cluster reads its
 	// policy ConfigMap through the API server this way.
@@ -69,14 +74,15 @@ type Options struct {
 // Agent is one running drmfilter agent. Create it with New, start it with
 // Run.
 type Agent struct {
-	cfg     config.Config
-	tuning  config.Tuning
-	log     *slog.Logger
-	env     environ.Report
-	penv    policy.Env
-	envTag  string
-	selfPID int32
-	failV   fanotify.Verdict
+	cfg        config.Config
+	configFile string
+	tuning     config.Tuning
+	log        *slog.Logger
+	env        environ.Report
+	penv       policy.Env
+	envTag     string
+	selfPID    int32
+	failV      fanotify.Verdict
 
 	state  atomic.Pointer[policyState]
 	mounts atomic.Pointer[storage.Mounts]
@@ -102,9 +108,12 @@ type Agent struct {
 	bpfReplaced            chan struct{} // a new plan is in force (watchBPFExes watches its executables)
 	// stopReq takes an authorized stop from the admin socket; Run puts
 	// the one it took in stopping, and answers it when it has stopped.
-	stopReq  chan stopRequest
-	stopping atomic.Pointer[stopRequest]
-	probe    func() bpflsm.Availability
+	stopReq chan stopRequest
+	// resealNow asks sealOwnFiles to seal the agent's files again (a
+	// policy file was written).
+	resealNow chan struct{}
+	stopping  atomic.Pointer[stopRequest]
+	probe     func() bpflsm.Availability
 
 	fan      *fanotify.Listener
 	names    *fanotify.Watcher // nil when the kernel cannot report name changes
@@ -149,7 +158,7 @@ func New(opts Options) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a := &Agent{cfg: opts.Config, log: log, selfPID: int32(os.Getpid()), stats: newStats(), marked: map[string]uint64{}, watched: map[string]bool{}, started: time.Now(), hook: opts.decideHook, source: opts.PolicySource, labels: opts.PodLabels, watchReady: make(chan struct{})}
+	a := &Agent{cfg: opts.Config, configFile: opts.ConfigFile, log: log, selfPID: int32(os.Getpid()), stats: newStats(), marked: map[string]uint64{}, watched: map[string]bool{}, started: time.Now(), hook: opts.decideHook, source: opts.PolicySource, labels: opts.PodLabels, watchReady: make(chan struct{})}
 	if opts.Env != nil {
 		a.env = *opts.Env
 	} else {
@@ -176,6 +185,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a.bpfReplaced = make(chan struct{}, 1)
 	a.stopReq = make(chan stopRequest)
+	a.resealNow = make(chan struct{}, 1)
 	a.probe = opts.probe
 	if a.probe == nil {
 		a.probe = bpflsm.Probe
@@ -187,6 +197,9 @@ func New(opts Options) (*Agent, error) {
 		if errs := st.m.Set().Unsupported(policy.FanotifyBackend()); len(errs) > 0 {
 			return nil, fmt.Errorf("%w: %w (backend %s: %s)", ErrPolicy, errs, a.backend, a.backendReason)
 		}
+	}
+	if err := a.claimPinned(); err != nil {
+		return nil, err
 	}
 	a.state.Store(st)
 	if err := a.refreshMounts(); err != nil {

@@ -82,7 +82,7 @@ func (a *Agent) runBPF(ctx context.Context) error {
 		trusted = append(trusted, filepath.Join(a.cfg.HostRoot, d))
 	}
 	b, err := bpflsm.Load(plan, bpflsm.Options{MaxFiles: a.cfg.BPF.MaxFiles, PinPath: a.cfg.BPF.PinPath,
-		Protect: a.cfg.BPF.SelfProtect, TrustedCodeDirs: trusted})
+		Protect: a.cfg.BPF.SelfProtect, Keyed: len(a.cfg.AdminKeys) > 0, TrustedCodeDirs: trusted})
 	if err != nil {
 		return err
 	}
@@ -103,6 +103,17 @@ func (a *Agent) runBPF(ctx context.Context) error {
 		defer close(done)
 		a.readBPFEvents(ctx, b)
 	}()
+	if a.cfg.BPF.SelfProtect {
+		if err := b.Seal(a.ownFiles()); err != nil {
+			return err
+		}
+		sealDone := make(chan struct{})
+		go func() {
+			defer close(sealDone)
+			a.sealOwnFiles(ctx, b)
+		}()
+		defer func() { <-sealDone }()
+	}
 	exesDone := make(chan struct{})
 	go func() {
 		defer close(exesDone)

@@ -55,7 +55,7 @@ func TestHelperPinnedAgent(t *testing.T) {
 		os.Exit(2)
 	}
 	env := environ.Report{Hypervisor: "kvm", Cloud: "none", Container: "none"}
-	a, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), Env: &env})
+	a, err := New(Options{Config: cfg, ConfigFile: path, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)), Env: &env})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -93,18 +93,33 @@ func TestHelperPinnedAgent(t *testing.T) {
 
 // tamperRig is one pinned, self-protecting agent setup.
 type tamperRig struct {
-	t       *testing.T
-	fs      string // the protected tmpfs
-	secret  string
-	dir     string // configuration, keys, logs
-	config  string
-	admin   string // the admin socket
-	pins    string
-	auditF  string
-	signer  ssh.Signer
-	crash   string
-	agentPs []*exec.Cmd
-	stderr  *os.File
+	t         *testing.T
+	fs        string // the protected tmpfs
+	secret    string
+	dir       string // configuration, keys, logs
+	config    string
+	policy    string // the policy file, in policyDir
+	keys      string // the admin public keys
+	admin     string // the admin socket
+	policyDir string
+	pins      string
+	auditF    string
+	signer    ssh.Signer
+	crash     string
+	agentPs   []*exec.Cmd
+	stderr    *os.File
+}
+
+// policyText is the rig's policy, with extra rules first.
+func (r *tamperRig) policyText(extra string) string {
+	return policyFor(r.fs, extra+fmt.Sprintf(`    - name: mv-may-rename
+      operations: [rename]
+      subjects: {executables: [%q]}
+      effect: allow
+    - name: nobody-destroys
+      operations: [delete, rename, truncate, setattr]
+      effect: deny
+`, realPath("mv")))
 }
 
 func newTamperRig(t *testing.T) *tamperRig {
@@ -122,15 +137,12 @@ func newTamperRig(t *testing.T) *tamperRig {
 	if err := os.WriteFile(filepath.Join(r.fs, "secret", "tomove.txt"), []byte("moved\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pol := filepath.Join(r.dir, "policy.yaml")
-	if err := os.WriteFile(pol, []byte(policyFor(r.fs, fmt.Sprintf(`    - name: mv-may-rename
-      operations: [rename]
-      subjects: {executables: [%q]}
-      effect: allow
-    - name: nobody-destroys
-      operations: [delete, rename, truncate, setattr]
-      effect: deny
-`, realPath("mv")))), 0o644); err != nil {
+	r.policyDir = filepath.Join(r.dir, "policies")
+	if err := os.Mkdir(r.policyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.policy = filepath.Join(r.policyDir, "policy.yaml")
+	if err := os.WriteFile(r.policy, []byte(r.policyText("")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -144,8 +156,8 @@ func newTamperRig(t *testing.T) *tamperRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := filepath.Join(r.dir, "admin.pub")
-	if err := os.WriteFile(keys, ssh.MarshalAuthorizedKey(sshPub), 0o644); err != nil {
+	r.keys = filepath.Join(r.dir, "admin.pub")
+	if err := os.WriteFile(r.keys, ssh.MarshalAuthorizedKey(sshPub), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	run := filepath.Join(r.dir, "run")
@@ -154,7 +166,10 @@ func newTamperRig(t *testing.T) *tamperRig {
 	}
 	r.admin = filepath.Join(run, "admin.sock")
 	r.pins = fmt.Sprintf("/sys/fs/bpf/drmfilter-test-%d", time.Now().UnixNano())
-	r.auditF = filepath.Join(r.dir, "audit.jsonl")
+	if err := os.Mkdir(filepath.Join(r.dir, "log"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r.auditF = filepath.Join(r.dir, "log", "audit.jsonl")
 	r.crash = filepath.Join(r.dir, "crash")
 	r.config = filepath.Join(r.dir, "config.yaml")
 	cfg := fmt.Sprintf(`policies: [%q]
@@ -165,7 +180,7 @@ adminKeys: [%q]
 audit: {file: %q}
 cri: {disabled: true}
 bpf: {pinPath: %q, selfProtect: true}
-`, pol, r.admin, keys, r.auditF, r.pins)
+`, r.policyDir, r.admin, r.keys, r.auditF, r.pins)
 	if err := os.WriteFile(r.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -195,6 +210,16 @@ func (r *tamperRig) agentCopy(name string) string {
 // start runs the agent from exe and waits until it enforces.
 func (r *tamperRig) start(exe string) *exec.Cmd {
 	r.t.Helper()
+	cmd, err := r.tryStart(exe)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return cmd
+}
+
+// tryStart is start, returning why the agent did not become ready.
+func (r *tamperRig) tryStart(exe string) (*exec.Cmd, error) {
+	r.t.Helper()
 	cmd := exec.Command(exe, "-test.run=^TestHelperPinnedAgent$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "DRMFILTER_TAMPER_CONFIG="+r.config, "DRMFILTER_TAMPER_CRASH="+r.crash)
 	cmd.Stderr = r.stderr
@@ -220,12 +245,12 @@ func (r *tamperRig) start(exe string) *exec.Cmd {
 	case ok := <-ready:
 		if !ok {
 			_ = cmd.Wait()
-			r.t.Fatalf("the agent exited before it was ready (%v); its log:\n%s", cmd.ProcessState, r.log())
+			return nil, fmt.Errorf("the agent exited before it was ready (%v); its log:\n%s", cmd.ProcessState, r.log())
 		}
 	case <-time.After(2 * time.Minute): // a bound against a hang: loading under emulation takes seconds
-		r.t.Fatalf("the agent was not ready within two minutes; its log:\n%s", r.log())
+		return nil, fmt.Errorf("the agent was not ready within two minutes; its log:\n%s", r.log())
 	}
-	return cmd
+	return cmd, nil
 }
 
 func (r *tamperRig) log() string {
@@ -532,6 +557,76 @@ func testTamperResistance(t *testing.T) {
 	})
 	r.mustBeProtected("after the refused stops")
 
+	openW := func(p string) error {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		if err == nil {
+			f.Close()
+		}
+		return err
+	}
+	t.Run("the agent's files", func(t *testing.T) {
+		refused := func(what string, err error) {
+			t.Helper()
+			if !errors.Is(err, unix.EPERM) {
+				t.Errorf("%s: %v, want EPERM (the programs' refusal)", what, err)
+			}
+		}
+		refused("appending to the policy file", openW(r.policy))
+		refused("truncating the policy file", os.Truncate(r.policy, 0))
+		refused("removing the policy file", os.Remove(r.policy))
+		refused("renaming the policy file", os.Rename(r.policy, r.policy+".off"))
+		refused("creating a policy file", os.WriteFile(filepath.Join(r.policyDir, "allow-all.yaml"), []byte("x"), 0o644))
+		refused("linking a policy file in", os.Symlink("/tmp/elsewhere.yaml", filepath.Join(r.policyDir, "elsewhere.yaml")))
+		refused("renaming the policy directory", os.Rename(r.policyDir, r.policyDir+"-old"))
+		refused("renaming the directory above the policies", os.Rename(r.dir, r.dir+"-old"))
+		refused("writing the configuration", openW(r.config))
+		refused("chmod of the configuration", os.Chmod(r.config, 0o666))
+		refused("replacing the admin keys", os.WriteFile(r.keys, []byte("ssh-ed25519 AAAA attacker\n"), 0o644))
+		refused("writing the agent's executable", openW(exe))
+		refused("truncating the agent's executable", os.Truncate(exe, 0))
+		refused("appending a forged audit record", openW(r.auditF))
+		refused("removing the audit log", os.Remove(r.auditF))
+		refused("removing the admin socket", os.Remove(r.admin))
+		if _, err := os.Stat(filepath.Join(r.policyDir, "allow-all.yaml")); err == nil {
+			t.Error("a refused create left a file in the policy directory")
+		}
+		r.waitTamperRecord("file")
+	})
+	r.mustBeProtected("after the attempts on the agent's files")
+
+	t.Run("authorized policy change", func(t *testing.T) {
+		withCat := []byte(r.policyText(fmt.Sprintf(`    - name: cat-may-open
+      operations: [open]
+      subjects: {executables: [%q]}
+      effect: allow
+`, realPath("cat"))))
+		if err := r.administer(AdminRequest{Op: AdminPolicyPut, Name: "policy.yaml", Data: withCat}, nil); err == nil {
+			t.Fatal("an unsigned policy change was accepted")
+		}
+		if err := r.administer(AdminRequest{Op: AdminPolicyPut, Name: "policy.yaml", Data: []byte("kind: [")}, r.signer); err == nil {
+			t.Fatal("a policy that does not load was accepted")
+		}
+		r.mustBeProtected("after the refused policy changes")
+		if err := r.administer(AdminRequest{Op: AdminPolicyPut, Name: "policy.yaml", Data: withCat}, r.signer); err != nil {
+			t.Fatalf("a signed policy change: %v", err)
+		}
+		waitFor(t, func() bool {
+			_, err := run(t, "/", "cat", r.secret)
+			return err == nil
+		}, "cat to be allowed by the applied policy")
+		if err := r.administer(AdminRequest{Op: AdminPolicyPut, Name: "policy.yaml", Data: []byte(r.policyText(""))}, r.signer); err != nil {
+			t.Fatalf("putting the policy back: %v", err)
+		}
+		waitFor(t, func() bool {
+			_, err := run(t, "/", "cat", r.secret)
+			return err != nil
+		}, "cat to be denied again")
+		if err := openW(r.policy); err == nil {
+			t.Error("the policy file written through the admin socket is not sealed")
+		}
+	})
+	r.mustBeProtected("after the policy changes")
+
 	// A file renamed out of the protected tree is kept by identity in the
 	// kernel; it stays protected across the crash and the takeovers below.
 	moved := filepath.Join(r.fs, "public", "moved.txt")
@@ -620,6 +715,24 @@ func testTamperResistance(t *testing.T) {
 	if err := unix.Kill(pid, unix.SIGKILL); !errors.Is(err, unix.EPERM) {
 		t.Errorf("kill -9 of the upgraded agent: %v, want EPERM", err)
 	}
+
+	// An upgrade in place, as a package manager does it: the new file is
+	// renamed over the executable's path, then the service restarts.
+	if err := r.administer(AdminRequest{Op: AdminAwait, Exe: next}, r.signer); err != nil {
+		t.Fatalf("await-upgrade: %v", err)
+	}
+	staged := r.agentCopy("drmfilter-agent-2.dpkg-new")
+	if err := os.Rename(staged, next); err != nil {
+		t.Fatalf("installing the new executable by rename: %v", err)
+	}
+	if err := r.administer(AdminRequest{Op: AdminStop}, r.signer); err != nil {
+		t.Fatalf("stop for the restart: %v", err)
+	}
+	r.waitExit(agent)
+	waitLoad(3)
+	agent = r.start(next)
+	waitLoad(3)
+	r.mustBeProtected("after the upgrade in place")
 	stopLoad()
 	if n := catAllowed.Load(); n != 0 {
 		t.Errorf("%d of %d cat opens of the protected file were allowed across the crash, restart and upgrade", n, catDone.Load())
@@ -636,8 +749,25 @@ func testTamperResistance(t *testing.T) {
 	r.waitExit(agent)
 	r.mustBeProtected("after a stop without --unload")
 
+	// An executable someone else put at the service's path is not
+	// trusted to take over (the trusted file is kept by a hard link).
+	keep := next + "-trusted"
+	if err := os.Link(next, keep); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(r.agentCopy("impostor"), next); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := r.tryStart(next); err == nil {
+		r.agentPs = append(r.agentPs, c)
+		t.Error("an executable renamed over the agent's without an upgrade took the pinned programs over")
+	} else if !strings.Contains(err.Error(), "operation not permitted") {
+		t.Errorf("the impostor failed for another reason than a refusal: %v", err)
+	}
+	r.mustBeProtected("after the impostor's start")
+
 	// Stop --unload: started again (it takes over), then unloaded.
-	agent = r.start(next)
+	agent = r.start(keep)
 	if err := r.administer(AdminRequest{Op: AdminStop, Unload: true}, r.signer); err != nil {
 		t.Fatalf("stop --unload: %v", err)
 	}
@@ -657,8 +787,8 @@ func testTamperResistance(t *testing.T) {
 			}
 		}
 	}
-	if authorized < 3 {
-		t.Errorf("%d authorized administration requests audited, want 3 (upgrade, stop, stop --unload)", authorized)
+	if authorized < 6 {
+		t.Errorf("%d authorized administration requests audited, want 6 (policy changes, upgrades, stops)", authorized)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,10 @@ type Options struct {
 	// writable by no one else, at any depth below) a process may map
 	// executable and keep the allowances rules give its executable.
 	TrustedCodeDirs []string
+	// Keyed records that administration needs a signature (the agent
+	// has admin keys): the agent's executable alone may not then name a
+	// successor for pinned programs whose agent is gone.
+	Keyed bool
 	// Protect refuses other processes, root included, signals to the
 	// agent, attaching to it (ptrace, /proc/PID/mem), descriptors for its
 	// BPF objects, removing its pins and unmounting their filesystem.
@@ -388,18 +393,17 @@ func (g *generation) attach() error {
 	return nil
 }
 
+// programs are every program of the object, by the name of its hook
+// (every one is attached: bpf2go's struct has them all).
 func (o *lsmObjects) programs() map[string]*ebpf.Program {
-	p := &o.lsmPrograms
-	return map[string]*ebpf.Program{
-		"file_open": p.FileOpen, "file_permission": p.FilePermission, "bprm_check_security": p.BprmCheckSecurity,
-		"bprm_committed_creds": p.BprmCommittedCreds, "task_alloc": p.TaskAlloc,
-		"inode_unlink": p.InodeUnlink, "inode_rmdir": p.InodeRmdir, "inode_rename": p.InodeRename, "inode_link": p.InodeLink,
-		"inode_setattr": p.InodeSetattr, "inode_setxattr": p.InodeSetxattr, "inode_removexattr": p.InodeRemovexattr,
-		"inode_set_acl": p.InodeSetAcl, "inode_remove_acl": p.InodeRemoveAcl,
-		"task_kill": p.TaskKill, "ptrace_access_check": p.PtraceAccessCheck, "bpf_map": p.BpfMap, "bpf_prog": p.BpfProg,
-		"bpf": p.Bpf, "sb_umount": p.SbUmount, "ptrace_traceme": p.PtraceTraceme, "mmap_file": p.MmapFile,
-		"file_mprotect": p.FileMprotect,
+	out := map[string]*ebpf.Program{}
+	v := reflect.ValueOf(&o.lsmPrograms).Elem()
+	for i := range v.NumField() {
+		if p, ok := v.Field(i).Interface().(*ebpf.Program); ok {
+			out[v.Type().Field(i).Tag.Get("ebpf")] = p
+		}
 	}
+	return out
 }
 
 // Replace switches to a new policy generation: its programs are loaded

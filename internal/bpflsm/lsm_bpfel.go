@@ -92,6 +92,10 @@ type lsmGuardState struct {
 	ExeIno     uint64
 	PinIno     uint64
 	UmountDev  [4]uint32
+	SuccDev    uint32
+	Pad        uint32
+	SuccDir    uint64
+	SuccHash   uint64
 }
 
 type lsmNamebuf struct {
@@ -174,6 +178,7 @@ const (
 	lsmMapRules               = "rules"
 	lsmMapSbs                 = "sbs"
 	lsmMapScratch             = "scratch"
+	lsmMapSealed              = "sealed"
 	lsmMapSeen                = "seen"
 	lsmMapSettings            = "settings"
 	lsmMapTrustedDirs         = "trusted_dirs"
@@ -185,7 +190,10 @@ const (
 	lsmProgFileMprotect       = "file_mprotect"
 	lsmProgFileOpen           = "file_open"
 	lsmProgFilePermission     = "file_permission"
+	lsmProgInodeCreate        = "inode_create"
 	lsmProgInodeLink          = "inode_link"
+	lsmProgInodeMkdir         = "inode_mkdir"
+	lsmProgInodeMknod         = "inode_mknod"
 	lsmProgInodeRemoveAcl     = "inode_remove_acl"
 	lsmProgInodeRemovexattr   = "inode_removexattr"
 	lsmProgInodeRename        = "inode_rename"
@@ -193,6 +201,7 @@ const (
 	lsmProgInodeSetAcl        = "inode_set_acl"
 	lsmProgInodeSetattr       = "inode_setattr"
 	lsmProgInodeSetxattr      = "inode_setxattr"
+	lsmProgInodeSymlink       = "inode_symlink"
 	lsmProgInodeUnlink        = "inode_unlink"
 	lsmProgMmapFile           = "mmap_file"
 	lsmProgPtraceAccessCheck  = "ptrace_access_check"
@@ -255,7 +264,10 @@ type lsmProgramSpecs struct {
 	FileMprotect       *ebpf.ProgramSpec `ebpf:"file_mprotect"`
 	FileOpen           *ebpf.ProgramSpec `ebpf:"file_open"`
 	FilePermission     *ebpf.ProgramSpec `ebpf:"file_permission"`
+	InodeCreate        *ebpf.ProgramSpec `ebpf:"inode_create"`
 	InodeLink          *ebpf.ProgramSpec `ebpf:"inode_link"`
+	InodeMkdir         *ebpf.ProgramSpec `ebpf:"inode_mkdir"`
+	InodeMknod         *ebpf.ProgramSpec `ebpf:"inode_mknod"`
 	InodeRemoveAcl     *ebpf.ProgramSpec `ebpf:"inode_remove_acl"`
 	InodeRemovexattr   *ebpf.ProgramSpec `ebpf:"inode_removexattr"`
 	InodeRename        *ebpf.ProgramSpec `ebpf:"inode_rename"`
@@ -263,6 +275,7 @@ type lsmProgramSpecs struct {
 	InodeSetAcl        *ebpf.ProgramSpec `ebpf:"inode_set_acl"`
 	InodeSetattr       *ebpf.ProgramSpec `ebpf:"inode_setattr"`
 	InodeSetxattr      *ebpf.ProgramSpec `ebpf:"inode_setxattr"`
+	InodeSymlink       *ebpf.ProgramSpec `ebpf:"inode_symlink"`
 	InodeUnlink        *ebpf.ProgramSpec `ebpf:"inode_unlink"`
 	MmapFile           *ebpf.ProgramSpec `ebpf:"mmap_file"`
 	PtraceAccessCheck  *ebpf.ProgramSpec `ebpf:"ptrace_access_check"`
@@ -290,6 +303,7 @@ type lsmMapSpecs struct {
 	Rules       *ebpf.MapSpec `ebpf:"rules"`
 	Sbs         *ebpf.MapSpec `ebpf:"sbs"`
 	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
+	Sealed      *ebpf.MapSpec `ebpf:"sealed"`
 	Seen        *ebpf.MapSpec `ebpf:"seen"`
 	Settings    *ebpf.MapSpec `ebpf:"settings"`
 	TrustedDirs *ebpf.MapSpec `ebpf:"trusted_dirs"`
@@ -338,6 +352,7 @@ type lsmMaps struct {
 	Rules       *ebpf.Map `ebpf:"rules"`
 	Sbs         *ebpf.Map `ebpf:"sbs"`
 	Scratch     *ebpf.Map `ebpf:"scratch"`
+	Sealed      *ebpf.Map `ebpf:"sealed"`
 	Seen        *ebpf.Map `ebpf:"seen"`
 	Settings    *ebpf.Map `ebpf:"settings"`
 	TrustedDirs *ebpf.Map `ebpf:"trusted_dirs"`
@@ -359,6 +374,7 @@ func (m *lsmMaps) Close() error {
 		m.Rules,
 		m.Sbs,
 		m.Scratch,
+		m.Sealed,
 		m.Seen,
 		m.Settings,
 		m.TrustedDirs,
@@ -386,7 +402,10 @@ type lsmPrograms struct {
 	FileMprotect       *ebpf.Program `ebpf:"file_mprotect"`
 	FileOpen           *ebpf.Program `ebpf:"file_open"`
 	FilePermission     *ebpf.Program `ebpf:"file_permission"`
+	InodeCreate        *ebpf.Program `ebpf:"inode_create"`
 	InodeLink          *ebpf.Program `ebpf:"inode_link"`
+	InodeMkdir         *ebpf.Program `ebpf:"inode_mkdir"`
+	InodeMknod         *ebpf.Program `ebpf:"inode_mknod"`
 	InodeRemoveAcl     *ebpf.Program `ebpf:"inode_remove_acl"`
 	InodeRemovexattr   *ebpf.Program `ebpf:"inode_removexattr"`
 	InodeRename        *ebpf.Program `ebpf:"inode_rename"`
@@ -394,6 +413,7 @@ type lsmPrograms struct {
 	InodeSetAcl        *ebpf.Program `ebpf:"inode_set_acl"`
 	InodeSetattr       *ebpf.Program `ebpf:"inode_setattr"`
 	InodeSetxattr      *ebpf.Program `ebpf:"inode_setxattr"`
+	InodeSymlink       *ebpf.Program `ebpf:"inode_symlink"`
 	InodeUnlink        *ebpf.Program `ebpf:"inode_unlink"`
 	MmapFile           *ebpf.Program `ebpf:"mmap_file"`
 	PtraceAccessCheck  *ebpf.Program `ebpf:"ptrace_access_check"`
@@ -413,7 +433,10 @@ func (p *lsmPrograms) Close() error {
 		p.FileMprotect,
 		p.FileOpen,
 		p.FilePermission,
+		p.InodeCreate,
 		p.InodeLink,
+		p.InodeMkdir,
+		p.InodeMknod,
 		p.InodeRemoveAcl,
 		p.InodeRemovexattr,
 		p.InodeRename,
@@ -421,6 +444,7 @@ func (p *lsmPrograms) Close() error {
 		p.InodeSetAcl,
 		p.InodeSetattr,
 		p.InodeSetxattr,
+		p.InodeSymlink,
 		p.InodeUnlink,
 		p.MmapFile,
 		p.PtraceAccessCheck,

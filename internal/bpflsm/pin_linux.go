@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,10 +36,13 @@ import (
 
 // sharedMaps are the maps every generation uses (user space hands the
 // same ones to each).
-var sharedMaps = []string{"procs", "events", "counters", "guard", "owned"}
+var sharedMaps = []string{"procs", "events", "counters", "guard", "owned", "sealed"}
 
 const (
 	guardProtect = 1 // GUARD_PROTECT
+	guardSealed  = 2 // GUARD_SEALED
+	guardSucc    = 4 // GUARD_SUCC
+	guardKeyed   = 8 // GUARD_KEYED
 	maxGuardDevs = 4 // MAX_GUARD_DEVS
 
 	ownMap  = 1 // OWN_MAP
@@ -105,7 +109,7 @@ func startTicks(pid int) (uint64, error) {
 
 // guardFor is what the guard map says of the agent pid, with pin
 // directory dir ("" for none).
-func guardFor(pid int, protect bool, dir string) (lsmGuardState, error) {
+func guardFor(pid int, protect, keyed bool, dir string) (lsmGuardState, error) {
 	var g lsmGuardState
 	start, err := startTicks(pid)
 	if err != nil {
@@ -119,6 +123,9 @@ func guardFor(pid int, protect bool, dir string) (lsmGuardState, error) {
 	g.ExeDev, g.ExeIno = KernelDev(st.Dev), st.Ino
 	if protect {
 		g.Flags |= guardProtect
+	}
+	if keyed {
+		g.Flags |= guardKeyed
 	}
 	if dir == "" {
 		return g, nil
@@ -168,7 +175,7 @@ func mountDevs(dir string) ([]uint32, error) {
 
 // writeGuard makes this process the agent the programs guard.
 func (b *Backend) writeGuard() error {
-	g, err := guardFor(b.opts.AgentPID, b.opts.Protect, b.opts.PinPath)
+	g, err := guardFor(b.opts.AgentPID, b.opts.Protect, b.opts.Keyed, b.opts.PinPath)
 	if err != nil {
 		return err
 	}
@@ -411,8 +418,16 @@ func mapID(m *ebpf.Map) (uint64, bool) {
 // ids are the owned-map keys of g's objects.
 func (g *generation) ids() []uint64 {
 	var out []uint64
-	for _, m := range []*ebpf.Map{g.objs.Files, g.objs.Places, g.objs.Classes, g.objs.Rules, g.objs.RuleSubj,
-		g.objs.ExeNames, g.objs.Sbs, g.objs.Settings, g.objs.Seen, g.objs.Scratch, g.meta} {
+	// Every map of the object, whatever bpf2go named it: one left out
+	// would be open to every process by its ID.
+	var maps []*ebpf.Map
+	v := reflect.ValueOf(&g.objs.lsmMaps).Elem()
+	for i := range v.NumField() {
+		if m, ok := v.Field(i).Interface().(*ebpf.Map); ok {
+			maps = append(maps, m)
+		}
+	}
+	for _, m := range append(maps, g.meta) {
 		if id, ok := mapID(m); ok {
 			out = append(out, uint64(ownMap)<<32|id)
 		}
@@ -479,6 +494,141 @@ func (b *Backend) TrustSuccessor(exe string) error {
 	g.ExeDev, g.ExeIno = KernelDev(st.Dev), st.Ino
 	if err := m.Put(uint32(0), &g); err != nil {
 		return fmt.Errorf("bpf: write the guard map: %w", err)
+	}
+	return nil
+}
+
+// What Seal refuses to every process but the agent (SEAL_* in the
+// programs).
+const (
+	SealContent = 1 // write, truncate, chmod, chown, xattrs
+	SealName    = 2 // unlink, rename, hard link of the file itself
+	SealEntries = 4 // a directory: entries created, removed or renamed in it
+)
+
+// Seal makes files (path -> Seal* flags) the agent's own: with
+// Options.Protect the programs refuse what the flags say to every other
+// process. It replaces what an earlier Seal sealed; a path that does not
+// exist is left out.
+func (b *Backend) Seal(files map[string]uint32) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cur == nil {
+		return nil // closed
+	}
+	m := b.shared["guard"]
+	sealed := b.shared["sealed"]
+	want := map[lsmFkey]uint32{}
+	for p, f := range files {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			continue
+		}
+		k := lsmFkey{Dev: KernelDev(st.Dev), Ino: st.Ino}
+		want[k] |= f
+	}
+	for k, f := range want {
+		if err := sealed.Put(&k, f); err != nil {
+			return fmt.Errorf("bpf: seal the agent's files: %w", err)
+		}
+	}
+	var k lsmFkey
+	var v uint32
+	var stale []lsmFkey
+	it := sealed.Iterate()
+	for it.Next(&k, &v) {
+		if _, ok := want[k]; !ok {
+			stale = append(stale, k)
+		}
+	}
+	for _, k := range stale {
+		_ = sealed.Delete(&k)
+	}
+	var g lsmGuardState
+	if err := m.Lookup(uint32(0), &g); err != nil {
+		return fmt.Errorf("bpf: read the guard map: %w", err)
+	}
+	if on := len(want) > 0; on != (g.Flags&guardSealed != 0) {
+		g.Flags ^= guardSealed
+		if err := m.Put(uint32(0), &g); err != nil {
+			return fmt.Errorf("bpf: write the guard map: %w", err)
+		}
+	}
+	return nil
+}
+
+// AwaitSuccessor makes the file that is next renamed or hard-linked to
+// path (a package manager installing the new executable) the executable
+// trusted to take the pinned programs over.
+func (b *Backend) AwaitSuccessor(path string) error {
+	return awaitSuccessor(b.shared["guard"], path)
+}
+
+func awaitSuccessor(m *ebpf.Map, path string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Dir(path), &st); err != nil {
+		return fmt.Errorf("bpf: the new executable's directory: %w", err)
+	}
+	var g lsmGuardState
+	if err := m.Lookup(uint32(0), &g); err != nil {
+		return fmt.Errorf("bpf: read the guard map: %w", err)
+	}
+	g.SuccDev, g.SuccDir, g.SuccHash = KernelDev(st.Dev), st.Ino, nameHash(filepath.Base(path))
+	g.Flags |= guardSucc
+	if err := m.Put(uint32(0), &g); err != nil {
+		return fmt.Errorf("bpf: write the guard map: %w", err)
+	}
+	return nil
+}
+
+// AwaitSuccessorPinned is AwaitSuccessor for pinned programs whose agent
+// is not running, done by the agent's executable itself (only it may open
+// the pinned guard map). Refused when the agent was configured with admin
+// keys: then only a signed request to a running agent may.
+func AwaitSuccessorPinned(dir, path string) error {
+	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, "map_guard"), nil)
+	if err != nil {
+		return fmt.Errorf("bpf: open the pinned guard map (only the agent's executable may): %w", err)
+	}
+	defer m.Close()
+	var g lsmGuardState
+	if err := m.Lookup(uint32(0), &g); err != nil {
+		return fmt.Errorf("bpf: read the pinned guard map: %w", err)
+	}
+	if alive0(g) {
+		return fmt.Errorf("bpf: %w (pid %d): ask it", ErrAgentRunning, g.AgentTgid)
+	}
+	if g.Flags&guardKeyed != 0 {
+		return errors.New("bpf: the pinned programs' agent requires signed administration; start it and ask it with --key")
+	}
+	return awaitSuccessor(m, path)
+}
+
+// ClaimPinned makes this process the agent the pinned programs at dir
+// guard and exempt, before it takes them over: so that it may open its
+// own files (the audit log), which they keep from every other process.
+// Refused while another agent runs.
+func ClaimPinned(dir string) error {
+	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, "map_guard"), nil)
+	if err != nil {
+		return fmt.Errorf("bpf: take over the pinned programs at %s: open the guard map: %w "+
+			"(only the running agent, or the agent's executable running untraced, may)", dir, err)
+	}
+	defer m.Close()
+	var g lsmGuardState
+	if err := m.Lookup(uint32(0), &g); err != nil {
+		return fmt.Errorf("bpf: read the pinned guard map: %w", err)
+	}
+	if alive0(g) && int(g.AgentTgid) != os.Getpid() {
+		return fmt.Errorf("bpf: %w at %s (pid %d): stop it first (drmfilter stop)", ErrAgentRunning, dir, g.AgentTgid)
+	}
+	start, err := startTicks(os.Getpid())
+	if err != nil {
+		return fmt.Errorf("bpf: the agent's start time: %w", err)
+	}
+	g.AgentTgid, g.AgentStart = uint32(os.Getpid()), start
+	if err := m.Put(uint32(0), &g); err != nil {
+		return fmt.Errorf("bpf: write the pinned guard map: %w", err)
 	}
 	return nil
 }

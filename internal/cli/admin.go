@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/drmfilter/drmfilter/internal/agent"
+	"github.com/drmfilter/drmfilter/internal/bpflsm"
 	"github.com/drmfilter/drmfilter/internal/config"
 	"github.com/drmfilter/drmfilter/internal/exitcode"
 )
@@ -20,6 +21,7 @@ type adminFlags struct {
 	socket  string
 	key     string
 	timeout time.Duration
+	pinPath string
 }
 
 func (f *adminFlags) add(cmd *cobra.Command) {
@@ -85,8 +87,30 @@ configuration names adminKeys, is signed with one of their private keys
 	return cmd
 }
 
+func newReloadCommand(s Streams) *cobra.Command {
+	var f adminFlags
+	cmd := &cobra.Command{
+		Use:   "reload",
+		Short: "Have the running agent reload its policies and reopen its audit log",
+		Long: `Have the running agent reload its policies and reopen its audit log, as
+SIGHUP does, through its admin socket: an agent that protects itself takes
+no signal from another process. Authorized as drmfilter stop is.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.send(cmd.Context(), agent.AdminRequest{Op: agent.AdminReload}); err != nil {
+				return err
+			}
+			fmt.Fprintln(s.Out, "reloaded")
+			return nil
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
 func newUpgradeCommand(s Streams) *cobra.Command {
 	var f adminFlags
+	var await bool
 	cmd := &cobra.Command{
 		Use:   "upgrade NEW-EXECUTABLE",
 		Short: "Hand the pinned programs to a new drmfilter executable and stop the running agent",
@@ -96,14 +120,37 @@ policy until the agent started from NEW-EXECUTABLE takes them over. Only
 the agent's own executable, or the one an upgrade names, may take them
 over, so the upgrade must name the file the service runs next.
 
+With --await the agent goes on running: the file that a package manager
+next renames (or hard-links) to PATH becomes the executable trusted to take
+the programs over, and the next start of the service runs it. When no agent
+runs but its programs are pinned, drmfilter does this itself (unless the
+agent was configured with adminKeys: then only a signed request to a running
+agent may). The package's maintainer scripts do this on an upgrade.
+
 Authorized as drmfilter stop is (root, and --key when adminKeys are
 configured).`,
-		Example: `  sudo drmfilter upgrade /usr/bin/drmfilter && sudo systemctl restart drmfilter`,
-		Args:    cobra.ExactArgs(1),
+		Example: `  sudo drmfilter upgrade /usr/lib/drmfilter/2.1.0/drmfilter
+  sudo drmfilter upgrade --await /usr/bin/drmfilter && sudo apt-get install drmfilter`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			exe, err := filepath.Abs(args[0])
 			if err != nil {
 				return withCode(exitcode.Usage, err)
+			}
+			if await {
+				err := f.send(cmd.Context(), agent.AdminRequest{Op: agent.AdminAwait, Exe: exe})
+				if err != nil && errors.Is(err, agent.ErrNoAgent) && bpflsm.Pinned(f.pinPath) {
+					if perr := bpflsm.AwaitSuccessorPinned(f.pinPath, exe); perr != nil {
+						return withCode(exitcode.Failure, fmt.Errorf("no agent runs, and its pinned programs: %w", perr))
+					}
+					fmt.Fprintf(s.Out, "the pinned programs (no agent runs) will trust the file installed at %s\n", exe)
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(s.Out, "the agent will trust the file installed at %s to take over at its next start\n", exe)
+				return nil
 			}
 			if fi, err := os.Stat(exe); err != nil || !fi.Mode().IsRegular() {
 				return withCode(exitcode.Usage, errors.Join(fmt.Errorf("%s is not an executable file", exe), err))
@@ -112,6 +159,61 @@ configured).`,
 				return err
 			}
 			fmt.Fprintf(s.Out, "stopped; the pinned programs wait for %s to take them over\n", exe)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&await, "await", false, "trust the file next installed at the path (by rename), and keep the agent running")
+	cmd.Flags().StringVar(&f.pinPath, "pin-path", config.Default().BPF.PinPath, "where the agent pins its programs (for --await without a running agent)")
+	f.add(cmd)
+	return cmd
+}
+
+func newPolicyApplyCommand(s Streams) *cobra.Command {
+	var f adminFlags
+	cmd := &cobra.Command{
+		Use:   "apply FILE...",
+		Short: "Write policy files into the running agent's policy directory, and reload",
+		Long: `Send policy files to the running agent over its admin socket: it writes them
+into its policy directory (under their base names) and reloads. With the bpf
+backend's self-protection the policy directory is sealed, and this is the
+way to change policies. A change that does not load is undone and reported.
+Authorized as drmfilter stop is (root, and --key when adminKeys are
+configured).`,
+		Example: `  sudo drmfilter policy apply payroll.yaml --key ~/.ssh/drmfilter_admin`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, p := range args {
+				data, err := os.ReadFile(p)
+				if err != nil {
+					return withCode(exitcode.Usage, err)
+				}
+				if err := f.send(cmd.Context(), agent.AdminRequest{Op: agent.AdminPolicyPut, Name: filepath.Base(p), Data: data}); err != nil {
+					return err
+				}
+				fmt.Fprintf(s.Out, "applied %s\n", filepath.Base(p))
+			}
+			return nil
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newPolicyRemoveCommand(s Streams) *cobra.Command {
+	var f adminFlags
+	cmd := &cobra.Command{
+		Use:   "remove NAME...",
+		Short: "Remove policy files from the running agent's policy directory, and reload",
+		Long: `Ask the running agent over its admin socket to remove policy files (by name)
+from its policy directory and reload; see policy apply.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, n := range args {
+				if err := f.send(cmd.Context(), agent.AdminRequest{Op: agent.AdminPolicyRemove, Name: n}); err != nil {
+					return err
+				}
+				fmt.Fprintf(s.Out, "removed %s\n", n)
+			}
 			return nil
 		},
 	}

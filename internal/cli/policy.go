@@ -24,7 +24,7 @@ func newPolicyCommand(s Streams) *cobra.Command {
 (one or more documents separated by ---) or a directory, whose *.yaml and
 *.yml files are read. A set of policies loads all-or-nothing.`,
 	}
-	cmd.AddCommand(newPolicyCheckCommand(s), newPolicyExplainCommand(s))
+	cmd.AddCommand(newPolicyCheckCommand(s), newPolicyExplainCommand(s), newPolicyApplyCommand(s), newPolicyRemoveCommand(s))
 	return cmd
 }
 

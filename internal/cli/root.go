@@ -90,6 +90,7 @@ Start with:
 		newRunCommand(s),
 		newStatusCommand(s),
 		newStopCommand(s),
+		newReloadCommand(s),
 		newUpgradeCommand(s),
 	)
 	root.AddCommand(fleetCommands(s)...)

@@ -217,7 +217,7 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	opts := agent.Options{Config: cfg, Logger: log, Stdout: s.Out}
+	opts := agent.Options{Config: cfg, Logger: log, Stdout: s.Out, ConfigFile: f.configFile}
 	node, err := startCluster(ctx, f, cfg, log)
 	if err != nil {
 		return err

@@ -187,6 +187,7 @@ struct exe_event {
 #define TAMPER_PIN 6         /* a pin removed or renamed; target: the pin's inode */
 #define TAMPER_UMOUNT 7      /* the pins' filesystem, or one it is mounted below */
 #define TAMPER_EXEC_TRACED 8 /* the agent's executable started under a tracer */
+#define TAMPER_FILE 9        /* one of the agent's files changed; arg: SEAL_* asked; target: the file */
 
 /* A refused attempt on the agent or its kernel objects. */
 struct tamper_event {
@@ -357,6 +358,9 @@ struct {
  * agent_tgid and agent_start name the running agent: a process ID alone
  * could be reused once it exits. */
 #define GUARD_PROTECT (1u << 0) /* refuse other processes' signals, ptrace, bpf access, pin removal */
+#define GUARD_SEALED (1u << 1)  /* the sealed map holds the agent's files */
+#define GUARD_SUCC (1u << 2)    /* the file renamed or linked to succ_* becomes the trusted executable */
+#define GUARD_KEYED (1u << 3)   /* administration needs a signature: the agent's executable alone may not name a successor */
 
 #define MAX_GUARD_DEVS 4
 
@@ -369,7 +373,25 @@ struct guard_state {
 	u64 exe_ino;
 	u64 pin_ino;
 	u32 umount_dev[MAX_GUARD_DEVS]; /* filesystems that may not be unmounted: the pins' and those it is below */
+	u32 succ_dev; /* GUARD_SUCC: the name (directory, hash) an upgrade installs the new executable at */
+	u32 pad;
+	u64 succ_dir;
+	u64 succ_hash;
 };
+
+/* The agent's own files (its executable, configuration, policies, keys,
+ * audit log, sockets' directory): (dev, ino) -> SEAL_* of what is refused
+ * to every other process. */
+#define SEAL_CONTENT (1u << 0) /* write, truncate, chmod, chown, xattrs */
+#define SEAL_NAME (1u << 1)    /* unlink, rename, hard link of it */
+#define SEAL_ENTRIES (1u << 2) /* a directory: entries created, removed or renamed in it */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct fkey);
+	__type(value, u32);
+} sealed SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -894,6 +916,52 @@ static __always_inline int pin_guard(struct inode *dir, struct dentry *d)
 	return -EPERM;
 }
 
+/* seal refuses what a sealed file's SEAL_* flags in need forbid, to
+ * all but the running agent. */
+static __always_inline int seal(struct inode *in, u32 need)
+{
+	if (!in)
+		return 0;
+	struct guard_state *g = guarding();
+	if (!g || !(g->flags & GUARD_SEALED))
+		return 0;
+	struct fkey k = {.dev = BPF_CORE_READ(in, i_sb, s_dev), .ino = BPF_CORE_READ(in, i_ino)};
+	u32 *f = bpf_map_lookup_elem(&sealed, &k);
+	if (!f || !(*f & need) || is_agent(g))
+		return 0;
+	tamper(TAMPER_FILE, need, k.dev, k.ino, 0);
+	return -EPERM;
+}
+
+/* name_guard: the name d in directory dir is removed, renamed or
+ * replaced: the pins, a sealed file's name, a sealed directory's entries. */
+static __always_inline int name_guard(struct inode *dir, struct dentry *d)
+{
+	int ret = pin_guard(dir, d);
+	if (!ret)
+		ret = seal(dir, SEAL_ENTRIES);
+	if (!ret)
+		ret = seal(BPF_CORE_READ(d, d_inode), SEAL_NAME);
+	return ret;
+}
+
+/* successor: an upgrade named the path its new executable is installed
+ * at; the file renamed or linked there (newf, to name d in dir) becomes
+ * the executable trusted to take the pinned programs over. */
+static __always_inline void successor(struct inode *dir, struct dentry *d, struct inode *newf)
+{
+	struct guard_state *g = guard_get();
+	if (!g || !(g->flags & GUARD_SUCC) || !newf)
+		return;
+	if (BPF_CORE_READ(dir, i_sb, s_dev) != g->succ_dev || BPF_CORE_READ(dir, i_ino) != g->succ_dir)
+		return;
+	if (name_hash(d) != g->succ_hash)
+		return;
+	g->exe_dev = BPF_CORE_READ(newf, i_sb, s_dev);
+	g->exe_ino = BPF_CORE_READ(newf, i_ino);
+	g->flags &= ~GUARD_SUCC;
+}
+
 /* check decides operation op on the file at dentry d: 0 or -EPERM. */
 static __always_inline int check_dentry(struct dentry *d, u32 op)
 {
@@ -999,8 +1067,12 @@ int BPF_PROG(file_open, struct file *file)
 	u32 op = OP_OPEN;
 	if (opened_for_exec(file))
 		op = OP_EXEC; /* the open of an exec is the exec (as on fanotify, where the exec's grant answers its open) */
-	else if (mode & 0x2 /* FMODE_WRITE */)
+	else if (mode & 0x2 /* FMODE_WRITE */) {
 		op |= OP_WRITE;
+		int ret = seal(BPF_CORE_READ(file, f_inode), SEAL_CONTENT);
+		if (ret)
+			return ret;
+	}
 	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
 	return check_dentry(d, op);
 }
@@ -1087,7 +1159,7 @@ int BPF_PROG(task_alloc, struct task_struct *task, unsigned long clone_flags)
 SEC("lsm/inode_rmdir")
 int BPF_PROG(inode_rmdir, struct inode *dir, struct dentry *dentry)
 {
-	int ret = pin_guard(dir, dentry);
+	int ret = name_guard(dir, dentry);
 	if (ret)
 		return ret;
 	return check_dentry(dentry, OP_DELETE);
@@ -1146,10 +1218,10 @@ SEC("lsm/inode_rename")
 int BPF_PROG(inode_rename, struct inode *old_dir, struct dentry *old_dentry, struct inode *new_dir,
 	     struct dentry *new_dentry)
 {
-	int ret = pin_guard(old_dir, old_dentry);
+	int ret = name_guard(old_dir, old_dentry);
 	if (ret)
 		return ret;
-	ret = pin_guard(new_dir, new_dentry);
+	ret = name_guard(new_dir, new_dentry);
 	if (ret)
 		return ret;
 	ret = check_dentry(old_dentry, OP_RENAME);
@@ -1166,13 +1238,14 @@ int BPF_PROG(inode_rename, struct inode *old_dir, struct dentry *old_dentry, str
 	 * that did not get the name, until the agent's next look). */
 	follow(old_dir, old_dentry, 0);
 	follow(new_dir, new_dentry, BPF_CORE_READ(old_dentry, d_inode));
+	successor(new_dir, new_dentry, BPF_CORE_READ(old_dentry, d_inode));
 	return 0;
 }
 
 SEC("lsm/inode_unlink")
 int BPF_PROG(inode_unlink, struct inode *dir, struct dentry *dentry)
 {
-	int ret = pin_guard(dir, dentry);
+	int ret = name_guard(dir, dentry);
 	if (ret)
 		return ret;
 	ret = check_dentry(dentry, OP_DELETE);
@@ -1184,14 +1257,46 @@ int BPF_PROG(inode_unlink, struct inode *dir, struct dentry *dentry)
 SEC("lsm/inode_link")
 int BPF_PROG(inode_link, struct dentry *old_dentry, struct inode *dir, struct dentry *new_dentry)
 {
-	int ret = check_dentry(old_dentry, OP_LINK);
+	int ret = seal(BPF_CORE_READ(old_dentry, d_inode), SEAL_NAME);
+	if (!ret)
+		ret = seal(dir, SEAL_ENTRIES);
+	if (ret)
+		return ret;
+	ret = check_dentry(old_dentry, OP_LINK);
 	if (ret)
 		return ret;
 	ret = keep(old_dentry, 0);
 	if (ret)
 		return ret;
 	follow(dir, new_dentry, BPF_CORE_READ(old_dentry, d_inode));
+	successor(dir, new_dentry, BPF_CORE_READ(old_dentry, d_inode));
 	return 0;
+}
+
+/* Entries made in a sealed directory (a policy dropped in, a symbolic
+ * link to one elsewhere). */
+SEC("lsm/inode_create")
+int BPF_PROG(inode_create, struct inode *dir, struct dentry *dentry, umode_t mode)
+{
+	return seal(dir, SEAL_ENTRIES);
+}
+
+SEC("lsm/inode_mkdir")
+int BPF_PROG(inode_mkdir, struct inode *dir, struct dentry *dentry, umode_t mode)
+{
+	return seal(dir, SEAL_ENTRIES);
+}
+
+SEC("lsm/inode_mknod")
+int BPF_PROG(inode_mknod, struct inode *dir, struct dentry *dentry, umode_t mode, dev_t dev)
+{
+	return seal(dir, SEAL_ENTRIES);
+}
+
+SEC("lsm/inode_symlink")
+int BPF_PROG(inode_symlink, struct inode *dir, struct dentry *dentry, const char *old_name)
+{
+	return seal(dir, SEAL_ENTRIES);
 }
 
 #define ATTR_MODE (1 << 0)
@@ -1222,6 +1327,9 @@ int BPF_PROG(inode_setattr, struct mnt_idmap *idmap, struct dentry *dentry, stru
 		op |= OP_SETATTR;
 	if (!op)
 		return 0;
+	int ret = seal(BPF_CORE_READ(dentry, d_inode), SEAL_CONTENT);
+	if (ret)
+		return ret;
 	return check_dentry(dentry, op);
 }
 
@@ -1229,12 +1337,18 @@ SEC("lsm/inode_setxattr")
 int BPF_PROG(inode_setxattr, struct mnt_idmap *idmap, struct dentry *dentry, const char *name, const void *value,
 	     size_t size, int flags)
 {
+	int ret = seal(BPF_CORE_READ(dentry, d_inode), SEAL_CONTENT);
+	if (ret)
+		return ret;
 	return check_dentry(dentry, OP_SETATTR);
 }
 
 SEC("lsm/inode_removexattr")
 int BPF_PROG(inode_removexattr, struct mnt_idmap *idmap, struct dentry *dentry, const char *name)
 {
+	int ret = seal(BPF_CORE_READ(dentry, d_inode), SEAL_CONTENT);
+	if (ret)
+		return ret;
 	return check_dentry(dentry, OP_SETATTR);
 }
 
@@ -1242,12 +1356,18 @@ SEC("lsm/inode_set_acl")
 int BPF_PROG(inode_set_acl, struct mnt_idmap *idmap, struct dentry *dentry, const char *acl_name,
 	     struct posix_acl *kacl)
 {
+	int ret = seal(BPF_CORE_READ(dentry, d_inode), SEAL_CONTENT);
+	if (ret)
+		return ret;
 	return check_dentry(dentry, OP_SETATTR);
 }
 
 SEC("lsm/inode_remove_acl")
 int BPF_PROG(inode_remove_acl, struct mnt_idmap *idmap, struct dentry *dentry, const char *acl_name)
 {
+	int ret = seal(BPF_CORE_READ(dentry, d_inode), SEAL_CONTENT);
+	if (ret)
+		return ret;
 	return check_dentry(dentry, OP_SETATTR);
 }
 

@@ -1,0 +1,117 @@
+package agent
+
+// The agent's own files under the bpf backend's self-protection: its
+// executable, configuration, policies, admin keys, audit log and the
+// directories of its sockets are sealed (bpflsm.Seal), so that no other
+// process, root included, changes what the agent is, reads as policy or
+// writes as record. The agent itself (exempt) writes them, and changes
+// policies only on a signed request (the admin socket's policy
+// operations).
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/drmfilter/drmfilter/internal/bpflsm"
+	"github.com/drmfilter/drmfilter/internal/config"
+)
+
+// resealEvery bounds how long a file the agent made (a rotated audit
+// log) stays unsealed: its directory is sealed at once (no other process
+// replaces or removes it), its content from the next look.
+const resealEvery = 5 * time.Second
+
+// claimPinned makes this process the agent that pinned programs guard,
+// before anything opens the agent's files: they keep them from every
+// other process.
+func (a *Agent) claimPinned() error {
+	if a.backend != config.BackendBPF || a.cfg.BPF.PinPath == "" || !bpflsm.Pinned(a.cfg.BPF.PinPath) {
+		return nil
+	}
+	return bpflsm.ClaimPinned(a.cfg.BPF.PinPath)
+}
+
+// ownFiles are the agent's files and what is sealed of each.
+func (a *Agent) ownFiles() map[string]uint32 {
+	out := map[string]uint32{}
+	const file = bpflsm.SealContent | bpflsm.SealName
+	const dir = bpflsm.SealEntries | bpflsm.SealName
+	add := func(p string, f uint32) {
+		if p == "" {
+			return
+		}
+		out[p] |= f
+		// The directories above it may not be renamed or removed: a
+		// directory put in their place would hold other files.
+		for d := filepath.Dir(p); d != "/" && d != "."; d = filepath.Dir(d) {
+			out[d] |= bpflsm.SealName
+		}
+		if r, err := filepath.EvalSymlinks(p); err == nil && r != p {
+			out[r] |= f &^ bpflsm.SealEntries
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		if r, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = r
+		}
+		// Its content only: an upgrade installs the next executable by
+		// renaming it over this one (drmfilter upgrade --await).
+		add(exe, bpflsm.SealContent)
+	}
+	add(a.configFile, file)
+	if a.source == nil {
+		for _, p := range a.cfg.Policies {
+			fi, err := os.Stat(p)
+			if err != nil {
+				continue
+			}
+			if !fi.IsDir() {
+				add(p, file)
+				continue
+			}
+			add(p, dir)
+			entries, _ := os.ReadDir(p)
+			for _, e := range entries {
+				add(filepath.Join(p, e.Name()), file)
+			}
+		}
+	}
+	for _, k := range a.cfg.AdminKeys {
+		add(k, file)
+	}
+	if f := a.cfg.Audit.File; f != "" {
+		add(filepath.Dir(f), dir)
+		matches, _ := filepath.Glob(f + "*")
+		for _, m := range append(matches, f) {
+			add(m, file)
+		}
+	}
+	for _, s := range []string{a.cfg.AdminSocket, a.cfg.StatusSocket} {
+		if s != "" {
+			add(filepath.Dir(s), dir)
+		}
+	}
+	return out
+}
+
+// seal seals the agent's files now and keeps them sealed until ctx is
+// done.
+func (a *Agent) sealOwnFiles(ctx context.Context, b *bpflsm.Backend) {
+	if !a.cfg.BPF.SelfProtect {
+		return
+	}
+	for {
+		if err := b.Seal(a.ownFiles()); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Warn("sealing the agent's files", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(resealEvery):
+		case <-a.resealNow:
+		}
+	}
+}
