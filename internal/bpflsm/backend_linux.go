@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -577,7 +578,7 @@ func taintNames(t uint32) []string {
 }
 
 // tamperWhat names TAMPER_* values.
-var tamperWhat = map[uint32]string{1: "signal", 2: "ptrace", 3: "bpf-map", 4: "bpf-prog", 5: "bpf-link", 6: "pin", 7: "umount", 8: "exec-traced"}
+var tamperWhat = map[uint32]string{1: "signal", 2: "ptrace", 3: "bpf-map", 4: "bpf-prog", 5: "bpf-link", 6: "pin", 7: "umount", 8: "exec-traced", 9: "file"}
 
 // String says in words what was refused.
 func (t *Tamper) String() string {
@@ -594,6 +595,15 @@ func (t *Tamper) String() string {
 		return "unmounting the filesystem of the agent's pins"
 	case "exec-traced":
 		return "starting the agent's executable under a tracer"
+	case "file":
+		var what []string
+		for bit, w := range map[uint32]string{SealContent: "its content or attributes", SealName: "its name", SealEntries: "the entries of the directory"} {
+			if t.Arg&bit != 0 {
+				what = append(what, w)
+			}
+		}
+		slices.Sort(what)
+		return fmt.Sprintf("changing one of the agent's files (inode %d): %s", t.Ino, strings.Join(what, ", "))
 	}
 	return t.What
 }
