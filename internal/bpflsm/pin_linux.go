@@ -632,3 +632,30 @@ func ClaimPinned(dir string) error {
 	}
 	return nil
 }
+
+// UnloadPinned removes the pinned programs at dir when no agent runs, as
+// the agent's executable itself (only it may). Refused when the agent was
+// configured with admin keys: then only a signed request to a running
+// agent may remove them.
+func UnloadPinned(dir string) error {
+	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, "map_guard"), nil)
+	if err != nil {
+		return fmt.Errorf("bpf: open the pinned guard map (only the agent's executable may): %w", err)
+	}
+	defer m.Close()
+	var g lsmGuardState
+	if err := m.Lookup(uint32(0), &g); err != nil {
+		return fmt.Errorf("bpf: read the pinned guard map: %w", err)
+	}
+	if alive0(g) {
+		return fmt.Errorf("bpf: %w (pid %d): ask it", ErrAgentRunning, g.AgentTgid)
+	}
+	if g.Flags&guardKeyed != 0 {
+		return errors.New("bpf: the pinned programs' agent requires signed administration; start it and ask it with --key")
+	}
+	g.Flags &^= guardProtect
+	if err := m.Put(uint32(0), &g); err != nil {
+		return fmt.Errorf("bpf: write the pinned guard map: %w", err)
+	}
+	return Unpin(dir)
+}

@@ -71,7 +71,17 @@ configuration names adminKeys, is signed with one of their private keys
   sudo drmfilter stop --unload --key ~/.ssh/drmfilter_admin`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.send(cmd.Context(), agent.AdminRequest{Op: agent.AdminStop, Unload: unload}); err != nil {
+			err := f.send(cmd.Context(), agent.AdminRequest{Op: agent.AdminStop, Unload: unload})
+			if err != nil && unload && errors.Is(err, agent.ErrNoAgent) && bpflsm.Pinned(f.pinPath) {
+				// No agent, but its programs: removed by this executable
+				// (the one they trust), unless they need a signature.
+				if perr := bpflsm.UnloadPinned(f.pinPath); perr != nil {
+					return withCode(exitcode.Failure, fmt.Errorf("no agent runs, and its pinned programs: %w", perr))
+				}
+				fmt.Fprintln(s.Out, "no agent ran; its pinned programs are unloaded: the kernel no longer enforces the policies")
+				return nil
+			}
+			if err != nil {
 				return err
 			}
 			if unload {
@@ -83,6 +93,7 @@ configuration names adminKeys, is signed with one of their private keys
 		},
 	}
 	cmd.Flags().BoolVar(&unload, "unload", false, "remove the agent's BPF programs: the kernel stops enforcing")
+	cmd.Flags().StringVar(&f.pinPath, "pin-path", config.Default().BPF.PinPath, "where the agent pins its programs (for --unload without a running agent)")
 	f.add(cmd)
 	return cmd
 }
