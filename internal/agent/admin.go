@@ -38,6 +38,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drmfilter/drmfilter/internal/audit"
+	"github.com/drmfilter/drmfilter/internal/config"
 )
 
 // ErrNoAgent is matched by Administer's error when no agent listens on
@@ -55,6 +56,10 @@ const (
 	AdminPolicyPut    = "policy-put"    // write Data as the policy file Name, and reload
 	AdminPolicyRemove = "policy-remove" // remove the policy file Name, and reload
 	AdminReload       = "reload"        // reload the policies and reopen the audit log (SIGHUP's work)
+	// AdminHandover hands the pinned programs to the process that asks
+	// (an agent starting with bpf.takeOverRunning: the DaemonSet's new
+	// pod); this agent then stops enforcing and waits to be stopped.
+	AdminHandover = "handover"
 )
 
 // AdminRequest is what `drmfilter stop` and `drmfilter upgrade` ask.
@@ -84,7 +89,9 @@ type adminReply struct {
 type stopRequest struct {
 	unload bool
 	exe    string // upgrade: the successor's executable
-	done   chan error
+	// handover is the process to hand the programs to, 0 if none.
+	handover int32
+	done     chan error
 	// answered is closed once the requester has its answer: Run waits
 	// for it (briefly), so that the process does not exit first.
 	answered chan struct{}
@@ -239,6 +246,12 @@ func (a *Agent) answerAdmin(ctx context.Context, c *net.UnixConn) {
 	switch req.Op {
 	case AdminStop:
 		sr.unload = req.Unload
+	case AdminHandover:
+		if a.backend != config.BackendBPF || a.cfg.BPF.PinPath == "" {
+			fail("handover: this agent has no pinned programs to hand over")
+			return
+		}
+		sr.handover = cred.Pid
 	case AdminUpgrade:
 		if !filepath.IsAbs(req.Exe) {
 			fail(fmt.Sprintf("upgrade: the new executable %q is not an absolute path", req.Exe))

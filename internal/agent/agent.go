@@ -319,7 +319,16 @@ func (a *Agent) Settings() map[string]string {
 // fanotify descriptor is closed, which allows whatever was still queued.
 func (a *Agent) Run(ctx context.Context) (err error) {
 	// An authorized stop from the admin socket ends Run as ctx does, and
-	// is answered once Run has done what it asked.
+	// is answered once Run has done what it asked. After a handover the
+	// process is no longer the agent: Run waits for its own end (ctx), so
+	// that a supervisor (the kubelet) stops it, rather than restarts it.
+	outer := ctx
+	defer func() {
+		if sr := a.stopping.Load(); sr != nil && sr.handover != 0 && err == nil {
+			a.log.Info("handed the programs over; waiting to be stopped", "to", sr.handover)
+			<-outer.Done()
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {

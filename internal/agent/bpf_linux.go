@@ -139,6 +139,12 @@ func (a *Agent) runBPF(ctx context.Context) error {
 			return fmt.Errorf("unload the programs: %w", err)
 		}
 		a.log.Info("drmfilter agent stopped; its programs are unloaded: the kernel no longer enforces the policies")
+	case sr != nil && sr.handover != 0:
+		if err := b.HandOver(int(sr.handover)); err != nil {
+			return fmt.Errorf("hand the programs over to pid %d: %w", sr.handover, err)
+		}
+		_ = b.Close()
+		a.log.Info("handed the pinned programs over to the agent that asked; it enforces from now on", "pid", sr.handover)
 	case sr != nil && sr.exe != "":
 		if err := b.TrustSuccessor(filepath.Join(a.cfg.HostRoot, sr.exe)); err != nil {
 			return fmt.Errorf("hand the programs to %s: %w", sr.exe, err)

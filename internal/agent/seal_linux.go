@@ -11,9 +11,12 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/drmfilter/drmfilter/internal/bpflsm"
 	"github.com/drmfilter/drmfilter/internal/config"
@@ -30,6 +33,31 @@ const resealEvery = 5 * time.Second
 func (a *Agent) claimPinned() error {
 	if a.backend != config.BackendBPF || a.cfg.BPF.PinPath == "" || !bpflsm.Pinned(a.cfg.BPF.PinPath) {
 		return nil
+	}
+	err := bpflsm.ClaimPinned(a.cfg.BPF.PinPath)
+	if err == nil || !a.cfg.BPF.TakeOverRunning {
+		return err
+	}
+	// Another agent runs them (and this process, a new executable, may
+	// not even read them): it is asked to hand them over.
+	var signer ssh.Signer
+	if k := a.cfg.BPF.HandoverKey; k != "" {
+		b, err := os.ReadFile(k)
+		if err != nil {
+			return fmt.Errorf("bpf.handoverKey: %w", err)
+		}
+		if signer, err = ssh.ParsePrivateKey(b); err != nil {
+			return fmt.Errorf("bpf.handoverKey %s: %w", k, err)
+		}
+	}
+	a.log.Info("the pinned programs are another agent's; asking it to hand them over", "adminSocket", a.cfg.AdminSocket, "claim", err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if herr := Administer(ctx, a.cfg.AdminSocket, AdminRequest{Op: AdminHandover}, signer); herr != nil {
+		if errors.Is(herr, ErrNoAgent) {
+			return err
+		}
+		return fmt.Errorf("bpf: the running agent did not hand its programs over: %w", herr)
 	}
 	return bpflsm.ClaimPinned(a.cfg.BPF.PinPath)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,6 +101,8 @@ type tamperRig struct {
 	config    string
 	policy    string // the policy file, in policyDir
 	keys      string // the admin public keys
+	privKey   string // the admin private key
+	config2   string // config, with takeOverRunning
 	admin     string // the admin socket
 	policyDir string
 	pins      string
@@ -156,6 +159,14 @@ func newTamperRig(t *testing.T) *tamperRig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.privKey = filepath.Join(r.dir, "admin.key")
+	if err := os.WriteFile(r.privKey, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	r.keys = filepath.Join(r.dir, "admin.pub")
 	if err := os.WriteFile(r.keys, ssh.MarshalAuthorizedKey(sshPub), 0o644); err != nil {
 		t.Fatal(err)
@@ -182,6 +193,14 @@ cri: {disabled: true}
 bpf: {pinPath: %q, selfProtect: true}
 `, r.policyDir, r.admin, r.keys, r.auditF, r.pins)
 	if err := os.WriteFile(r.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.config2 = filepath.Join(r.dir, "config-takeover.yaml")
+	cfg2 := strings.Replace(cfg, "selfProtect: true}", fmt.Sprintf("selfProtect: true, takeOverRunning: true, handoverKey: %q}", r.privKey), 1)
+	if cfg2 == cfg {
+		t.Fatal("config: no bpf settings to add takeOverRunning to")
+	}
+	if err := os.WriteFile(r.config2, []byte(cfg2), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if r.stderr, err = os.Create(filepath.Join(r.dir, "agent.log")); err != nil {
@@ -220,8 +239,13 @@ func (r *tamperRig) start(exe string) *exec.Cmd {
 // tryStart is start, returning why the agent did not become ready.
 func (r *tamperRig) tryStart(exe string) (*exec.Cmd, error) {
 	r.t.Helper()
+	return r.tryStartWith(exe, r.config)
+}
+
+func (r *tamperRig) tryStartWith(exe, config string) (*exec.Cmd, error) {
+	r.t.Helper()
 	cmd := exec.Command(exe, "-test.run=^TestHelperPinnedAgent$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "DRMFILTER_TAMPER_CONFIG="+r.config, "DRMFILTER_TAMPER_CRASH="+r.crash)
+	cmd.Env = append(os.Environ(), "DRMFILTER_TAMPER_CONFIG="+config, "DRMFILTER_TAMPER_CRASH="+r.crash)
 	cmd.Stderr = r.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -771,8 +795,52 @@ func testTamperResistance(t *testing.T) {
 	}
 	r.mustBeProtected("after the impostor's start")
 
-	// Stop --unload: started again (it takes over), then unloaded.
+	// A rolling update (the DaemonSet's): the new agent starts beside the
+	// running one, which hands the programs over, then is stopped by its
+	// supervisor's signal: it is no longer the agent.
 	agent = r.start(keep)
+	var allowed2, done2 atomic.Int64
+	stop2 := make(chan struct{})
+	var load2 sync.WaitGroup
+	load2.Add(1)
+	go func() {
+		defer load2.Done()
+		for {
+			select {
+			case <-stop2:
+				return
+			default:
+			}
+			if exec.Command("cat", r.secret).Run() == nil {
+				allowed2.Add(1)
+			}
+			done2.Add(1)
+		}
+	}()
+	newer, err := r.tryStartWith(r.agentCopy("drmfilter-agent-3"), r.config2)
+	if err != nil {
+		close(stop2)
+		load2.Wait()
+		t.Fatalf("the new agent of the rolling update: %v", err)
+	}
+	if err := unix.Kill(newer.Process.Pid, unix.SIGKILL); !errors.Is(err, unix.EPERM) {
+		t.Errorf("kill -9 of the agent that took over: %v, want EPERM", err)
+	}
+	if err := unix.Kill(agent.Process.Pid, unix.SIGTERM); err != nil {
+		t.Errorf("SIGTERM of the agent that handed over (its supervisor's stop): %v", err)
+	}
+	r.waitExit(agent)
+	before := done2.Load()
+	waitFor(t, func() bool { return done2.Load() >= before+3 }, "more opens after the handover")
+	close(stop2)
+	load2.Wait()
+	if n := allowed2.Load(); n != 0 {
+		t.Errorf("%d of %d cat opens were allowed across the handover", n, done2.Load())
+	}
+	r.mustBeProtected("after the handover")
+	agent = newer
+
+	// Stop --unload, then.
 	if err := r.administer(AdminRequest{Op: AdminStop, Unload: true}, r.signer); err != nil {
 		t.Fatalf("stop --unload: %v", err)
 	}
@@ -792,8 +860,8 @@ func testTamperResistance(t *testing.T) {
 			}
 		}
 	}
-	if authorized < 6 {
-		t.Errorf("%d authorized administration requests audited, want 6 (policy changes, upgrades, stops)", authorized)
+	if authorized < 7 {
+		t.Errorf("%d authorized administration requests audited, want 7 (policy changes, upgrades, stops, handover)", authorized)
 	}
 }
 

@@ -659,3 +659,23 @@ func UnloadPinned(dir string) error {
 	}
 	return Unpin(dir)
 }
+
+// HandOver makes the process pid the agent the programs guard and exempt,
+// and its executable the one trusted to take them over: it is starting to
+// (drmfilter's takeOverRunning), and this agent stops.
+func (b *Backend) HandOver(pid int) error {
+	g, err := guardFor(pid, b.opts.Protect, b.opts.Keyed, b.opts.PinPath)
+	if err != nil {
+		return err
+	}
+	m := b.shared["guard"]
+	var old lsmGuardState
+	if err := m.Lookup(uint32(0), &old); err != nil {
+		return fmt.Errorf("bpf: read the guard map: %w", err)
+	}
+	g.Flags |= old.Flags & guardSealed
+	if err := m.Put(uint32(0), &g); err != nil {
+		return fmt.Errorf("bpf: write the guard map: %w", err)
+	}
+	return nil
+}

@@ -184,6 +184,14 @@ type BPFConfig struct {
 	// with LD_PRELOAD or LD_AUDIT, or was attached to by another process
 	// loses them until its next exec.
 	TrustedCodeDirs []string `yaml:"trustedCodeDirs"`
+	// TakeOverRunning has an agent that starts while another runs the
+	// pinned programs ask it, over its admin socket, to hand them over
+	// (signed with HandoverKey when the running agent has adminKeys),
+	// and enforce from then on: the DaemonSet's rolling update starts the
+	// new pod beside the old one. Off, such a start is refused.
+	TakeOverRunning bool `yaml:"takeOverRunning"`
+	// HandoverKey is the SSH private key that signs the handover request.
+	HandoverKey string `yaml:"handoverKey"`
 }
 
 // Default returns the fixed defaults. Environment-dependent settings stay
