@@ -103,7 +103,7 @@ service account, or --kubeconfig outside a cluster.`,
 	fl.BoolVar(&f.auditStdout, "audit-stdout", false, "also write audit records to standard output")
 	fl.StringVar(&f.metrics, "metrics-address", "", "host:port for Prometheus /metrics (default off; 127.0.0.1:9477 keeps it on loopback, another address exposes it to its network; \"-\" disables); the agent does not start if it cannot listen there. /healthz and /readyz are served there only on a port below net.ipv4.ip_unprivileged_port_start: use `drmfilter status --check ready`")
 	fl.StringVar(&f.status, "status-socket", "", "unix socket for `drmfilter status`, in a directory only root can write to (default /run/drmfilter/status.sock)")
-	fl.StringVar(&f.admin, "admin-socket", "", "unix socket for `drmfilter stop` and `drmfilter upgrade`, in a directory only root can write to (default /run/drmfilter/admin.sock; - for none)")
+	fl.StringVar(&f.admin, "admin-socket", "", "unix socket for `drmfilter stop` and `drmfilter upgrade`, in a directory only root can write to (default: admin.sock beside the status socket, /run/drmfilter/admin.sock; - for none)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.watch, "watch", true, "reload when policy files change")
 	fl.DurationVar(&f.deadline, "deadline", 0, "per-event decision deadline (default: tuned to the environment)")
@@ -187,6 +187,9 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 		cfg.AdminSocket = ""
 	case f.admin != "":
 		cfg.AdminSocket = f.admin
+	case f.status != "" && f.status != "-":
+		// Beside the status socket given: in the same root-only directory.
+		cfg.AdminSocket = filepath.Join(filepath.Dir(f.status), "admin.sock")
 	}
 	if f.deadline != 0 {
 		cfg.Deadline = f.deadline
