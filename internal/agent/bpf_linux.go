@@ -91,6 +91,9 @@ func (a *Agent) runBPF(ctx context.Context) error {
 		a.bpf.Store(nil)
 		_ = b.Close()
 	}()
+	if lockdown, modules, warnings := kernelEscapes(a.backend); len(warnings) > 0 {
+		a.log.Warn("what root can still do to get around the programs on this machine", "lockdown", lockdown, "modulesDisabled", modules, "warnings", warnings)
+	}
 	if g := b.TookOver(); g != 0 {
 		a.log.Info("took over the programs pinned by an agent that is gone; they enforced its policy until now",
 			"pinPath", a.cfg.BPF.PinPath, "pinnedGeneration", g)

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -142,4 +143,45 @@ func (a *Agent) sealOwnFiles(ctx context.Context, b *bpflsm.Backend) {
 		case <-a.resealNow:
 		}
 	}
+}
+
+// protectionStatus is the tamper resistance in force and what root could
+// still do here (see the README's threat model).
+func (a *Agent) protectionStatus() ProtectionStatus {
+	var p ProtectionStatus
+	b := a.bpf.Load()
+	if b != nil && a.cfg.BPF.PinPath != "" {
+		p.Pinned, p.PinPath = true, a.cfg.BPF.PinPath
+		p.TookOverGeneration = b.TookOver()
+	}
+	p.SelfProtect = b != nil && a.cfg.BPF.SelfProtect
+	p.Lockdown, p.ModulesDisabled, p.Warnings = kernelEscapes(a.backend)
+	return p
+}
+
+// kernelEscapes reads the kernel's lockdown mode and whether modules can
+// be loaded, and says what root can still do to get around backend.
+func kernelEscapes(backend string) (lockdown string, modulesDisabled bool, warnings []string) {
+	if b, err := os.ReadFile("/sys/kernel/security/lockdown"); err == nil {
+		// "none [integrity] confidentiality": the mode in force is bracketed.
+		f := string(b)
+		if i, j := strings.IndexByte(f, '['), strings.IndexByte(f, ']'); i >= 0 && j > i {
+			lockdown = f[i+1 : j]
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/modules_disabled"); err == nil {
+		modulesDisabled = strings.TrimSpace(string(b)) == "1"
+	}
+	if backend != config.BackendBPF {
+		warnings = append(warnings, "the fanotify backend enforces only while the agent runs: root can stop it (kill) and every file is open")
+		return
+	}
+	if !modulesDisabled && (lockdown == "" || lockdown == "none") {
+		warnings = append(warnings, "root can load a kernel module (no lockdown, kernel.modules_disabled=0), which can detach the programs")
+	}
+	if lockdown == "" || lockdown == "none" {
+		warnings = append(warnings, "no kernel lockdown: root can write kernel memory (/dev/mem, kprobes, kexec of another kernel)")
+	}
+	warnings = append(warnings, "root can reboot without bpf in lsm= (the programs are not loaded before the agent starts), or write the filesystem's block device directly")
+	return
 }

@@ -32,6 +32,32 @@ type Status struct {
 	AuditDropped  uint64            `json:"auditDropped"`
 	AuditWritten  uint64            `json:"auditWritten"`
 	ReloadFailure uint64            `json:"reloadFailures"`
+	// Protection is what keeps the enforcement in force without the
+	// agent, and from root (bpf backend).
+	Protection ProtectionStatus `json:"protection"`
+}
+
+// ProtectionStatus reports the bpf backend's tamper resistance and the
+// signs that root could still get around it.
+type ProtectionStatus struct {
+	// Pinned is true when the programs are pinned (at PinPath) and go on
+	// enforcing without the agent.
+	Pinned  bool   `json:"pinned"`
+	PinPath string `json:"pinPath,omitempty"`
+	// SelfProtect is true when other processes may not signal, trace or
+	// change the agent, its BPF objects, pins or files.
+	SelfProtect bool `json:"selfProtect"`
+	// TookOverGeneration is the pinned generation this agent took over
+	// at start (from an agent that was gone), 0 if none.
+	TookOverGeneration uint32 `json:"tookOverGeneration,omitempty"`
+	// Lockdown is the kernel's lockdown mode (none, integrity,
+	// confidentiality), "" when the kernel has no lockdown LSM.
+	Lockdown string `json:"lockdown"`
+	// ModulesDisabled is kernel.modules_disabled: no module can be loaded.
+	ModulesDisabled bool `json:"modulesDisabled"`
+	// Warnings are what root can still do on this machine to get around
+	// the programs.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // PolicyStatus describes the policy in force.
@@ -122,6 +148,7 @@ func (a *Agent) Status() Status {
 		Environment: EnvSummary{Hypervisor: orNone(a.env.Hypervisor), Cloud: orNone(a.env.Cloud), Container: orNone(a.env.Container), Nested: a.env.Nested.Available},
 		Settings:    a.Settings(), Marked: a.markedList(), IndexedFiles: a.index.len(), Counters: counters,
 		AuditDropped: a.audit.Dropped(), AuditWritten: a.audit.Written(), ReloadFailure: s.reloadFailures.Load(),
+		Protection: a.protectionStatus(),
 	}
 }
 
