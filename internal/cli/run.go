@@ -49,6 +49,8 @@ type runFlags struct {
 
 	// In-cluster mode (--kubernetes).
 	kubernetes    bool
+	pinPath       string
+	selfProtect   bool
 	kubeconfig    string
 	nodeName      string
 	kubeNamespace string
@@ -113,6 +115,8 @@ service account, or --kubeconfig outside a cluster.`,
 	fl.StringVar(&f.hostRoot, "host-root", "", "where the host's / is seen (/host in a pod; default /)")
 	fl.StringSliceVar(&f.criEndpoint, "cri-endpoint", nil, "container runtime (CRI) socket for pod identity, as this process sees it (/host/run/... in a pod; repeatable; default: discover the well-known ones under --host-root)")
 	fl.BoolVar(&f.kubernetes, "kubernetes", false, "run in a Kubernetes cluster: policies from the ConfigMap, node status in a Lease")
+	fl.StringVar(&f.pinPath, "bpf-pin-path", "", "bpf backend: where to pin the programs so that they outlive the agent (default /sys/fs/bpf/drmfilter; none with --kubernetes); - for none")
+	fl.BoolVar(&f.selfProtect, "bpf-self-protect", true, "bpf backend: refuse other processes signals, ptrace, the agent's BPF objects, pins and files (default true; false with --kubernetes)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "with --kubernetes: kubeconfig file (default: the pod's service account)")
 	fl.StringVar(&f.nodeName, "node-name", "", "with --kubernetes: this node's name (default $"+kubeschema.EnvNodeName+")")
 	fl.StringVar(&f.kubeNamespace, "kube-namespace", "", "with --kubernetes: namespace of the ConfigMap and Leases (default $"+kubeschema.EnvPodNamespace+", else "+kubeschema.DefaultNamespace+")")
@@ -208,6 +212,22 @@ func runAgent(ctx context.Context, s Streams, cmd *cobra.Command, f *runFlags) e
 	}
 	if changed("cri-endpoint") {
 		cfg.CRI.Endpoints = f.criEndpoint
+	}
+	switch {
+	case f.pinPath == "-":
+		cfg.BPF.PinPath = ""
+	case f.pinPath != "":
+		cfg.BPF.PinPath = f.pinPath
+	case f.kubernetes:
+		// The DaemonSet gives the pod no host BPF filesystem, and a pod
+		// that takes no signal cannot be stopped by the kubelet: in a
+		// cluster the programs go with the agent unless asked otherwise.
+		cfg.BPF.PinPath = ""
+	}
+	if changed("bpf-self-protect") {
+		cfg.BPF.SelfProtect = f.selfProtect
+	} else if f.kubernetes {
+		cfg.BPF.SelfProtect = false
 	}
 	if err := checkClusterFlags(f, changed); err != nil {
 		return err
