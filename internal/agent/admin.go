@@ -20,6 +20,7 @@ package agent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -56,6 +57,10 @@ const (
 	AdminPolicyPut    = "policy-put"    // write Data as the policy file Name, and reload
 	AdminPolicyRemove = "policy-remove" // remove the policy file Name, and reload
 	AdminReload       = "reload"        // reload the policies and reopen the audit log (SIGHUP's work)
+	AdminPolicySet    = "policy-set"    // make Files the whole content of the policy directory, and reload
+	// AdminConfigPut writes Data as the configuration file; it takes
+	// effect at the agent's next start.
+	AdminConfigPut = "config-put"
 	// AdminHandover hands the pinned programs to the process that asks
 	// (an agent starting with bpf.takeOverRunning: the DaemonSet's new
 	// pod); this agent then stops enforcing and waits to be stopped.
@@ -68,10 +73,18 @@ type AdminRequest struct {
 	Unload bool   `json:"unload,omitempty"` // AdminStop: the kernel stops enforcing
 	Exe    string `json:"exe,omitempty"`    // AdminUpgrade, AdminAwait: the executable of the agent that takes over
 	Name   string `json:"name,omitempty"`   // AdminPolicy*: the policy file's name in the policy directory
-	Data   []byte `json:"data,omitempty"`   // AdminPolicyPut: its content
+	Data   []byte `json:"data,omitempty"`   // AdminPolicyPut: its content; AdminConfigPut: the configuration
+	// Files are AdminPolicySet's policy files.
+	Files []AdminFile `json:"files,omitempty"`
 	// Signature is over SignedBytes, by one of the configured admin
 	// keys; nil when none is configured.
 	Signature *ssh.Signature `json:"signature,omitempty"`
+}
+
+// AdminFile is a file of a request: its base name and content.
+type AdminFile struct {
+	Name string `json:"name"`
+	Data []byte `json:"data"`
 }
 
 type adminChallenge struct {
@@ -99,7 +112,13 @@ type stopRequest struct {
 
 // SignedBytes are the bytes a request's signature covers.
 func (r *AdminRequest) SignedBytes(ch adminChallenge) []byte {
-	sum := sha256.Sum256(r.Data)
+	h := sha256.New()
+	h.Write(r.Data)
+	for _, f := range r.Files {
+		fmt.Fprintf(h, "\x00%s\x00%d\x00", f.Name, len(f.Data))
+		h.Write(f.Data)
+	}
+	sum := h.Sum(nil)
 	return fmt.Appendf(nil, "drmfilter-admin-v1\nop=%s\nunload=%t\nexe=%s\nname=%s\ndata=%x\nnode=%s\npid=%d\nchallenge=%s\n",
 		r.Op, r.Unload, r.Exe, r.Name, sum, ch.Node, ch.PID, ch.Challenge)
 }
@@ -223,7 +242,7 @@ func (a *Agent) answerAdmin(ctx context.Context, c *net.UnixConn) {
 		return
 	}
 	switch req.Op {
-	case AdminAwait, AdminPolicyPut, AdminPolicyRemove, AdminReload:
+	case AdminAwait, AdminPolicyPut, AdminPolicyRemove, AdminPolicySet, AdminConfigPut, AdminReload:
 		err := a.administer(&req)
 		if err != nil {
 			fail(err.Error())
@@ -389,51 +408,34 @@ func (a *Agent) administer(req *AdminRequest) error {
 			return fmt.Errorf("await-upgrade: %q is not an absolute path", req.Exe)
 		}
 		return b.AwaitSuccessor(filepath.Join(a.cfg.HostRoot, req.Exe))
-	case AdminPolicyPut, AdminPolicyRemove:
-		if a.source != nil {
-			return errors.New("the policies come from the cluster's ConfigMap: change them there")
-		}
-		if !policyName.MatchString(req.Name) {
-			return fmt.Errorf("%q is not a policy file name (NAME.yaml)", req.Name)
-		}
-		dir := ""
-		for _, p := range a.cfg.Policies {
-			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-				dir = p
-				break
+	case AdminPolicyPut:
+		return a.changePolicies(map[string][]byte{req.Name: req.Data}, false)
+	case AdminPolicyRemove:
+		return a.changePolicies(map[string][]byte{req.Name: nil}, false)
+	case AdminPolicySet:
+		set := map[string][]byte{}
+		for _, f := range req.Files {
+			if f.Data == nil {
+				f.Data = []byte{}
 			}
+			if _, dup := set[f.Name]; dup {
+				return fmt.Errorf("two policy files are named %s", f.Name)
+			}
+			set[f.Name] = f.Data
 		}
-		if dir == "" {
-			return fmt.Errorf("no policy directory among %v to write policies to", a.cfg.Policies)
+		if len(set) == 0 {
+			return errors.New("policy-set: no policy files")
 		}
-		path := filepath.Join(dir, req.Name)
-		a.reloadMu.Lock()
-		var old []byte
-		had := false
-		if b, err := os.ReadFile(path); err == nil {
-			old, had = b, true
+		return a.changePolicies(set, true)
+	case AdminConfigPut:
+		if a.configFile == "" {
+			return errors.New("the agent was started without a configuration file (--config) to write")
 		}
-		var err error
-		if req.Op == AdminPolicyPut {
-			err = writeAtomic(path, req.Data)
-		} else if err = os.Remove(path); errors.Is(err, os.ErrNotExist) {
-			err = fmt.Errorf("no policy file %s", req.Name)
+		if _, err := config.Load(bytes.NewReader(req.Data), a.configFile); err != nil {
+			return fmt.Errorf("the new configuration does not load, so nothing changed: %w", err)
 		}
-		a.reloadMu.Unlock()
-		if err != nil {
+		if err := writeAtomic(a.configFile, req.Data); err != nil {
 			return err
-		}
-		if err := a.Reload(); err != nil {
-			// Put back what was there: the request changes nothing.
-			a.reloadMu.Lock()
-			if had {
-				_ = writeAtomic(path, old)
-			} else {
-				_ = os.Remove(path)
-			}
-			a.reloadMu.Unlock()
-			_ = a.Reload()
-			return fmt.Errorf("the policies with this change do not load, so nothing changed: %w", err)
 		}
 		select {
 		case a.resealNow <- struct{}{}:
@@ -468,4 +470,107 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// changePolicies writes the policy files changes names (nil: removed)
+// into the agent's policy directory, or, with replace, makes them its
+// whole content, and reloads. A set that does not load is undone: the
+// directory is as before and the reload's error returned.
+func (a *Agent) changePolicies(changes map[string][]byte, replace bool) error {
+	if a.source != nil {
+		return errors.New("the policies come from the cluster's ConfigMap: change them there")
+	}
+	for name := range changes {
+		if !policyName.MatchString(name) {
+			return fmt.Errorf("%q is not a policy file name (NAME.yaml)", name)
+		}
+	}
+	dir := ""
+	for _, p := range a.cfg.Policies {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			dir = p
+			break
+		}
+	}
+	if dir == "" {
+		return fmt.Errorf("no policy directory among %v to write policies to", a.cfg.Policies)
+	}
+	a.reloadMu.Lock()
+	before, err := readPolicyDir(dir)
+	if err != nil {
+		a.reloadMu.Unlock()
+		return err
+	}
+	after := map[string][]byte{}
+	if !replace {
+		for n, b := range before {
+			after[n] = b
+		}
+	}
+	for n, b := range changes {
+		if b == nil {
+			if _, ok := after[n]; !ok {
+				a.reloadMu.Unlock()
+				return fmt.Errorf("no policy file %s", n)
+			}
+			delete(after, n)
+			continue
+		}
+		after[n] = b
+	}
+	// put makes the directory's policy files want's.
+	put := func(want map[string][]byte) error {
+		cur, err := readPolicyDir(dir)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for n, b := range want {
+			if old, ok := cur[n]; !ok || !bytes.Equal(old, b) {
+				errs = append(errs, writeAtomic(filepath.Join(dir, n), b))
+			}
+		}
+		for n := range cur {
+			if _, ok := want[n]; !ok {
+				errs = append(errs, os.Remove(filepath.Join(dir, n)))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	err = put(after)
+	a.reloadMu.Unlock()
+	if err == nil {
+		err = a.Reload()
+	}
+	if err != nil {
+		a.reloadMu.Lock()
+		_ = put(before)
+		a.reloadMu.Unlock()
+		_ = a.Reload()
+		return fmt.Errorf("the policies with this change do not load, so nothing changed: %w", err)
+	}
+	select {
+	case a.resealNow <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// readPolicyDir reads the policy files (NAME.yaml, NAME.yml) in dir.
+func readPolicyDir(dir string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if n := e.Name(); policyName.MatchString(n) && e.Type().IsRegular() {
+			b, err := os.ReadFile(filepath.Join(dir, n))
+			if err != nil {
+				return nil, err
+			}
+			out[n] = b
+		}
+	}
+	return out, nil
 }

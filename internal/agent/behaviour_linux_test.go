@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -41,6 +42,7 @@ var behaviourTests = []string{
 var guestOnlyTests = []string{
 	"TestTamperResistance",
 	"TestProcessIntegrity",
+	"TestPackageScripts",
 }
 
 // forBackends runs test once per backend.
@@ -69,6 +71,17 @@ func TestBehaviourInGuest(t *testing.T) {
 		testutil.BuildC(t, "grab.so", filepath.Join("testdata", "grab.c"), grabFlags...):          "prebuilt-c/grab.so",
 		testutil.BuildC(t, "mapper", filepath.Join("testdata", "mapper.c")):                       "prebuilt-c/mapper",
 	}
+	// The drmfilter command and the package's maintainer scripts, for
+	// TestPackageScripts: the real CLI at the path the package installs.
+	cli := filepath.Join(t.TempDir(), "drmfilter")
+	// As the package builds it (internal/dist: PackageTags).
+	build := exec.Command("go", "build", "-tags", "nodeploy,nok8s", "-o", cli, "github.com/drmfilter/drmfilter/cmd/drmfilter")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the drmfilter command: %v\n%s", err, out)
+	}
+	extra[cli] = "/usr/bin/drmfilter"
+	extra[filepath.Join("..", "dist", "pkg", "scripts", "preremove.sh")] = "/work/pkg-scripts/preremove.sh"
 	// pthread_exit loads libgcc_s to unwind the exiting thread; no program
 	// staged for the guest links it.
 	if out, err := exec.Command("gcc", "-print-file-name=libgcc_s.so.1").Output(); err == nil {

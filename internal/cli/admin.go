@@ -181,6 +181,7 @@ configured).`,
 
 func newPolicyApplyCommand(s Streams) *cobra.Command {
 	var f adminFlags
+	var replace bool
 	cmd := &cobra.Command{
 		Use:   "apply FILE...",
 		Short: "Write policy files into the running agent's policy directory, and reload",
@@ -193,20 +194,61 @@ configured).`,
 		Example: `  sudo drmfilter policy apply payroll.yaml --key ~/.ssh/drmfilter_admin`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var files []agent.AdminFile
 			for _, p := range args {
 				data, err := os.ReadFile(p)
 				if err != nil {
 					return withCode(exitcode.Usage, err)
 				}
-				if err := f.send(cmd.Context(), agent.AdminRequest{Op: agent.AdminPolicyPut, Name: filepath.Base(p), Data: data}); err != nil {
+				files = append(files, agent.AdminFile{Name: filepath.Base(p), Data: data})
+			}
+			if replace {
+				if err := f.send(cmd.Context(), agent.AdminRequest{Op: agent.AdminPolicySet, Files: files}); err != nil {
 					return err
 				}
-				fmt.Fprintf(s.Out, "applied %s\n", filepath.Base(p))
+				fmt.Fprintf(s.Out, "the policy directory now holds the %d files given\n", len(files))
+				return nil
+			}
+			for _, file := range files {
+				if err := f.send(cmd.Context(), agent.AdminRequest{Op: agent.AdminPolicyPut, Name: file.Name, Data: file.Data}); err != nil {
+					return err
+				}
+				fmt.Fprintf(s.Out, "applied %s\n", file.Name)
 			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&replace, "replace", false, "make the files given the whole content of the policy directory, in one change")
 	f.add(cmd)
+	return cmd
+}
+
+func newConfigCommand(s Streams) *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Change the running agent's configuration file"}
+	var f adminFlags
+	apply := &cobra.Command{
+		Use:   "apply FILE",
+		Short: "Have the running agent write FILE as its configuration file (in force at its next start)",
+		Long: `Send a configuration to the running agent over its admin socket: it checks
+that it loads and writes it over the file it was started with (--config),
+which on the bpf backend with self-protection no other process may change.
+It takes effect at the agent's next start (systemctl restart drmfilter).
+Authorized as drmfilter stop is.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return withCode(exitcode.Usage, err)
+			}
+			if err := f.send(cmd.Context(), agent.AdminRequest{Op: agent.AdminConfigPut, Data: data}); err != nil {
+				return err
+			}
+			fmt.Fprintln(s.Out, "written; in force at the agent's next start")
+			return nil
+		},
+	}
+	f.add(apply)
+	cmd.AddCommand(apply)
 	return cmd
 }
 

@@ -91,6 +91,7 @@ Start with:
 		newStatusCommand(s),
 		newStopCommand(s),
 		newReloadCommand(s),
+		newConfigCommand(s),
 		newUpgradeCommand(s),
 	)
 	root.AddCommand(fleetCommands(s)...)
