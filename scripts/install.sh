@@ -43,6 +43,9 @@
 #
 # Environment: DRMFILTER_INSTALL_ROOT (default /) installs into another root
 # directory with dpkg --root or rpm --root: for tests and image builds.
+# DRMFILTER_ADMIN_KEY names the admin private key when the agent's
+# configuration has adminKeys: a running agent takes new policies and
+# configuration only through its admin socket.
 set -eu
 
 prog=drmfilter-install
@@ -55,6 +58,12 @@ STATE_DIR=$ROOT/var/lib/drmfilter
 BINARY=$ROOT/usr/bin/drmfilter
 
 log() { printf '%s: %s\n' "$prog" "$*"; }
+# agent_answers: a running agent answers on its status socket; then it
+# changes its own policies and configuration (drmfilter policy apply,
+# config apply), which on the bpf backend no other process may.
+agent_answers() { [ -x "$BINARY" ] && "$BINARY" status >/dev/null 2>&1; }
+# key_flag: --key FILE when DRMFILTER_ADMIN_KEY names the admin key.
+key_flag() { if [ -n "${DRMFILTER_ADMIN_KEY:-}" ]; then printf -- '--key %s' "$DRMFILTER_ADMIN_KEY"; fi; }
 die() {
 	code=$1
 	shift
@@ -255,18 +264,30 @@ if [ -n "$policies" ]; then
 		for f in "$POLICY_DIR"/*.yaml "$POLICY_DIR"/*.yml; do
 			if [ -f "$f" ]; then cp -p -- "$f" "$STATE_DIR/policies.previous/"; fi
 		done
-		# New files go in by rename, each atomic; then the ones not in the
-		# set go. The agent loads a set all-or-nothing and is reloaded
-		# below, so a transient mix is never what it ends up with.
-		for f in "$stage"/*; do
-			b=$(basename "$f")
-			cp -- "$f" "$POLICY_DIR/.$b.new"
-			chmod 0644 "$POLICY_DIR/.$b.new"
-			mv -f -- "$POLICY_DIR/.$b.new" "$POLICY_DIR/$b"
-		done
-		for f in "$POLICY_DIR"/*.yaml "$POLICY_DIR"/*.yml; do
-			if [ -f "$f" ] && [ ! -e "$stage/$(basename "$f")" ]; then rm -f -- "$f"; fi
-		done
+		if agent_answers; then
+			# The running agent writes its policies itself, the whole set in
+			# one change: on the bpf backend its policy directory is sealed
+			# against every other process, root included.
+			# shellcheck disable=SC2046 # the staged files' names are ours
+			if ! "$BINARY" policy apply --replace $(key_flag) "$stage"/* >"$work/apply.out" 2>&1; then
+				cat "$work/apply.out" >&2
+				die 1 "the agent did not take the policies (with adminKeys configured, set DRMFILTER_ADMIN_KEY)"
+			fi
+		else
+			# New files go in by rename, each atomic; then the ones not in
+			# the set go. The agent loads a set all-or-nothing and is
+			# reloaded below, so a transient mix is never what it ends up
+			# with.
+			for f in "$stage"/*; do
+				b=$(basename "$f")
+				cp -- "$f" "$POLICY_DIR/.$b.new"
+				chmod 0644 "$POLICY_DIR/.$b.new"
+				mv -f -- "$POLICY_DIR/.$b.new" "$POLICY_DIR/$b"
+			done
+			for f in "$POLICY_DIR"/*.yaml "$POLICY_DIR"/*.yml; do
+				if [ -f "$f" ] && [ ! -e "$stage/$(basename "$f")" ]; then rm -f -- "$f"; fi
+			done
+		fi
 		log "placed $(listing "$stage" | wc -l | tr -d ' ') policies in ${POLICY_DIR#"$ROOT"} (previous ones in ${STATE_DIR#"$ROOT"}/policies.previous)"
 		policies_changed=yes
 	fi
@@ -281,7 +302,15 @@ if [ -n "$mode" ]; then
 		{ cat "$CONFIG"; printf 'mode: %s\n' "$mode"; } >"$work/config.yaml"
 	fi
 	if ! cmp -s "$work/config.yaml" "$CONFIG"; then
-		cat "$work/config.yaml" >"$CONFIG"
+		if agent_answers; then
+			# shellcheck disable=SC2046
+			if ! "$BINARY" config apply $(key_flag) "$work/config.yaml" >"$work/apply.out" 2>&1; then
+				cat "$work/apply.out" >&2
+				die 1 "the agent did not take the configuration (with adminKeys configured, set DRMFILTER_ADMIN_KEY)"
+			fi
+		else
+			cat "$work/config.yaml" >"$CONFIG"
+		fi
 		log "mode set to $mode in ${CONFIG#"$ROOT"}"
 		config_changed=yes
 	fi

@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -431,7 +432,13 @@ func (a *Agent) administer(req *AdminRequest) error {
 		if a.configFile == "" {
 			return errors.New("the agent was started without a configuration file (--config) to write")
 		}
-		if _, err := config.Load(bytes.NewReader(req.Data), a.configFile); err != nil {
+		c, err := config.Load(bytes.NewReader(req.Data), a.configFile)
+		if err == nil {
+			// As New checks it: tuned for this machine, then validated.
+			c.Tune(config.Facts{Hypervisor: a.env.Hypervisor, Cloud: a.env.Cloud, Nested: a.env.Nested.Available, CPUs: runtime.NumCPU()})
+			err = c.Validate()
+		}
+		if err != nil {
 			return fmt.Errorf("the new configuration does not load, so nothing changed: %w", err)
 		}
 		if err := writeAtomic(a.configFile, req.Data); err != nil {

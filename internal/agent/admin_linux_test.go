@@ -100,3 +100,90 @@ func (r replaying) Sign(rand io.Reader, data []byte) (*ssh.Signature, error) {
 	}
 	return r.Signer.Sign(rand, r.other.SignedBytes(ch))
 }
+
+// TestAdminPolicyAndConfigChanges: the policy directory and the
+// configuration changed through the admin socket (as `drmfilter policy
+// apply --replace` and `config apply` do): a set that loads replaces the
+// directory's content and is in force; one that does not changes nothing.
+func TestAdminPolicyAndConfigChanges(t *testing.T) {
+	dir := t.TempDir()
+	pdir := filepath.Join(dir, "policies")
+	if err := os.Mkdir(pdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgFile, []byte("mode: enforce\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "run", "admin.sock")
+	var fsPath string
+	h := startAgent(t, func(fs string) string {
+		fsPath = fs
+		if err := os.WriteFile(filepath.Join(pdir, "old.yaml"), []byte(policyFor(fs, "")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return policyFor(fs, "")
+	}, func(c *config.Config) {
+		c.AdminSocket, c.Policies = sock, []string{pdir}
+	}, func(o *Options) { o.ConfigFile = cfgFile })
+	ln, err := h.a.ListenAdmin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = h.a.ServeAdminOn(ctx, ln) }()
+	ask := func(req AdminRequest) error {
+		c, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return Administer(c, sock, req, nil)
+	}
+	names := func() []string {
+		es, _ := os.ReadDir(pdir)
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	out, err := run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustDeny(t, out, err, "cat before the change")
+
+	withCat := policyFor(fsPath, fmt.Sprintf(`    - name: cat-may-open
+      operations: [open]
+      subjects: {executables: [%q]}
+      effect: allow
+`, realPath("cat")))
+	// A set with a broken file: nothing changes.
+	err = ask(AdminRequest{Op: AdminPolicySet, Files: []AdminFile{{Name: "new.yaml", Data: []byte(withCat)}, {Name: "bad.yaml", Data: []byte("kind: [")}}})
+	if err == nil {
+		t.Fatal("a policy set that does not load was taken")
+	}
+	if got := names(); len(got) != 1 || got[0] != "old.yaml" {
+		t.Errorf("after a refused set the directory holds %v, want [old.yaml]", got)
+	}
+	if err := ask(AdminRequest{Op: AdminPolicySet, Files: []AdminFile{{Name: "new.yaml", Data: []byte(withCat)}}}); err != nil {
+		t.Fatalf("policy set: %v", err)
+	}
+	if got := names(); len(got) != 1 || got[0] != "new.yaml" {
+		t.Errorf("after the set the directory holds %v, want [new.yaml]", got)
+	}
+	out, err = run(t, "/", "cat", h.path("secret/plan.txt"))
+	mustAllow(t, out, err, "cat after the set that allows it")
+	if err := ask(AdminRequest{Op: AdminPolicyRemove, Name: "new.yaml"}); err == nil {
+		t.Error("removing the last policy (a set that does not load) was taken")
+	}
+	if err := ask(AdminRequest{Op: AdminPolicyPut, Name: "../escape.yaml", Data: []byte(withCat)}); err == nil {
+		t.Error("a policy name with a path was taken")
+	}
+
+	if err := ask(AdminRequest{Op: AdminConfigPut, Data: []byte("mode: sideways\n")}); err == nil {
+		t.Error("a configuration that does not load was taken")
+	}
+	if err := ask(AdminRequest{Op: AdminConfigPut, Data: []byte("mode: audit\n")}); err != nil {
+		t.Fatalf("config put: %v", err)
+	}
+	if b, _ := os.ReadFile(cfgFile); string(b) != "mode: audit\n" {
+		t.Errorf("the configuration file holds %q", b)
+	}
+}

@@ -19,6 +19,28 @@ case "$1 ${2:-}" in
 	echo "ok  fake"
 	echo "1 policies, 1 rules, hash sha256:$(hash_of "$3")"
 	;;
+"policy apply")
+	# drmfilter policy apply --replace [--key K] FILE...: the agent writes
+	# the set into its policy directory.
+	shift 2
+	dir="$DRMFILTER_INSTALL_ROOT/etc/drmfilter/policies"
+	echo "policy apply $*" >>"$FAKE_STATE/admin"
+	rm -f "$dir"/*.yaml "$dir"/*.yml
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--replace) ;;
+		--key) shift ;;
+		*) cp "$1" "$dir/" ;;
+		esac
+		shift
+	done
+	;;
+"config apply")
+	shift 2
+	echo "config apply $*" >>"$FAKE_STATE/admin"
+	while [ $# -gt 1 ]; do shift; done
+	cp "$1" "$DRMFILTER_INSTALL_ROOT/etc/drmfilter/config.yaml"
+	;;
 "status "*)
 	[ -e "$FAKE_STATE/active" ] || { echo "query status: dial unix /run/drmfilter/status.sock: connect: no such file or directory" >&2; exit 1; }
 	echo "drmfilter fake, pid 1, up 1s, ready true"

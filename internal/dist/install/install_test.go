@@ -266,6 +266,11 @@ func TestInstallRerunPolicyChangeAndMode(t *testing.T) {
 	if !hasCall(calls, "reload") || hasCall(calls, "restart") {
 		t.Errorf("third run: systemctl calls %q, want a reload and no restart", calls)
 	}
+	// The agent was running: it was given the policies (on the bpf
+	// backend no other process may write its policy directory).
+	if admin, _ := os.ReadFile(filepath.Join(m.state, "admin")); !strings.Contains(string(admin), "policy apply --replace") {
+		t.Errorf("third run: the running agent was not asked to take the policies (admin requests: %q)", admin)
+	}
 	if strings.Contains(r.stdout+r.stderr, "SECRET") {
 		t.Errorf("the URL's token was printed:\n%s%s", r.stdout, r.stderr)
 	}
@@ -282,6 +287,9 @@ func TestInstallRerunPolicyChangeAndMode(t *testing.T) {
 	}
 	if calls := m.calls(t); !hasCall(calls, "restart") {
 		t.Errorf("fourth run: systemctl calls %q, want a restart for the new mode", calls)
+	}
+	if admin, _ := os.ReadFile(filepath.Join(m.state, "admin")); !strings.Contains(string(admin), "config apply") {
+		t.Errorf("fourth run: the running agent was not asked to write the configuration (admin requests: %q)", admin)
 	}
 	if got := m.policyFiles(t); !slices.Equal(got, []string{"hr.yaml"}) {
 		t.Errorf("a run without policies changed them: %v", got)
