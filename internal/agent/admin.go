@@ -134,30 +134,7 @@ func (a *Agent) ListenAdmin() (net.Listener, error) {
 	if _, err := a.adminKeys(); err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("admin socket %s: %w", path, err)
-	}
-	if err := checkSocketDir(path, dir); err != nil {
-		return nil, err
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("admin socket %s: exists and is not a socket (%s)", path, fi.Mode().Type())
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("admin socket %s: %w", path, err)
-		}
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("admin socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("admin socket %s: %w", path, err)
-	}
-	return ln, nil
+	return listenSocket("admin socket", path)
 }
 
 // adminKeys reads the configured admin keys.

@@ -48,6 +48,13 @@ var guestOnlyTests = []string{
 // forBackends runs test once per backend.
 func forBackends(t *testing.T, test func(t *testing.T, backend string)) {
 	t.Run(config.BackendFanotify, func(t *testing.T) { test(t, config.BackendFanotify) })
+	bpfOnly(t, func(t *testing.T) { test(t, config.BackendBPF) })
+}
+
+// bpfOnly runs test as the bpf subtest: in the guest, or on a host whose
+// kernel runs BPF LSM programs (elsewhere it skips with the kernel's
+// reason; TestBehaviourInGuest runs it in the guest).
+func bpfOnly(t *testing.T, test func(t *testing.T)) {
 	t.Run(config.BackendBPF, func(t *testing.T) {
 		if !guest.InGuest() {
 			testutil.RequireRoot(t)
@@ -55,7 +62,7 @@ func forBackends(t *testing.T, test func(t *testing.T, backend string)) {
 				t.Skipf("this kernel: %s (TestBehaviourInGuest runs the bpf backend in a guest kernel)", a.Reason)
 			}
 		}
-		test(t, config.BackendBPF)
+		test(t)
 	})
 }
 

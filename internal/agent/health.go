@@ -62,9 +62,16 @@ func (a *Agent) ListenStatus() (net.Listener, error) {
 	if path == "" {
 		return nil, nil
 	}
+	return listenSocket("status socket", path)
+}
+
+// listenSocket creates the unix socket at path, 0600, in a directory
+// made 0700 if missing and refused when it is not root's alone
+// (checkSocketDir); what names the socket in errors.
+func listenSocket(what, path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("status socket %s: %w", path, err)
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	if err := checkSocketDir(path, dir); err != nil {
 		return nil, err
@@ -73,19 +80,19 @@ func (a *Agent) ListenStatus() (net.Listener, error) {
 	// at the path is the operator's, and is not removed.
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("status socket %s: exists and is not a socket (%s)", path, fi.Mode().Type())
+			return nil, fmt.Errorf("%s %s: exists and is not a socket (%s)", what, path, fi.Mode().Type())
 		}
 		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("status socket %s: %w", path, err)
+			return nil, fmt.Errorf("%s %s: %w", what, path, err)
 		}
 	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("status socket %s: %w", path, err)
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("status socket %s: %w", path, err)
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	return ln, nil
 }

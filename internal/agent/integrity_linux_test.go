@@ -15,10 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/drmfilter/drmfilter/internal/bpflsm"
 	"github.com/drmfilter/drmfilter/internal/config"
 	"github.com/drmfilter/drmfilter/internal/testutil"
-	"github.com/drmfilter/drmfilter/internal/testutil/guest"
 )
 
 // TestProcessIntegrity: an allowance a rule gives an executable holds
@@ -28,17 +26,7 @@ import (
 // it; the program started through the dynamic loader is not the program.
 // bpf backend only: the fanotify backend cannot see what a process maps
 // (see the README's threat model).
-func TestProcessIntegrity(t *testing.T) {
-	t.Run(config.BackendBPF, func(t *testing.T) {
-		if !guest.InGuest() {
-			testutil.RequireRoot(t)
-			if a := bpflsm.Probe(); !a.OK {
-				t.Skipf("this kernel: %s (TestBehaviourInGuest runs it in a guest kernel)", a.Reason)
-			}
-		}
-		testProcessIntegrity(t)
-	})
-}
+func TestProcessIntegrity(t *testing.T) { bpfOnly(t, testProcessIntegrity) }
 
 func testProcessIntegrity(t *testing.T) {
 	grab := testutil.BuildC(t, "grab.so", filepath.Join("testdata", "grab.c"), grabFlags...)

@@ -32,7 +32,6 @@ import (
 	"github.com/drmfilter/drmfilter/internal/config"
 	"github.com/drmfilter/drmfilter/internal/environ"
 	"github.com/drmfilter/drmfilter/internal/testutil"
-	"github.com/drmfilter/drmfilter/internal/testutil/guest"
 )
 
 // The tamper tests run an agent as its own process, from a copy of this
@@ -378,17 +377,7 @@ func (r *tamperRig) mustBeProtected(what string) {
 	}
 }
 
-func TestTamperResistance(t *testing.T) {
-	t.Run(config.BackendBPF, func(t *testing.T) {
-		if !guest.InGuest() {
-			testutil.RequireRoot(t)
-			if a := bpflsm.Probe(); !a.OK {
-				t.Skipf("this kernel: %s (TestBehaviourInGuest runs it in a guest kernel)", a.Reason)
-			}
-		}
-		testTamperResistance(t)
-	})
-}
+func TestTamperResistance(t *testing.T) { bpfOnly(t, testTamperResistance) }
 
 func testTamperResistance(t *testing.T) {
 	r := newTamperRig(t)
@@ -660,36 +649,9 @@ func testTamperResistance(t *testing.T) {
 
 	// Steady load: cat (denied) and head (allowed) of the protected file
 	// in a loop through the crash, the restart and the upgrade.
-	var catAllowed, catDone, headDone atomic.Int64
-	stop := make(chan struct{})
-	var load sync.WaitGroup
-	load.Add(1)
-	go func() {
-		defer load.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if exec.Command("cat", r.secret).Run() == nil {
-				catAllowed.Add(1)
-			}
-			catDone.Add(1)
-			if exec.Command("head", "-c1", r.secret).Run() == nil {
-				headDone.Add(1)
-			}
-		}
-	}()
-	stopLoad := func() {
-		close(stop)
-		load.Wait()
-	}
-	waitLoad := func(n int64) {
-		t.Helper()
-		start := catDone.Load()
-		waitFor(t, func() bool { return catDone.Load() >= start+n }, fmt.Sprintf("%d more opens of the load", n))
-	}
+	load := startOpenLoop(r.secret)
+	stopLoad := load.stop
+	waitLoad := func(n int64) { load.wait(t, n) }
 	waitLoad(3)
 
 	// A crash: the agent exits without any cleanup; the pinned programs
@@ -763,13 +725,13 @@ func testTamperResistance(t *testing.T) {
 	waitLoad(3)
 	r.mustBeProtected("after the upgrade in place")
 	stopLoad()
-	if n := catAllowed.Load(); n != 0 {
-		t.Errorf("%d of %d cat opens of the protected file were allowed across the crash, restart and upgrade", n, catDone.Load())
+	if n := load.catAllowed.Load(); n != 0 {
+		t.Errorf("%d of %d cat opens of the protected file were allowed across the crash, restart and upgrade", n, load.catDone.Load())
 	}
-	if headDone.Load() == 0 {
+	if load.headRead.Load() == 0 {
 		t.Error("head never read the protected file during the load")
 	}
-	t.Logf("load: %d cat opens (all denied), %d head reads", catDone.Load(), headDone.Load())
+	t.Logf("load: %d cat opens (all denied), %d head reads", load.catDone.Load(), load.headRead.Load())
 
 	// Stop without unloading (signed): the programs stay.
 	if err := r.administer(AdminRequest{Op: AdminStop}, r.signer); err != nil {
@@ -799,28 +761,10 @@ func testTamperResistance(t *testing.T) {
 	// running one, which hands the programs over, then is stopped by its
 	// supervisor's signal: it is no longer the agent.
 	agent = r.start(keep)
-	var allowed2, done2 atomic.Int64
-	stop2 := make(chan struct{})
-	var load2 sync.WaitGroup
-	load2.Add(1)
-	go func() {
-		defer load2.Done()
-		for {
-			select {
-			case <-stop2:
-				return
-			default:
-			}
-			if exec.Command("cat", r.secret).Run() == nil {
-				allowed2.Add(1)
-			}
-			done2.Add(1)
-		}
-	}()
+	load2 := startOpenLoop(r.secret)
 	newer, err := r.tryStartWith(r.agentCopy("drmfilter-agent-3"), r.config2)
 	if err != nil {
-		close(stop2)
-		load2.Wait()
+		load2.stop()
 		t.Fatalf("the new agent of the rolling update: %v", err)
 	}
 	if err := unix.Kill(newer.Process.Pid, unix.SIGKILL); !errors.Is(err, unix.EPERM) {
@@ -830,12 +774,10 @@ func testTamperResistance(t *testing.T) {
 		t.Errorf("SIGTERM of the agent that handed over (its supervisor's stop): %v", err)
 	}
 	r.waitExit(agent)
-	before := done2.Load()
-	waitFor(t, func() bool { return done2.Load() >= before+3 }, "more opens after the handover")
-	close(stop2)
-	load2.Wait()
-	if n := allowed2.Load(); n != 0 {
-		t.Errorf("%d of %d cat opens were allowed across the handover", n, done2.Load())
+	load2.wait(t, 3)
+	load2.stop()
+	if n := load2.catAllowed.Load(); n != 0 {
+		t.Errorf("%d of %d cat opens were allowed across the handover", n, load2.catDone.Load())
 	}
 	r.mustBeProtected("after the handover")
 	agent = newer
@@ -878,4 +820,47 @@ func linkGetNextID(id uint32) (uint32, error) {
 		return 0, errno
 	}
 	return attr.next, nil
+}
+
+// openLoop opens a protected file over and over, with cat (which must
+// always be denied) and head (allowed), counting what happened.
+type openLoop struct {
+	catAllowed, catDone, headRead atomic.Int64
+	done                          chan struct{}
+	wg                            sync.WaitGroup
+}
+
+func startOpenLoop(file string) *openLoop {
+	l := &openLoop{done: make(chan struct{})}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for {
+			select {
+			case <-l.done:
+				return
+			default:
+			}
+			if exec.Command("cat", file).Run() == nil {
+				l.catAllowed.Add(1)
+			}
+			l.catDone.Add(1)
+			if exec.Command("head", "-c1", file).Run() == nil {
+				l.headRead.Add(1)
+			}
+		}
+	}()
+	return l
+}
+
+// wait waits for n more rounds of the loop.
+func (l *openLoop) wait(t *testing.T, n int64) {
+	t.Helper()
+	start := l.catDone.Load()
+	waitFor(t, func() bool { return l.catDone.Load() >= start+n }, fmt.Sprintf("%d more opens of the load", n))
+}
+
+func (l *openLoop) stop() {
+	close(l.done)
+	l.wg.Wait()
 }

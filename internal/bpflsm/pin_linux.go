@@ -586,22 +586,38 @@ func awaitSuccessor(m *ebpf.Map, path string) error {
 // the pinned guard map). Refused when the agent was configured with admin
 // keys: then only a signed request to a running agent may.
 func AwaitSuccessorPinned(dir, path string) error {
-	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, "map_guard"), nil)
+	m, err := openIdleGuard(dir)
 	if err != nil {
-		return fmt.Errorf("bpf: open the pinned guard map (only the agent's executable may): %w", err)
+		return err
 	}
 	defer m.Close()
-	var g lsmGuardState
-	if err := m.Lookup(uint32(0), &g); err != nil {
-		return fmt.Errorf("bpf: read the pinned guard map: %w", err)
-	}
-	if alive0(g) {
-		return fmt.Errorf("bpf: %w (pid %d): ask it", ErrAgentRunning, g.AgentTgid)
-	}
-	if g.Flags&guardKeyed != 0 {
-		return errors.New("bpf: the pinned programs' agent requires signed administration; start it and ask it with --key")
-	}
 	return awaitSuccessor(m, path)
+}
+
+// openIdleGuard opens the pinned guard map at dir for the agent's
+// executable acting itself: refused while an agent runs (ask it), and when
+// the agent was configured with admin keys (only a signed request to a
+// running agent may then).
+func openIdleGuard(dir string) (*ebpf.Map, error) {
+	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, "map_guard"), nil)
+	if err != nil {
+		return nil, fmt.Errorf("bpf: open the pinned guard map (only the agent's executable may): %w", err)
+	}
+	var g lsmGuardState
+	err = m.Lookup(uint32(0), &g)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("bpf: read the pinned guard map: %w", err)
+	case alive0(g):
+		err = fmt.Errorf("bpf: %w (pid %d): ask it", ErrAgentRunning, g.AgentTgid)
+	case g.Flags&guardKeyed != 0:
+		err = errors.New("bpf: the pinned programs' agent requires signed administration; start it and ask it with --key")
+	}
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
 }
 
 // ClaimPinned makes this process the agent the pinned programs at dir
@@ -638,20 +654,14 @@ func ClaimPinned(dir string) error {
 // configured with admin keys: then only a signed request to a running
 // agent may remove them.
 func UnloadPinned(dir string) error {
-	m, err := ebpf.LoadPinnedMap(filepath.Join(dir, "map_guard"), nil)
+	m, err := openIdleGuard(dir)
 	if err != nil {
-		return fmt.Errorf("bpf: open the pinned guard map (only the agent's executable may): %w", err)
+		return err
 	}
 	defer m.Close()
 	var g lsmGuardState
 	if err := m.Lookup(uint32(0), &g); err != nil {
 		return fmt.Errorf("bpf: read the pinned guard map: %w", err)
-	}
-	if alive0(g) {
-		return fmt.Errorf("bpf: %w (pid %d): ask it", ErrAgentRunning, g.AgentTgid)
-	}
-	if g.Flags&guardKeyed != 0 {
-		return errors.New("bpf: the pinned programs' agent requires signed administration; start it and ask it with --key")
 	}
 	g.Flags &^= guardProtect
 	if err := m.Put(uint32(0), &g); err != nil {

@@ -1376,13 +1376,11 @@ int BPF_PROG(inode_remove_acl, struct mnt_idmap *idmap, struct dentry *dentry, c
  * else, root included. The kernel's own signals (the OOM killer, a
  * terminal's ^C) do not pass through task_kill. */
 
-/* taint_task marks t (and what it forks from now on) as running code
- * its executable does not account for. */
-static __always_inline void taint_task(struct task_struct *t, u32 taint)
+/* add_taint records taint in pi, t's entry; an entry made just now (a
+ * task that started before the programs) gets its executable from its
+ * mm first. */
+static __always_inline void add_taint(struct task_struct *t, struct pinfo *pi, u32 taint)
 {
-	struct pinfo *pi = bpf_task_storage_get(&procs, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!pi)
-		return;
 	if (!pi->exe_ino) {
 		struct file *exe = BPF_CORE_READ(t, mm, exe_file);
 		if (exe) {
@@ -1391,6 +1389,16 @@ static __always_inline void taint_task(struct task_struct *t, u32 taint)
 		}
 	}
 	pi->flags |= taint;
+}
+
+/* taint_task marks t (and what it forks from now on) as running code
+ * its executable does not account for. */
+static __always_inline void taint_task(struct task_struct *t, u32 taint)
+{
+	struct pinfo *pi = bpf_task_storage_get(&procs, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!pi)
+		return;
+	add_taint(t, pi, taint);
 }
 
 SEC("lsm/task_kill")
@@ -1582,16 +1590,8 @@ static __always_inline void exec_mapping(struct file *file)
 		return;
 	if (!pi)
 		pi = bpf_task_storage_get(&procs, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (pi) {
-		if (!pi->exe_ino) {
-			struct file *exe = BPF_CORE_READ(t, mm, exe_file);
-			if (exe) {
-				pi->exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
-				pi->exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
-			}
-		}
-		pi->flags |= taint;
-	}
+	if (pi)
+		add_taint(t, pi, taint);
 }
 
 SEC("lsm/mmap_file")
