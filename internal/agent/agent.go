@@ -24,6 +24,7 @@ import (
 	"github.com/drmfilter/drmfilter/internal/nspath"
 	"github.com/drmfilter/drmfilter/internal/policy"
 	"github.com/drmfilter/drmfilter/internal/proc"
+	"github.com/drmfilter/drmfilter/internal/signs"
 	"github.com/drmfilter/drmfilter/internal/storage"
 	"github.com/drmfilter/drmfilter/internal/version"
 
@@ -113,7 +114,11 @@ type Agent struct {
 	// policy file was written).
 	resealNow chan struct{}
 	stopping  atomic.Pointer[stopRequest]
-	probe     func() bpflsm.Availability
+	// signMu guards signs: what was found that root got around the
+	// programs (internal/signs).
+	signMu sync.Mutex
+	signs  []signs.Sign
+	probe  func() bpflsm.Availability
 
 	fan      *fanotify.Listener
 	names    *fanotify.Watcher // nil when the kernel cannot report name changes
@@ -198,6 +203,7 @@ func New(opts Options) (*Agent, error) {
 			return nil, fmt.Errorf("%w: %w (backend %s: %s)", ErrPolicy, errs, a.backend, a.backendReason)
 		}
 	}
+	a.checkRecord()
 	if err := a.claimPinned(); err != nil {
 		return nil, err
 	}
@@ -241,6 +247,9 @@ func New(opts Options) (*Agent, error) {
 	// writer per denied open would take CPU from the decisions.
 	a.audit = audit.New(audit.Options{QueueSize: a.cfg.Audit.QueueSize, Linger: auditLinger,
 		Limit: audit.LimitOptions{Window: a.cfg.Audit.RepeatWindow, PerUID: a.cfg.Audit.PerUserRecords}}, sinks...)
+	for _, s := range a.foundSigns() { // found before the audit log was open
+		a.audit.Write(signRecord(s, a.envTag))
+	}
 	return a, nil
 }
 

@@ -43,6 +43,7 @@ var guestOnlyTests = []string{
 	"TestTamperResistance",
 	"TestProcessIntegrity",
 	"TestPackageScripts",
+	"TestExeSpoofedByPrctlIsNotTheProgram",
 }
 
 // forBackends runs test once per backend.
@@ -77,6 +78,7 @@ func TestBehaviourInGuest(t *testing.T) {
 		testutil.BuildC(t, "leaderexit", filepath.Join("..", "proc", "testdata", "leaderexit.c")): "prebuilt-c/leaderexit",
 		testutil.BuildC(t, "grab.so", filepath.Join("testdata", "grab.c"), grabFlags...):          "prebuilt-c/grab.so",
 		testutil.BuildC(t, "mapper", filepath.Join("testdata", "mapper.c")):                       "prebuilt-c/mapper",
+		testutil.BuildC(t, "exespoof", filepath.Join("testdata", "exespoof.c"), exespoofFlags...): "prebuilt-c/exespoof",
 	}
 	// The drmfilter command and the package's maintainer scripts, for
 	// TestPackageScripts: the real CLI at the path the package installs.

@@ -91,6 +91,13 @@ func (a *Agent) runBPF(ctx context.Context) error {
 		a.bpf.Store(nil)
 		_ = b.Close()
 	}()
+	a.writeRecord(false)
+	modulesDone := make(chan struct{})
+	go func() {
+		defer close(modulesDone)
+		a.watchModules(ctx, modulesFile)
+	}()
+	defer func() { <-modulesDone }()
 	if lockdown, modules, warnings := kernelEscapes(a.backend); len(warnings) > 0 {
 		a.log.Warn("what root can still do to get around the programs on this machine", "lockdown", lockdown, "modulesDisabled", modules, "warnings", warnings)
 	}
@@ -141,6 +148,7 @@ func (a *Agent) runBPF(ctx context.Context) error {
 		if err := b.Unload(); err != nil {
 			return fmt.Errorf("unload the programs: %w", err)
 		}
+		a.writeRecord(true)
 		a.log.Info("drmfilter agent stopped; its programs are unloaded: the kernel no longer enforces the policies")
 	case sr != nil && sr.handover != 0:
 		if err := b.HandOver(int(sr.handover)); err != nil {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"context"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -238,4 +240,133 @@ func interpreter(t *testing.T, exe string) string {
 		}
 	}
 	return ""
+}
+
+// exespoofFlags build testdata/exespoof.c, which must run with no library
+// once it has unmapped the loader.
+var exespoofFlags = []string{"-nostdlib", "-ffreestanding", "-fno-builtin", "-fno-stack-protector", "-fPIE", "-pie", "-Wl,-z,now"}
+
+// TestExeSpoofedByPrctlIsNotTheProgram (issue 17, case 2): a process may
+// point /proc/PID/exe at any executable file it can open, with
+// prctl(PR_SET_MM, PR_SET_MM_MAP) and exe_fd, once its own executable is
+// no longer mapped; root may, and so may any user in a user namespace of
+// its own. The fanotify backend identifies a process by /proc/PID/exe and
+// lets such a process pass for tail (the README's limits). The programs
+// record the executable when its exec commits: the process stays the
+// loader it was started as, whatever /proc/PID/exe says later. Both ways
+// are checked: pointed at tail it is denied what tail may open, and
+// pointed at cat it keeps what the loader may open (so neither the
+// mapping of the program nor the prctl itself is what decides). bpf
+// backend only.
+func TestExeSpoofedByPrctlIsNotTheProgram(t *testing.T) { bpfOnly(t, testExeSpoofedByPrctl) }
+
+func testExeSpoofedByPrctl(t *testing.T) {
+	built := testutil.BuildC(t, "exespoof", filepath.Join("testdata", "exespoof.c"), exespoofFlags...)
+	tail, cat := realPath("tail"), realPath("cat")
+	ld := interpreter(t, tail)
+	if ld == "" {
+		t.Fatalf("%s has no program interpreter: the attack needs a dynamically linked target", tail)
+	}
+	// In a directory anyone may read, listed as trusted code, so that a
+	// mapping of the program does not itself withhold the allowance.
+	dir := t.TempDir()
+	testutil.OpenToAll(t, dir)
+	spoof := filepath.Join(dir, "exespoof")
+	copyFile(t, built, spoof)
+	h := startAgentOn(t, config.BackendBPF, func(fs string) string {
+		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: secrets}
+spec:
+  files:
+    paths: ["%s/secret/**"]
+  rules:
+    - name: tail-may-open
+      operations: [open]
+      subjects: {executables: [%q]}
+      effect: allow
+    - name: others-may-not-open
+      operations: [open]
+      effect: deny
+---
+apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: loader-only}
+spec:
+  files:
+    paths: ["%s/public/**"]
+  rules:
+    - name: the-loader-may-open
+      operations: [open]
+      subjects: {executables: [%q]}
+      effect: allow
+    - name: others-may-not-open
+      operations: [open]
+      effect: deny
+`, fs, tail, fs, ld)
+	}, func(c *config.Config) { c.BPF.TrustedCodeDirs = append(c.BPF.TrustedCodeDirs, dir) })
+	testutil.OpenToAll(t, h.fs) // for the unprivileged attacker
+	secret, public := h.path("secret/plan.txt"), h.path("public/readme.txt")
+	out, err := run(t, "/", "tail", "-n1", secret)
+	mustAllow(t, out, err, "plain tail")
+	out, err = run(t, "/", "tail", "-n1", public)
+	mustDeny(t, out, err, "tail on what only the loader may open")
+
+	// attack runs "ld.so exespoof TARGET FILE" as attr says.
+	attack := func(who, target, file string, attr *syscall.SysProcAttr) (string, error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, ld, spoof, target, file)
+		cmd.Dir = "/"
+		cmd.SysProcAttr = attr
+		b, err := cmd.CombinedOutput()
+		out := string(b)
+		if ctx.Err() != nil {
+			t.Fatalf("%s: the spoofing program hung: %q", who, out)
+		}
+		// The attack itself must have worked, or the test proves nothing.
+		if !strings.Contains(out, "exe="+target+"\n") {
+			t.Fatalf("%s: /proc/self/exe was not pointed at %s: err=%v %q", who, target, err, out)
+		}
+		return out, err
+	}
+	// An unprivileged user (65534) with a user namespace of its own, as
+	// "unshare -Ur" gives any user.
+	nobody := &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 65534, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 65534, Size: 1}},
+		Credential:  &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
+	}
+	for _, who := range []struct {
+		name string
+		attr *syscall.SysProcAttr
+	}{{"root", nil}, {"nobody in a user namespace", nobody}} {
+		out, err := attack(who.name, tail, secret, who.attr)
+		if strings.Contains(out, "read: ") {
+			t.Errorf("%s: a process whose /proc/PID/exe was pointed at tail read what tail may open: %q", who.name, out)
+		}
+		mustDeny(t, out, err, who.name+": open after pointing /proc/PID/exe at tail")
+		out, err = attack(who.name, cat, public, who.attr)
+		mustAllow(t, out, err, who.name+": open by the loader after pointing /proc/PID/exe at cat")
+	}
+	h.stop()
+	loader, err := filepath.EvalSymlinks(ld)
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := 0
+	for _, r := range h.audit.records(t) {
+		if r.Decision != "deny" || !strings.HasSuffix(r.Path, "secret/plan.txt") {
+			continue
+		}
+		denied++
+		if r.Exe != ld && r.Exe != loader {
+			t.Errorf("the deny record names executable %q, want the loader %s that the exec ran: %+v", r.Exe, ld, r)
+		}
+	}
+	if denied < 2 {
+		t.Errorf("%d deny records for the protected file, want one per attack", denied)
+	}
 }

@@ -33,7 +33,7 @@ var (
 // the Prometheus collector and the status socket.
 type stats struct {
 	total, self, overflows, indexHits, ignoreMarks, exempt, late atomic.Uint64
-	respondErrors, reloadFailures, mountChanges, tamper          atomic.Uint64
+	respondErrors, reloadFailures, mountChanges, tamper, signs   atomic.Uint64
 	events                                                       [len(opNames)][5]atomic.Uint64
 	fails                                                        [6]atomic.Uint64
 	// failAllows counts, by failure reason, the events a failure path
@@ -99,6 +99,7 @@ var (
 	descFailures    = prometheus.NewDesc("drmfilter_failures_total", "Events answered by a failure path, by reason (deadline: not decided within the per-event deadline) and the verdict given (allow: let through without a decision).", []string{"reason", "verdict"}, nil)
 	descOverflows   = prometheus.NewDesc("drmfilter_queue_overflows_total", "Kernel queue overflows; the kernel allowed the events it could not queue.", nil, nil)
 	descTamper      = prometheus.NewDesc("drmfilter_tamper_refused_total", "Attempts on the agent itself (signals, ptrace, its BPF objects, its pins) that the bpf backend's programs refused.", nil, nil)
+	descSigns       = prometheus.NewDesc("drmfilter_tamper_signs_total", "Signs that root got around the programs where they could not refuse it: a boot without BPF LSM, pinned programs removed with no authorized stop, a kernel module loaded.", nil, nil)
 	descCache       = prometheus.NewDesc("drmfilter_cache_total", "Cache activity: ignore marks placed in the kernel, identity-index hits, hypervisor exemptions.", []string{"kind"}, nil)
 	descDropped     = prometheus.NewDesc("drmfilter_audit_dropped_total", "Audit records dropped because the writer could not keep up.", nil, nil)
 	descGeneration  = prometheus.NewDesc("drmfilter_policy_generation", "Generation of the policy in force, with its hash as a label.", []string{"hash"}, nil)
@@ -110,7 +111,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEvents, descFailures, descOverflows, descTamper, descCache, descDropped, descGeneration, descReloadFails, descIndexed, descLate, descBackend, descBPF} {
+	for _, d := range []*prometheus.Desc{descEvents, descFailures, descOverflows, descTamper, descSigns, descCache, descDropped, descGeneration, descReloadFails, descIndexed, descLate, descBackend, descBPF} {
 		ch <- d
 	}
 	c.a.stats.latency.Describe(ch)
@@ -130,6 +131,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descOverflows, prometheus.CounterValue, float64(s.overflows.Load()))
 	ch <- prometheus.MustNewConstMetric(descTamper, prometheus.CounterValue, float64(s.tamper.Load()))
+	ch <- prometheus.MustNewConstMetric(descSigns, prometheus.CounterValue, float64(s.signs.Load()))
 	ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(s.ignoreMarks.Load()), "ignore-mark")
 	ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(s.indexHits.Load()), "index-hit")
 	ch <- prometheus.MustNewConstMetric(descCache, prometheus.CounterValue, float64(s.exempt.Load()), "exemption")

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,6 +112,11 @@ func (a *Agent) ownFiles() map[string]uint32 {
 	for _, k := range a.cfg.AdminKeys {
 		add(k, file)
 	}
+	if r := a.cfg.BPF.RecordFile; r != "" && a.cfg.BPF.PinPath != "" {
+		// The record a boot without BPF LSM is noticed by.
+		add(filepath.Dir(r), dir)
+		add(r, file)
+	}
 	if f := a.cfg.Audit.File; f != "" {
 		add(filepath.Dir(f), dir)
 		matches, _ := filepath.Glob(f + "*")
@@ -156,6 +162,7 @@ func (a *Agent) protectionStatus() ProtectionStatus {
 	}
 	p.SelfProtect = b != nil && a.cfg.BPF.SelfProtect
 	p.Lockdown, p.ModulesDisabled, p.Warnings = kernelEscapes(a.backend)
+	p.Signs = a.foundSigns()
 	return p
 }
 
@@ -171,6 +178,9 @@ func kernelEscapes(backend string) (lockdown string, modulesDisabled bool, warni
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/modules_disabled"); err == nil {
 		modulesDisabled = strings.TrimSpace(string(b)) == "1"
+	} else if _, err := os.Stat(modulesFile); errors.Is(err, fs.ErrNotExist) {
+		// A kernel built without module support loads none.
+		modulesDisabled = true
 	}
 	if backend != config.BackendBPF {
 		warnings = append(warnings, "the fanotify backend enforces only while the agent runs: root can stop it (kill) and every file is open")

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/drmfilter/drmfilter/internal/signs"
 	"github.com/drmfilter/drmfilter/internal/version"
 )
 
@@ -58,6 +59,11 @@ type ProtectionStatus struct {
 	// Warnings are what root can still do on this machine to get around
 	// the programs.
 	Warnings []string `json:"warnings,omitempty"`
+	// Signs are what was found that root got around them: at start, from
+	// the record the last agent left (a boot without BPF LSM, pinned
+	// programs gone with no authorized stop), and since (kernel modules
+	// loaded). Each is also an audit record of decision "sign".
+	Signs []signs.Sign `json:"signs,omitempty"`
 }
 
 // PolicyStatus describes the policy in force.

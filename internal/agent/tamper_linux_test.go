@@ -31,6 +31,7 @@ import (
 	"github.com/drmfilter/drmfilter/internal/bpflsm"
 	"github.com/drmfilter/drmfilter/internal/config"
 	"github.com/drmfilter/drmfilter/internal/environ"
+	"github.com/drmfilter/drmfilter/internal/signs"
 	"github.com/drmfilter/drmfilter/internal/testutil"
 )
 
@@ -105,6 +106,7 @@ type tamperRig struct {
 	admin     string // the admin socket
 	policyDir string
 	pins      string
+	record    string // the enforcement record (bpf.recordFile)
 	auditF    string
 	signer    ssh.Signer
 	crash     string
@@ -180,6 +182,7 @@ func newTamperRig(t *testing.T) *tamperRig {
 		t.Fatal(err)
 	}
 	r.auditF = filepath.Join(r.dir, "log", "audit.jsonl")
+	r.record = filepath.Join(r.dir, "state", "enforcement.json")
 	r.crash = filepath.Join(r.dir, "crash")
 	r.config = filepath.Join(r.dir, "config.yaml")
 	cfg := fmt.Sprintf(`policies: [%q]
@@ -189,8 +192,8 @@ adminSocket: %q
 adminKeys: [%q]
 audit: {file: %q}
 cri: {disabled: true}
-bpf: {pinPath: %q, selfProtect: true}
-`, r.policyDir, r.admin, r.keys, r.auditF, r.pins)
+bpf: {pinPath: %q, recordFile: %q, selfProtect: true}
+`, r.policyDir, r.admin, r.keys, r.auditF, r.pins, r.record)
 	if err := os.WriteFile(r.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -782,11 +785,22 @@ func testTamperResistance(t *testing.T) {
 	r.mustBeProtected("after the handover")
 	agent = newer
 
+	// The record a later boot without BPF LSM is noticed by says the
+	// programs enforce, and no other process may change it.
+	if rec, err := signs.Read(r.record); err != nil || !rec.Pinned || rec.Unloaded || rec.BootID != signs.BootID() {
+		t.Errorf("the enforcement record while the programs enforce: %+v %v", rec, err)
+	}
+	if err := os.WriteFile(r.record, []byte(`{"backend":"fanotify"}`), 0o600); !errors.Is(err, unix.EPERM) {
+		t.Errorf("root overwrote the enforcement record: %v, want EPERM", err)
+	}
 	// Stop --unload, then.
 	if err := r.administer(AdminRequest{Op: AdminStop, Unload: true}, r.signer); err != nil {
 		t.Fatalf("stop --unload: %v", err)
 	}
 	r.waitExit(agent)
+	if rec, err := signs.Read(r.record); err != nil || !rec.Unloaded {
+		t.Errorf("the enforcement record after stop --unload: %+v %v, want unloaded", rec, err)
+	}
 	if bpflsm.Pinned(r.pins) {
 		t.Error("the pins are still there after stop --unload")
 	}

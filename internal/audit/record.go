@@ -17,6 +17,10 @@ const (
 	DecisionAudit     = "audit"
 	DecisionWouldDeny = "would-deny"
 	DecisionFailure   = "failure"
+	// DecisionSign is a sign that the enforcement was got around where
+	// the kernel could not refuse it (a boot without BPF LSM, a kernel
+	// module loaded); Operation is OpTamper and Reason says which.
+	DecisionSign = "sign"
 	// DecisionDropped is written by the Writer itself, with Count set,
 	// after it had to drop records.
 	DecisionDropped = "dropped"

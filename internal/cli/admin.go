@@ -15,6 +15,7 @@ import (
 	"github.com/drmfilter/drmfilter/internal/bpflsm"
 	"github.com/drmfilter/drmfilter/internal/config"
 	"github.com/drmfilter/drmfilter/internal/exitcode"
+	"github.com/drmfilter/drmfilter/internal/signs"
 )
 
 type adminFlags struct {
@@ -52,6 +53,7 @@ func (f *adminFlags) send(ctx context.Context, req agent.AdminRequest) error {
 func newStopCommand(s Streams) *cobra.Command {
 	var f adminFlags
 	var unload bool
+	var record string
 	cmd := &cobra.Command{
 		Use:   "stop",
 		Short: "Stop the running agent (with --unload, the kernel stops enforcing too)",
@@ -78,6 +80,11 @@ configuration names adminKeys, is signed with one of their private keys
 				if perr := bpflsm.UnloadPinned(f.pinPath); perr != nil {
 					return withCode(exitcode.Failure, fmt.Errorf("no agent runs, and its pinned programs: %w", perr))
 				}
+				// An authorized unload: a later boot without BPF LSM is
+				// then no sign of anything (internal/signs).
+				if rerr := signs.MarkUnloaded(record, time.Now().UTC()); rerr != nil {
+					fmt.Fprintf(s.Err, "warning: %v\n", rerr)
+				}
 				fmt.Fprintln(s.Out, "no agent ran; its pinned programs are unloaded: the kernel no longer enforces the policies")
 				return nil
 			}
@@ -94,6 +101,7 @@ configuration names adminKeys, is signed with one of their private keys
 	}
 	cmd.Flags().BoolVar(&unload, "unload", false, "remove the agent's BPF programs: the kernel stops enforcing")
 	cmd.Flags().StringVar(&f.pinPath, "pin-path", config.Default().BPF.PinPath, "where the agent pins its programs (for --unload without a running agent)")
+	cmd.Flags().StringVar(&record, "record-file", config.Default().BPF.RecordFile, "the agent's enforcement record (bpf.recordFile), marked unloaded by --unload without a running agent")
 	f.add(cmd)
 	return cmd
 }

@@ -192,6 +192,11 @@ type BPFConfig struct {
 	TakeOverRunning bool `yaml:"takeOverRunning"`
 	// HandoverKey is the SSH private key that signs the handover request.
 	HandoverKey string `yaml:"handoverKey"`
+	// RecordFile keeps, across reboots, what the agent enforced with
+	// (pinned programs, this boot), so that a start finds the signs that
+	// root got around them: a boot without BPF LSM, pinned programs gone
+	// with no authorized stop. Used only with PinPath; "" keeps no record.
+	RecordFile string `yaml:"recordFile"`
 }
 
 // Default returns the fixed defaults. Environment-dependent settings stay
@@ -206,7 +211,7 @@ func Default() Config {
 		MetricsAddress: "", // off unless configured: see MetricsAddress
 		StatusSocket:   "/run/drmfilter/status.sock",
 		AdminSocket:    "/run/drmfilter/admin.sock",
-		BPF: BPFConfig{PinPath: "/sys/fs/bpf/drmfilter", SelfProtect: true,
+		BPF: BPFConfig{PinPath: "/sys/fs/bpf/drmfilter", SelfProtect: true, RecordFile: "/var/lib/drmfilter/enforcement.json",
 			TrustedCodeDirs: []string{"/usr/lib", "/lib", "/usr/lib64", "/lib64", "/usr/lib32", "/lib32", "/usr/libexec", "/usr/local/lib"}},
 		Audit: AuditConfig{
 			File:      "/var/log/drmfilter/audit.jsonl",
