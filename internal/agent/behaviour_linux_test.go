@@ -44,6 +44,7 @@ var guestOnlyTests = []string{
 	"TestProcessIntegrity",
 	"TestPackageScripts",
 	"TestExeSpoofedByPrctlIsNotTheProgram",
+	"TestScriptsIdentifyTheInterpretersProcess",
 }
 
 // forBackends runs test once per backend.

@@ -6,6 +6,8 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drmfilter/drmfilter/internal/config"
+	"github.com/drmfilter/drmfilter/internal/environ"
 	"github.com/drmfilter/drmfilter/internal/testutil"
 )
 
@@ -368,5 +371,113 @@ spec:
 	}
 	if denied < 2 {
 		t.Errorf("%d deny records for the protected file, want one per attack", denied)
+	}
+}
+
+// TestScriptsIdentifyTheInterpretersProcess: a rule's scripts select an
+// interpreter by the script its exec ran (execve of the script, through
+// its "#!" line), known in the kernel by the script file's identity. The
+// same text in another file, the interpreter run on the script by name,
+// what the script execs, and the script run with an injected library are
+// not the script; what it forks is. bpf backend only (the fanotify
+// backend refuses such a rule: TestScriptsAreRefusedByTheFanotifyBackend).
+func TestScriptsIdentifyTheInterpretersProcess(t *testing.T) {
+	bpfOnly(t, testScriptsIdentifyTheInterpretersProcess)
+}
+
+func testScriptsIdentifyTheInterpretersProcess(t *testing.T) {
+	sh := realPath("sh")
+	dir := t.TempDir()
+	text := fmt.Sprintf(`#!%s
+case "$2" in
+exec) exec cat "$1" ;;
+fork) (read -r line < "$1" && echo "read: $line") ; exit $? ;;
+esac
+read -r line < "$1" && echo "read: $line"
+`, sh)
+	allowed, other := filepath.Join(dir, "allowed.sh"), filepath.Join(dir, "other.sh")
+	for _, p := range []string{allowed, other} {
+		if err := os.WriteFile(p, []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grab := testutil.BuildC(t, "grab.so", filepath.Join("testdata", "grab.c"), grabFlags...)
+	h := startAgentOn(t, config.BackendBPF, func(fs string) string {
+		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: secrets}
+spec:
+  files:
+    paths: ["%s/secret/**"]
+  rules:
+    - name: the-script-may-open
+      operations: [open]
+      subjects: {executables: [%q], scripts: [%q]}
+      effect: allow
+    - name: others-may-not-open
+      operations: [open]
+      effect: deny
+`, fs, sh, allowed)
+	}, nil)
+	secret := h.path("secret/plan.txt")
+
+	out, err := run(t, "/", allowed, secret)
+	mustAllow(t, out, err, "the script the rule names")
+	if !strings.Contains(out, "read: the plan") {
+		t.Errorf("the script did not read the file: %q", out)
+	}
+	out, err = run(t, "/", allowed, secret, "fork")
+	mustAllow(t, out, err, "a subshell the script forks")
+	out, err = run(t, "/", other, secret)
+	mustDeny(t, out, err, "the same text in another file")
+	out, err = run(t, "/", sh, allowed, secret)
+	mustDeny(t, out, err, "the interpreter run on the script by name (not identified)")
+	out, err = run(t, "/", sh, "-c", `read -r line < "$0" && echo "$line"`, secret)
+	mustDeny(t, out, err, "the interpreter with no script")
+	out, err = run(t, "/", allowed, secret, "exec")
+	mustDeny(t, out, err, "cat, which the script execs")
+	out, err = run(t, "/", "env", "LD_PRELOAD="+grab, "GRAB_FILE="+secret, allowed, "/dev/null")
+	if strings.Contains(out, "grabbed") {
+		t.Errorf("a library injected into the script's interpreter read the file: err=%v %q", err, out)
+	} else if !strings.Contains(out, "refused") {
+		t.Errorf("the library's constructor did not run (the test proves nothing): err=%v %q", err, out)
+	}
+	h.stop()
+	// The records name the interpreter as the executable, not the script
+	// the exec was given.
+	for _, r := range h.audit.records(t) {
+		if r.Decision == "deny" && strings.HasSuffix(r.Path, "secret/plan.txt") && strings.HasSuffix(r.Exe, ".sh") {
+			t.Errorf("a deny record names the script as the executable: %+v", r)
+		}
+	}
+}
+
+// TestScriptsAreRefusedByTheFanotifyBackend: fanotify shows only a
+// command line the process can rewrite, so a rule that names scripts is
+// an error there, naming the rule, not a rule that never matches.
+func TestScriptsAreRefusedByTheFanotifyBackend(t *testing.T) {
+	testutil.RequireRoot(t)
+	policyPath := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(policyPath, []byte(`apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: reports}
+spec:
+  files: {paths: ["/nonexistent/**"]}
+  rules:
+    - name: the-report-script
+      operations: [open]
+      subjects: {scripts: [/opt/app/report.py]}
+      effect: allow
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Policies = []string{policyPath}
+	cfg.Backend = config.BackendFanotify
+	cfg.Audit.File, cfg.MetricsAddress, cfg.StatusSocket, cfg.AdminSocket = "", "", "", ""
+	cfg.BPF.PinPath = ""
+	_, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Env: &environ.Report{Hypervisor: "kvm", Cloud: "none", Container: "none"}})
+	if err == nil || !errors.Is(err, ErrPolicy) || !strings.Contains(err.Error(), "the-report-script") || !strings.Contains(err.Error(), "subjects.scripts") {
+		t.Fatalf("New with a scripts rule on fanotify: %v, want a policy error naming the rule and subjects.scripts", err)
 	}
 }

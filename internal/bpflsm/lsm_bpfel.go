@@ -143,6 +143,14 @@ type lsmRule struct {
 	Pad    uint32
 }
 
+type lsmSinfo struct {
+	_       structs.HostLayout
+	Dev     uint32
+	PendDev uint32
+	Ino     uint64
+	PendIno uint64
+}
+
 type lsmTamperEvent struct {
 	_         structs.HostLayout
 	Kind      uint32
@@ -178,6 +186,7 @@ const (
 	lsmMapRules               = "rules"
 	lsmMapSbs                 = "sbs"
 	lsmMapScratch             = "scratch"
+	lsmMapScripts             = "scripts"
 	lsmMapSealed              = "sealed"
 	lsmMapSeen                = "seen"
 	lsmMapSettings            = "settings"
@@ -303,6 +312,7 @@ type lsmMapSpecs struct {
 	Rules       *ebpf.MapSpec `ebpf:"rules"`
 	Sbs         *ebpf.MapSpec `ebpf:"sbs"`
 	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
+	Scripts     *ebpf.MapSpec `ebpf:"scripts"`
 	Sealed      *ebpf.MapSpec `ebpf:"sealed"`
 	Seen        *ebpf.MapSpec `ebpf:"seen"`
 	Settings    *ebpf.MapSpec `ebpf:"settings"`
@@ -352,6 +362,7 @@ type lsmMaps struct {
 	Rules       *ebpf.Map `ebpf:"rules"`
 	Sbs         *ebpf.Map `ebpf:"sbs"`
 	Scratch     *ebpf.Map `ebpf:"scratch"`
+	Scripts     *ebpf.Map `ebpf:"scripts"`
 	Sealed      *ebpf.Map `ebpf:"sealed"`
 	Seen        *ebpf.Map `ebpf:"seen"`
 	Settings    *ebpf.Map `ebpf:"settings"`
@@ -374,6 +385,7 @@ func (m *lsmMaps) Close() error {
 		m.Rules,
 		m.Sbs,
 		m.Scratch,
+		m.Scripts,
 		m.Sealed,
 		m.Seen,
 		m.Settings,

@@ -6,7 +6,7 @@ package bpflsm
 // upgraded); the next Load takes the pinned state over. The pin directory
 // holds, flat:
 //
-//	map_<name>   the shared maps (procs, events, counters, guard, owned)
+//	map_<name>   the shared maps (procs, scripts, events, counters, guard, owned, sealed)
 //	link_<prog>  the current generation's link of each program
 //	gen_files    its files map (the entries the kernel kept are carried over)
 //	gen_classes  the example path of each of its classes (to give a kept
@@ -36,7 +36,7 @@ import (
 
 // sharedMaps are the maps every generation uses (user space hands the
 // same ones to each).
-var sharedMaps = []string{"procs", "events", "counters", "guard", "owned", "sealed"}
+var sharedMaps = []string{"procs", "scripts", "events", "counters", "guard", "owned", "sealed"}
 
 const (
 	guardProtect = 1 // GUARD_PROTECT

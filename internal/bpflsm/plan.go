@@ -29,13 +29,15 @@ const (
 	keffAudit = 2
 	keffDeny  = 3
 
-	kruleExe = 1 << 0
-	kruleUID = 1 << 1
-	kruleGID = 1 << 2
+	kruleExe    = 1 << 0
+	kruleUID    = 1 << 1
+	kruleGID    = 1 << 2
+	kruleScript = 1 << 3
 
-	ksubjExe = 1
-	ksubjUID = 2
-	ksubjGID = 3
+	ksubjExe    = 1
+	ksubjUID    = 2
+	ksubjGID    = 3
+	ksubjScript = 4
 )
 
 // maxClassRules is MAX_CLASS_RULES in the programs: the most rules that
@@ -194,8 +196,9 @@ type Plan struct {
 	// Missing are directories the policies name that do not exist: files
 	// created there later are covered only after the next build.
 	Missing []string
-	// Exes are the executables the rules name, as resolved on the host at
-	// build: path -> identity (the zero FileKey when none is installed).
+	// Exes are the executables and scripts the rules name, as resolved on
+	// the host at build: path -> identity (the zero FileKey when none is
+	// installed).
 	Exes map[string]FileKey
 	// ExeNames are those paths as the kernel finds them, with the rules
 	// naming each: a file renamed or linked there becomes the executable
@@ -452,6 +455,19 @@ func (b *planBuilder) rule(c *policy.Candidate) uint32 {
 				}
 				if ok {
 					b.plan.Subjects = append(b.plan.Subjects, SubjectKey{Rule: id, Kind: ksubjExe, Dev: fk.Dev, Val: fk.Ino})
+				}
+			}
+		}
+		if len(s.Scripts) > 0 {
+			// By identity, as executables; a script replaced on the host
+			// is followed by a new build (the agent watches the paths in
+			// Exes), not at the rename in the kernel.
+			kr.Flags |= kruleScript
+			for _, sc := range s.Scripts {
+				fk, ok := b.exe(sc)
+				b.plan.Exes[sc] = fk
+				if ok {
+					b.plan.Subjects = append(b.plan.Subjects, SubjectKey{Rule: id, Kind: ksubjScript, Dev: fk.Dev, Val: fk.Ino})
 				}
 			}
 		}

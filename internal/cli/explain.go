@@ -20,6 +20,7 @@ type explainFlags struct {
 	path         string
 	exe          string
 	exeSHA256    string
+	script       string
 	uid          uint32
 	gid          uint32
 	groups       []uint
@@ -79,6 +80,7 @@ so a rule on open and a rule on write can each deny it.`,
 	fl.StringVar(&f.path, "path", "", "the file operated on")
 	fl.StringVar(&f.exe, "exe", "", "the executable of the process")
 	fl.StringVar(&f.exeSHA256, "exe-sha256", "", "SHA-256 of the executable (default: hash --exe when a rule needs it)")
+	fl.StringVar(&f.script, "script", "", "the script the process's exec ran through its \"#!\" line (--exe is then the interpreter)")
 	fl.Uint32Var(&f.uid, "uid", f.uid, "user id of the process")
 	fl.Uint32Var(&f.gid, "gid", f.gid, "group id of the process")
 	fl.UintSliceVar(&f.groups, "groups", nil, "supplementary group ids of the process")
@@ -157,6 +159,11 @@ func runExplain(s Streams, f *explainFlags) error {
 		}
 		if in.ContainerPath, err = absPath(f.cpath); err != nil || !strings.HasPrefix(f.cpath, "/") {
 			return fmt.Errorf("--container-path: expected an absolute path, got %q", f.cpath)
+		}
+	}
+	if f.script != "" {
+		if in.Subject.Script, err = absPath(f.script); err != nil {
+			return fmt.Errorf("--script: %w", err)
 		}
 	}
 	for _, g := range f.groups {

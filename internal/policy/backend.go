@@ -34,7 +34,17 @@ const (
 // It cannot tell an open for writing from one for reading, and sees no
 // unlink, rename, link, truncate or attribute change.
 func FanotifyBackend() Backend {
-	return Backend{Name: BackendFanotify, Ops: OpOpen | OpExec | OpRead}
+	return Backend{Name: BackendFanotify, Ops: OpOpen | OpExec | OpRead, Checks: []RuleCheck{fanotifyScripts}}
+}
+
+// fanotifyScripts: a fanotify event names the process, and only its
+// command line, which it can rewrite, says what script it runs.
+func fanotifyScripts(_ *Policy, r *Rule) []Limit {
+	if s := r.Subjects; s != nil && len(s.Scripts) > 0 {
+		return []Limit{{Pos: s.Pos, Field: "subjects.scripts", What: "scripts (the process's command line, all fanotify shows, is the process's to rewrite)",
+			Fix: "use the bpf backend, or select the interpreter by executables alone"}}
+	}
+	return nil
 }
 
 // BPFBackend is the BPF-LSM backend (internal/bpflsm), which mediates

@@ -207,7 +207,7 @@ func compileExecutables(exes []string) exeSet {
 // subjectSpecificity is how many kinds of condition s names.
 func subjectSpecificity(s *Subjects) int32 {
 	var spec int32
-	for _, given := range []bool{len(s.Executables) > 0, len(s.ExecutableHashes) > 0, len(s.Users) > 0,
+	for _, given := range []bool{len(s.Executables) > 0, len(s.ExecutableHashes) > 0, len(s.Scripts) > 0, len(s.Users) > 0,
 		len(s.Groups) > 0, s.Container != nil, s.Kubernetes != nil, s.Environment != nil} {
 		if given {
 			spec++

@@ -24,8 +24,11 @@ type Input struct {
 
 // Subject is the process doing the operation.
 type Subject struct {
-	PID    int32
-	Exe    string   // path of its executable (/proc/PID/exe)
+	PID int32
+	Exe string // path of its executable (/proc/PID/exe)
+	// Script is the script its exec ran (the file execve named, when the
+	// kernel started an interpreter for it); "" for none.
+	Script string
 	UID    uint32   // real user id
 	GID    uint32   // real group id
 	Groups []uint32 // supplementary groups
@@ -416,7 +419,7 @@ func (p *cpolicy) excluded(path string) bool {
 
 func (s *csubject) matches(d *decider) bool {
 	in := &d.in.Subject
-	return s.exeOK(in.Exe) && s.exeIsHosts(d) && s.hashOK(d) && s.userOK(in) && s.groupOK(in) &&
+	return s.exeOK(in.Exe) && s.exeIsHosts(d) && s.hashOK(d) && s.scriptOK(in) && s.userOK(in) && s.groupOK(in) &&
 		s.containerOK(in) && s.kubeOK(in) && s.envOK(&d.in.Env)
 }
 
@@ -471,6 +474,10 @@ func (s *csubject) hashOK(d *decider) bool {
 		in.ExeSHA256, in.HasSHA256 = sum, true
 	}
 	return slices.Contains(hashes, in.ExeSHA256)
+}
+
+func (s *csubject) scriptOK(in *Subject) bool {
+	return len(s.src.Scripts) == 0 || (in.Script != "" && slices.Contains(s.src.Scripts, in.Script))
 }
 
 func (s *csubject) userOK(in *Subject) bool {

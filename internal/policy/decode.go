@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -526,14 +527,14 @@ func (d *decoder) opPositions(n *yaml.Node, rule Pos) {
 }
 
 func (d *decoder) subjects(n *yaml.Node, field string) *Subjects {
-	f, ok := d.mapping(n, field, "executables", "executableHashes", "users", "groups", "container", "kubernetes", "environment")
+	f, ok := d.mapping(n, field, "executables", "executableHashes", "scripts", "users", "groups", "container", "kubernetes", "environment")
 	if !ok {
 		return nil
 	}
 	s := one(&d.a.subjects)
 	s.Pos = d.pos(n)
 	if f.given == 0 {
-		d.errorf(n, field, "empty subjects; leave \"subjects\" out to select every program, or give executables, executableHashes, users, groups, container, kubernetes or environment")
+		d.errorf(n, field, "empty subjects; leave \"subjects\" out to select every program, or give executables, executableHashes, scripts, users, groups, container, kubernetes or environment")
 		return s
 	}
 	if v := f.get("executables"); v != nil {
@@ -544,6 +545,9 @@ func (d *decoder) subjects(n *yaml.Node, field string) *Subjects {
 			sum, _ := parseHash(h)
 			s.ExecutableHashes = append(s.ExecutableHashes, sum)
 		}
+	}
+	if v := f.get("scripts"); v != nil {
+		s.Scripts = d.strList(v, field+".scripts", checkScript)
 	}
 	if v := f.get("users"); v != nil {
 		s.Users = d.idRefs(v, field+".users")
@@ -561,6 +565,18 @@ func (d *decoder) subjects(n *yaml.Node, field string) *Subjects {
 		s.Environment = d.environment(v, field+".environment")
 	}
 	return s
+}
+
+// checkScript accepts an absolute, clean path: a script is a file the
+// kernel finds by identity, so there are no globs.
+func checkScript(s string) error {
+	if !strings.HasPrefix(s, "/") || path.Clean(s) != s {
+		return fmt.Errorf("script %q is not an absolute, clean path", s)
+	}
+	if strings.ContainsAny(s, "*?[") {
+		return fmt.Errorf("script %q: scripts are paths, not globs", s)
+	}
+	return nil
 }
 
 func checkHash(s string) error {

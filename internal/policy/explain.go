@@ -284,6 +284,15 @@ func (r *crule) subjectReason(d *decider) (string, bool) {
 		}
 		why = append(why, fmt.Sprintf("executable sha256:%x", in.ExeSHA256))
 	}
+	if len(src.Scripts) > 0 {
+		if !s.scriptOK(in) {
+			if in.Script == "" {
+				return fmt.Sprintf("not running a script (its exec started no interpreter for one of %s)", quoteList(src.Scripts)), false
+			}
+			return fmt.Sprintf("script %q is not one of %s", in.Script, quoteList(src.Scripts)), false
+		}
+		why = append(why, fmt.Sprintf("script %q", in.Script))
+	}
 	if len(src.Users) > 0 {
 		if !s.userOK(in) {
 			return fmt.Sprintf("uid %d is not one of %s", in.UID, idList(src.Users)), false

@@ -240,12 +240,18 @@ type Rule struct {
 type Subjects struct {
 	Executables      []string   // absolute paths or globs of the program's executable (/proc/PID/exe)
 	ExecutableHashes [][32]byte // SHA-256 of the executable's content
-	Users            []IDRef    // user names or numeric ids (the process's real uid)
-	Groups           []IDRef    // group names or numeric ids (real gid or any supplementary group)
-	Container        *ContainerSelector
-	Kubernetes       *KubernetesSelector
-	Environment      *EnvironmentSelector
-	Pos              Pos
+	// Scripts are absolute paths of scripts: the process must be an
+	// interpreter that its exec started to run one of them (execve of
+	// the script, through its "#!" line). bpf backend only: the kernel
+	// knows which file the exec named; /proc shows only a command line
+	// the process can rewrite.
+	Scripts     []string
+	Users       []IDRef // user names or numeric ids (the process's real uid)
+	Groups      []IDRef // group names or numeric ids (real gid or any supplementary group)
+	Container   *ContainerSelector
+	Kubernetes  *KubernetesSelector
+	Environment *EnvironmentSelector
+	Pos         Pos
 }
 
 // IDRef is a user or group as written, and the id it resolved to at load.

@@ -128,6 +128,7 @@ func subjectKey(s *Subjects) string {
 		fmt.Fprintf(&b, "%s=%q;", name, xs)
 	}
 	list("exe", s.Executables)
+	list("script", s.Scripts)
 	var hs []string
 	for _, h := range s.ExecutableHashes {
 		hs = append(hs, fmt.Sprintf("%x", h))

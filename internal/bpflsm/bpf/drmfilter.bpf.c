@@ -57,6 +57,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define RULE_EXE (1u << 0)
 #define RULE_UID (1u << 1)
 #define RULE_GID (1u << 2)
+#define RULE_SCRIPT (1u << 3)
 
 /* Event flags. */
 #define EV_DENY (1u << 0)
@@ -109,6 +110,7 @@ struct rule {
 #define SUBJ_EXE 1
 #define SUBJ_UID 2
 #define SUBJ_GID 3
+#define SUBJ_SCRIPT 4
 
 struct rkey {
 	u32 rule;
@@ -341,6 +343,25 @@ struct {
 	__type(value, struct pinfo);
 } procs SEC(".maps");
 
+/* sinfo is the script a task's exec ran: the file execve named when the
+ * kernel then started an interpreter for it (its "#!" line, or
+ * binfmt_misc), 0 when the exec named the binary itself. pend is the file
+ * the exec under way named, until it commits. A map of its own, not in
+ * pinfo, so that procs keeps its layout for a takeover. */
+struct sinfo {
+	u32 dev;
+	u32 pend_dev;
+	u64 ino;
+	u64 pend_ino;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sinfo);
+} scripts SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
@@ -521,6 +542,12 @@ static __always_inline bool subject_ok(u32 rid, struct rule *r, struct subject *
 		return false;
 	if ((r->flags & RULE_GID) && !group_ok(rid, s->gid))
 		return false;
+	if (r->flags & RULE_SCRIPT) {
+		/* Looked up only for rules that name scripts. */
+		struct sinfo *si = bpf_task_storage_get(&scripts, bpf_get_current_task_btf(), 0, 0);
+		if (s->taint || !si || !si->ino || !has(rid, SUBJ_SCRIPT, si->dev, si->ino))
+			return false;
+	}
 	return true;
 }
 
@@ -1102,6 +1129,17 @@ int BPF_PROG(bprm_check_security, struct linux_binprm *bprm)
 			return -EPERM;
 		}
 	}
+	/* The file execve named is looked at first (the interpreter a "#!"
+	 * line names comes next, with interp changed): it is the script if
+	 * the exec goes on to an interpreter. */
+	if (BPF_CORE_READ(bprm, interp) == BPF_CORE_READ(bprm, filename)) {
+		struct sinfo *si = bpf_task_storage_get(&scripts, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (si) {
+			struct inode *in = BPF_CORE_READ(bprm, file, f_inode);
+			si->pend_dev = BPF_CORE_READ(in, i_sb, s_dev);
+			si->pend_ino = BPF_CORE_READ(in, i_ino);
+		}
+	}
 	struct dentry *d = BPF_CORE_READ(bprm, file, f_path.dentry);
 	return check_dentry(d, OP_EXEC);
 }
@@ -1121,6 +1159,16 @@ int BPF_PROG(bprm_committed_creds, struct linux_binprm *bprm)
 	pi->flags = P_FRESH;
 	if (BPF_CORE_READ(task, ptrace))
 		pi->flags |= P_TAINT_PTRACE;
+	/* interp is filename unless an interpreter was started for it. */
+	const char *interp = BPF_CORE_READ(bprm, interp);
+	bool script = interp != BPF_CORE_READ(bprm, filename);
+	struct sinfo *si = bpf_task_storage_get(&scripts, task, 0, 0);
+	if (si) {
+		si->dev = script ? si->pend_dev : 0;
+		si->ino = script ? si->pend_ino : 0;
+		si->pend_dev = 0;
+		si->pend_ino = 0;
+	}
 	struct fkey k = {.dev = pi->exe_dev, .ino = pi->exe_ino};
 	if (bpf_map_lookup_elem(&seen, &k))
 		return 0;
@@ -1134,8 +1182,8 @@ int BPF_PROG(bprm_committed_creds, struct linux_binprm *bprm)
 	e->kind = EV_KIND_EXE;
 	e->dev = k.dev;
 	e->ino = k.ino;
-	const char *name = BPF_CORE_READ(bprm, filename);
-	if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), name) < 0)
+	/* The executable's name: for a script, the interpreter's. */
+	if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), interp) < 0)
 		e->path[0] = 0;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
@@ -1152,6 +1200,14 @@ int BPF_PROG(task_alloc, struct task_struct *task, unsigned long clone_flags)
 	struct pinfo *pi = bpf_task_storage_get(&procs, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (pi)
 		*pi = *parent;
+	struct sinfo *ps = bpf_task_storage_get(&scripts, cur, 0, 0);
+	if (ps && ps->ino) {
+		struct sinfo *si = bpf_task_storage_get(&scripts, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (si) {
+			si->dev = ps->dev;
+			si->ino = ps->ino;
+		}
+	}
 	return 0;
 }
 

@@ -161,6 +161,7 @@ struct vfsmount {
 struct linux_binprm {
 	struct file *file;
 	const char *filename;
+	const char *interp; /* filename, or the interpreter started for it */
 };
 
 struct iattr {
