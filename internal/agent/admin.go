@@ -162,23 +162,7 @@ func (a *Agent) adminKeys() ([]ssh.PublicKey, error) {
 
 // ServeAdminOn answers administration requests on ln until ctx is done.
 func (a *Agent) ServeAdminOn(ctx context.Context, ln net.Listener) error {
-	if ln == nil {
-		return nil
-	}
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("admin socket: %w", err)
-		}
-		go a.answerAdmin(ctx, c.(*net.UnixConn))
-	}
+	return serveUnix(ctx, ln, "admin socket", func(c *net.UnixConn) { a.answerAdmin(ctx, c) })
 }
 
 func (a *Agent) answerAdmin(ctx context.Context, c *net.UnixConn) {

@@ -137,6 +137,13 @@ func checkSocketDir(socket, dir string) error {
 // serves nothing) until ctx is done, then closes ln, which removes the
 // socket. Only root peers are answered.
 func (a *Agent) ServeStatusOn(ctx context.Context, ln net.Listener) error {
+	return serveUnix(ctx, ln, "status socket", a.answerStatus)
+}
+
+// serveUnix hands each connection on ln (from listenSocket; nil serves
+// nothing) to answer, in a goroutine of its own, until ctx is done; then
+// it closes ln, which removes the socket.
+func serveUnix(ctx context.Context, ln net.Listener, what string, answer func(*net.UnixConn)) error {
 	if ln == nil {
 		return nil
 	}
@@ -150,9 +157,9 @@ func (a *Agent) ServeStatusOn(ctx context.Context, ln net.Listener) error {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			return fmt.Errorf("status socket: %w", err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		go a.answerStatus(c.(*net.UnixConn))
+		go answer(c.(*net.UnixConn))
 	}
 }
 

@@ -38,21 +38,7 @@ func testProcessIntegrity(t *testing.T) {
 	mapper := testutil.BuildC(t, "mapper", filepath.Join("testdata", "mapper.c"))
 	tail := realPath("tail")
 	h := startAgentOn(t, config.BackendBPF, func(fs string) string {
-		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
-kind: ProtectionPolicy
-metadata: {name: secrets}
-spec:
-  files:
-    paths: ["%s/secret/**"]
-  rules:
-    - name: tail-and-mapper-may-open
-      operations: [open]
-      subjects: {executables: [%q, %q]}
-      effect: allow
-    - name: others-may-not-open
-      operations: [open]
-      effect: deny
-`, fs, tail, mapper)
+		return onlyMayOpen("secrets", fs+"/secret", fmt.Sprintf("{executables: [%q, %q]}", tail, mapper))
 	}, nil)
 	secret := h.path("secret/plan.txt")
 
@@ -277,36 +263,8 @@ func testExeSpoofedByPrctl(t *testing.T) {
 	spoof := filepath.Join(dir, "exespoof")
 	copyFile(t, built, spoof)
 	h := startAgentOn(t, config.BackendBPF, func(fs string) string {
-		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
-kind: ProtectionPolicy
-metadata: {name: secrets}
-spec:
-  files:
-    paths: ["%s/secret/**"]
-  rules:
-    - name: tail-may-open
-      operations: [open]
-      subjects: {executables: [%q]}
-      effect: allow
-    - name: others-may-not-open
-      operations: [open]
-      effect: deny
----
-apiVersion: drmfilter.dev/v1
-kind: ProtectionPolicy
-metadata: {name: loader-only}
-spec:
-  files:
-    paths: ["%s/public/**"]
-  rules:
-    - name: the-loader-may-open
-      operations: [open]
-      subjects: {executables: [%q]}
-      effect: allow
-    - name: others-may-not-open
-      operations: [open]
-      effect: deny
-`, fs, tail, fs, ld)
+		return onlyMayOpen("secrets", fs+"/secret", fmt.Sprintf("{executables: [%q]}", tail)) + "---\n" +
+			onlyMayOpen("loader-only", fs+"/public", fmt.Sprintf("{executables: [%q]}", ld))
 	}, func(c *config.Config) { c.BPF.TrustedCodeDirs = append(c.BPF.TrustedCodeDirs, dir) })
 	testutil.OpenToAll(t, h.fs) // for the unprivileged attacker
 	secret, public := h.path("secret/plan.txt"), h.path("public/readme.txt")
@@ -403,21 +361,7 @@ read -r line < "$1" && echo "read: $line"
 	}
 	grab := testutil.BuildC(t, "grab.so", filepath.Join("testdata", "grab.c"), grabFlags...)
 	h := startAgentOn(t, config.BackendBPF, func(fs string) string {
-		return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
-kind: ProtectionPolicy
-metadata: {name: secrets}
-spec:
-  files:
-    paths: ["%s/secret/**"]
-  rules:
-    - name: the-script-may-open
-      operations: [open]
-      subjects: {executables: [%q], scripts: [%q]}
-      effect: allow
-    - name: others-may-not-open
-      operations: [open]
-      effect: deny
-`, fs, sh, allowed)
+		return onlyMayOpen("secrets", fs+"/secret", fmt.Sprintf("{executables: [%q], scripts: [%q]}", sh, allowed))
 	}, nil)
 	secret := h.path("secret/plan.txt")
 
@@ -480,4 +424,24 @@ spec:
 	if err == nil || !errors.Is(err, ErrPolicy) || !strings.Contains(err.Error(), "the-report-script") || !strings.Contains(err.Error(), "subjects.scripts") {
 		t.Fatalf("New with a scripts rule on fanotify: %v, want a policy error naming the rule and subjects.scripts", err)
 	}
+}
+
+// onlyMayOpen is a policy named name on the files below dir that lets
+// only the processes subjects (a YAML flow mapping) selects open them.
+func onlyMayOpen(name, dir, subjects string) string {
+	return fmt.Sprintf(`apiVersion: drmfilter.dev/v1
+kind: ProtectionPolicy
+metadata: {name: %s}
+spec:
+  files:
+    paths: ["%s/**"]
+  rules:
+    - name: they-may-open
+      operations: [open]
+      subjects: %s
+      effect: allow
+    - name: others-may-not-open
+      operations: [open]
+      effect: deny
+`, name, dir, subjects)
 }
