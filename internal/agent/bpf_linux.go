@@ -241,7 +241,16 @@ func (a *Agent) bpfRecord(b *bpflsm.Backend, ev *bpflsm.Event) {
 	}
 	if p, err := a.procs.Lookup(int32(ev.TGID), -1); err == nil && p.Exe != "" {
 		rec.Exe = p.Exe
-		a.exeReason(b, rec, ev)
+		if claimed := (bpflsm.FileKey{Dev: bpflsm.KernelDev(p.ExeID.Dev), Ino: p.ExeID.Ino}); ev.ExeIno != 0 &&
+			claimed != (bpflsm.FileKey{Dev: ev.ExeDev, Ino: ev.ExeIno}) && ev.Exe != "" {
+			// /proc/PID/exe was pointed elsewhere since the exec
+			// (prctl(PR_SET_MM_EXE_FILE)): the record names what the
+			// programs decided by.
+			rec.Exe = ev.Exe
+			rec.Reason = joinReason(rec.Reason, "its /proc/PID/exe says "+p.Exe+", not the executable its exec ran")
+		} else {
+			a.exeReason(b, rec, ev)
+		}
 		if p.Container.ID != "" {
 			rec.ContainerID, rec.Runtime = p.Container.ID, p.Container.Runtime
 		}
