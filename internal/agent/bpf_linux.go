@@ -82,7 +82,7 @@ func (a *Agent) runBPF(ctx context.Context) error {
 		trusted = append(trusted, filepath.Join(a.cfg.HostRoot, d))
 	}
 	b, err := bpflsm.Load(plan, bpflsm.Options{MaxFiles: a.cfg.BPF.MaxFiles, PinPath: a.cfg.BPF.PinPath,
-		Protect: a.cfg.BPF.SelfProtect, Keyed: len(a.cfg.AdminKeys) > 0, TrustedCodeDirs: trusted})
+		Protect: a.cfg.BPF.SelfProtect, Keyed: len(a.cfg.AdminKeys) > 0, TrustedCodeDirs: trusted, LockKernel: a.cfg.BPF.LockKernel})
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func (a *Agent) runBPF(ctx context.Context) error {
 		a.watchModules(ctx, modulesFile)
 	}()
 	defer func() { <-modulesDone }()
-	if lockdown, modules, warnings := kernelEscapes(a.backend); len(warnings) > 0 {
+	if lockdown, modules, warnings := kernelEscapes(a.backend, a.cfg.BPF.LockKernel); len(warnings) > 0 {
 		a.log.Warn("what root can still do to get around the programs on this machine", "lockdown", lockdown, "modulesDisabled", modules, "warnings", warnings)
 	}
 	if g := b.TookOver(); g != 0 {

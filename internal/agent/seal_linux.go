@@ -161,14 +161,15 @@ func (a *Agent) protectionStatus() ProtectionStatus {
 		p.TookOverGeneration = b.TookOver()
 	}
 	p.SelfProtect = b != nil && a.cfg.BPF.SelfProtect
-	p.Lockdown, p.ModulesDisabled, p.Warnings = kernelEscapes(a.backend)
+	p.KernelLocked = b != nil && a.cfg.BPF.LockKernel
+	p.Lockdown, p.ModulesDisabled, p.Warnings = kernelEscapes(a.backend, p.KernelLocked)
 	p.Signs = a.foundSigns()
 	return p
 }
 
 // kernelEscapes reads the kernel's lockdown mode and whether modules can
 // be loaded, and says what root can still do to get around backend.
-func kernelEscapes(backend string) (lockdown string, modulesDisabled bool, warnings []string) {
+func kernelEscapes(backend string, locked bool) (lockdown string, modulesDisabled bool, warnings []string) {
 	if b, err := os.ReadFile("/sys/kernel/security/lockdown"); err == nil {
 		// "none [integrity] confidentiality": the mode in force is bracketed.
 		f := string(b)
@@ -186,11 +187,18 @@ func kernelEscapes(backend string) (lockdown string, modulesDisabled bool, warni
 		warnings = append(warnings, "the fanotify backend enforces only while the agent runs: root can stop it (kill) and every file is open")
 		return
 	}
-	if !modulesDisabled && (lockdown == "" || lockdown == "none") {
-		warnings = append(warnings, "root can load a kernel module (no lockdown, kernel.modules_disabled=0), which can detach the programs")
+	switch {
+	case locked:
+		// bpf.lockKernel: the programs refuse modules and kexec images.
+	case !modulesDisabled && (lockdown == "" || lockdown == "none"):
+		warnings = append(warnings, "root can load a kernel module (no lockdown, kernel.modules_disabled=0, bpf.lockKernel off), which can detach the programs")
 	}
 	if lockdown == "" || lockdown == "none" {
-		warnings = append(warnings, "no kernel lockdown: root can write kernel memory (/dev/mem, kprobes, kexec of another kernel)")
+		if locked {
+			warnings = append(warnings, "no kernel lockdown: root can write kernel memory (/dev/mem, kprobes)")
+		} else {
+			warnings = append(warnings, "no kernel lockdown: root can write kernel memory (/dev/mem, kprobes, kexec of another kernel)")
+		}
 	}
 	warnings = append(warnings, "root can reboot without bpf in lsm= (the programs are not loaded before the agent starts), or write the filesystem's block device directly")
 	return

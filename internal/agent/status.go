@@ -56,6 +56,9 @@ type ProtectionStatus struct {
 	Lockdown string `json:"lockdown"`
 	// ModulesDisabled is kernel.modules_disabled: no module can be loaded.
 	ModulesDisabled bool `json:"modulesDisabled"`
+	// KernelLocked is bpf.lockKernel in force: the programs refuse every
+	// process loading a kernel module or a kernel to kexec.
+	KernelLocked bool `json:"kernelLocked"`
 	// Warnings are what root can still do on this machine to get around
 	// the programs.
 	Warnings []string `json:"warnings,omitempty"`

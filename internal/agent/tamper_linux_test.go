@@ -192,7 +192,7 @@ adminSocket: %q
 adminKeys: [%q]
 audit: {file: %q}
 cri: {disabled: true}
-bpf: {pinPath: %q, recordFile: %q, selfProtect: true}
+bpf: {pinPath: %q, recordFile: %q, selfProtect: true, lockKernel: true}
 `, r.policyDir, r.admin, r.keys, r.auditF, r.pins, r.record)
 	if err := os.WriteFile(r.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -793,11 +793,32 @@ func testTamperResistance(t *testing.T) {
 	if err := os.WriteFile(r.record, []byte(`{"backend":"fanotify"}`), 0o600); !errors.Is(err, unix.EPERM) {
 		t.Errorf("root overwrote the enforcement record: %v, want EPERM", err)
 	}
+	// bpf.lockKernel: no kernel module is loaded while the programs
+	// enforce (a junk one: the kernel's own checks would refuse it with
+	// another error).
+	junk := filepath.Join(r.dir, "junk.ko")
+	if err := os.WriteFile(junk, []byte(strings.Repeat("not a module\n", 64)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	finit := func() error {
+		f, err := os.Open(junk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		return unix.FinitModule(int(f.Fd()), "", 0)
+	}
+	if err := finit(); !errors.Is(err, unix.EPERM) {
+		t.Errorf("finit_module while the programs enforce with lockKernel: %v, want EPERM", err)
+	}
 	// Stop --unload, then.
 	if err := r.administer(AdminRequest{Op: AdminStop, Unload: true}, r.signer); err != nil {
 		t.Fatalf("stop --unload: %v", err)
 	}
 	r.waitExit(agent)
+	if err := finit(); errors.Is(err, unix.EPERM) || err == nil {
+		t.Errorf("finit_module of a junk module after stop --unload: %v, want the kernel's own refusal", err)
+	}
 	if rec, err := signs.Read(r.record); err != nil || !rec.Unloaded {
 		t.Errorf("the enforcement record after stop --unload: %+v %v, want unloaded", rec, err)
 	}
@@ -806,8 +827,11 @@ func testTamperResistance(t *testing.T) {
 	}
 	out, err = run(t, "/", "cat", r.secret)
 	mustAllow(t, out, err, "cat after stop --unload")
-	var authorized int
+	var authorized, kernelLoads int
 	for _, rec := range r.records() {
+		if rec.Operation == audit.OpTamper && strings.HasPrefix(rec.Reason, "kernel-load: ") {
+			kernelLoads++
+		}
 		if strings.HasPrefix(rec.Operation, "admin-") {
 			if rec.Decision == audit.DecisionAudit {
 				authorized++
@@ -818,6 +842,9 @@ func testTamperResistance(t *testing.T) {
 	}
 	if authorized < 7 {
 		t.Errorf("%d authorized administration requests audited, want 7 (policy changes, upgrades, stops, handover)", authorized)
+	}
+	if kernelLoads != 1 {
+		t.Errorf("%d kernel-load tamper records, want 1 (the refused finit_module)", kernelLoads)
 	}
 }
 

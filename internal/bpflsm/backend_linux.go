@@ -48,6 +48,12 @@ type Options struct {
 	// agent, attaching to it (ptrace, /proc/PID/mem), descriptors for its
 	// BPF objects, removing its pins and unmounting their filesystem.
 	Protect bool
+	// LockKernel refuses every process, root and the agent included,
+	// loading a kernel module (init_module, finit_module) or a kernel to
+	// kexec (kexec_load, kexec_file_load) while the programs enforce: the
+	// two ways root could otherwise detach them at run time. It holds
+	// until the programs are unloaded (drmfilter stop --unload).
+	LockKernel bool
 }
 
 // Backend is the loaded programs of one policy generation, and the maps
@@ -578,7 +584,7 @@ func taintNames(t uint32) []string {
 }
 
 // tamperWhat names TAMPER_* values.
-var tamperWhat = map[uint32]string{1: "signal", 2: "ptrace", 3: "bpf-map", 4: "bpf-prog", 5: "bpf-link", 6: "pin", 7: "umount", 8: "exec-traced", 9: "file"}
+var tamperWhat = map[uint32]string{1: "signal", 2: "ptrace", 3: "bpf-map", 4: "bpf-prog", 5: "bpf-link", 6: "pin", 7: "umount", 8: "exec-traced", 9: "file", 10: "kernel-load"}
 
 // String says in words what was refused.
 func (t *Tamper) String() string {
@@ -595,6 +601,12 @@ func (t *Tamper) String() string {
 		return "unmounting the filesystem of the agent's pins"
 	case "exec-traced":
 		return "starting the agent's executable under a tracer"
+	case "kernel-load":
+		what := map[uint32]string{2: "a kernel module", 3: "a kernel to kexec", 4: "an initramfs to kexec"}[t.Arg]
+		if what == "" {
+			what = fmt.Sprintf("kernel data of kind %d", t.Arg)
+		}
+		return "loading " + what + " (bpf.lockKernel)"
 	case "file":
 		var what []string
 		for bit, w := range map[uint32]string{SealContent: "its content or attributes", SealName: "its name", SealEntries: "the entries of the directory"} {

@@ -519,3 +519,80 @@ func hold(path string) int {
 	fmt.Println(outcome(err))
 	return 0
 }
+
+// With LockKernel, no process (this one, root, included) loads a kernel
+// module or a kernel to kexec while the programs enforce, and each
+// attempt is reported; without it, and once the programs are gone, the
+// same calls reach the kernel's own checks, which refuse the junk image
+// for what it is (not EPERM).
+func TestKernelLockRefusesModulesAndKexec(t *testing.T) {
+	guest.RequireGuest(t)
+	junk := filepath.Join(t.TempDir(), "junk.ko")
+	write(t, junk, strings.Repeat("not a module, not a kernel\n", 64))
+	data, err := os.ReadFile(junk)
+	must(t, err)
+	try := func() map[string]error {
+		f, err := os.Open(junk)
+		must(t, err)
+		defer f.Close()
+		return map[string]error{
+			"init_module":     unix.InitModule(data, ""),
+			"finit_module":    unix.FinitModule(int(f.Fd()), "", 0),
+			"kexec_file_load": unix.KexecFileLoad(int(f.Fd()), -1, "", unix.KEXEC_FILE_NO_INITRAMFS),
+		}
+	}
+	unavailable := map[string]bool{}
+	for call, err := range try() {
+		switch {
+		case errors.Is(err, unix.ENOSYS):
+			unavailable[call] = true // not in this kernel: nothing to lock
+			t.Logf("%s: %v (not built into this kernel)", call, err)
+		case err == nil || errors.Is(err, unix.EPERM):
+			t.Fatalf("%s of a junk image before the programs load: %v; want the kernel's own refusal, or the test cannot tell", call, err)
+		}
+	}
+	if len(unavailable) == 3 {
+		t.Fatal("this kernel has none of init_module, finit_module and kexec_file_load")
+	}
+	plan, err := Build(compile(t, keeperPolicy(t.TempDir(), "/nonexistent")), BuildOptions{})
+	must(t, err)
+	unlocked, err := Load(plan, Options{})
+	must(t, err)
+	for call, err := range try() {
+		if !unavailable[call] && errors.Is(err, unix.EPERM) {
+			t.Errorf("%s refused by programs loaded without LockKernel: %v", call, err)
+		}
+	}
+	must(t, unlocked.Close())
+
+	plan, err = Build(compile(t, keeperPolicy(t.TempDir(), "/nonexistent")), BuildOptions{})
+	must(t, err)
+	b, err := Load(plan, Options{LockKernel: true})
+	must(t, err)
+	refused := 0
+	for call, err := range try() {
+		if unavailable[call] {
+			continue
+		}
+		if !errors.Is(err, unix.EPERM) {
+			t.Errorf("%s with LockKernel: %v, want EPERM", call, err)
+		} else {
+			refused++
+		}
+	}
+	for i := 0; i < refused; i++ {
+		ev, err := b.ReadEvent(time.Now().Add(10 * time.Second))
+		if err != nil {
+			t.Fatalf("waiting for tamper event %d of %d: %v", i+1, refused, err)
+		}
+		if ev.Tamper == nil || ev.Tamper.What != "kernel-load" {
+			t.Errorf("event %+v: want a kernel-load tamper event", ev)
+		}
+	}
+	must(t, b.Close())
+	for call, err := range try() {
+		if !unavailable[call] && errors.Is(err, unix.EPERM) {
+			t.Errorf("%s still refused after the programs were closed: %v", call, err)
+		}
+	}
+}

@@ -212,6 +212,8 @@ const (
 	lsmProgInodeSetxattr      = "inode_setxattr"
 	lsmProgInodeSymlink       = "inode_symlink"
 	lsmProgInodeUnlink        = "inode_unlink"
+	lsmProgKernelLoadData     = "kernel_load_data"
+	lsmProgKernelReadFile     = "kernel_read_file"
 	lsmProgMmapFile           = "mmap_file"
 	lsmProgPtraceAccessCheck  = "ptrace_access_check"
 	lsmProgPtraceTraceme      = "ptrace_traceme"
@@ -286,6 +288,8 @@ type lsmProgramSpecs struct {
 	InodeSetxattr      *ebpf.ProgramSpec `ebpf:"inode_setxattr"`
 	InodeSymlink       *ebpf.ProgramSpec `ebpf:"inode_symlink"`
 	InodeUnlink        *ebpf.ProgramSpec `ebpf:"inode_unlink"`
+	KernelLoadData     *ebpf.ProgramSpec `ebpf:"kernel_load_data"`
+	KernelReadFile     *ebpf.ProgramSpec `ebpf:"kernel_read_file"`
 	MmapFile           *ebpf.ProgramSpec `ebpf:"mmap_file"`
 	PtraceAccessCheck  *ebpf.ProgramSpec `ebpf:"ptrace_access_check"`
 	PtraceTraceme      *ebpf.ProgramSpec `ebpf:"ptrace_traceme"`
@@ -427,6 +431,8 @@ type lsmPrograms struct {
 	InodeSetxattr      *ebpf.Program `ebpf:"inode_setxattr"`
 	InodeSymlink       *ebpf.Program `ebpf:"inode_symlink"`
 	InodeUnlink        *ebpf.Program `ebpf:"inode_unlink"`
+	KernelLoadData     *ebpf.Program `ebpf:"kernel_load_data"`
+	KernelReadFile     *ebpf.Program `ebpf:"kernel_read_file"`
 	MmapFile           *ebpf.Program `ebpf:"mmap_file"`
 	PtraceAccessCheck  *ebpf.Program `ebpf:"ptrace_access_check"`
 	PtraceTraceme      *ebpf.Program `ebpf:"ptrace_traceme"`
@@ -458,6 +464,8 @@ func (p *lsmPrograms) Close() error {
 		p.InodeSetxattr,
 		p.InodeSymlink,
 		p.InodeUnlink,
+		p.KernelLoadData,
+		p.KernelReadFile,
 		p.MmapFile,
 		p.PtraceAccessCheck,
 		p.PtraceTraceme,

@@ -43,7 +43,9 @@ const (
 	guardSealed  = 2 // GUARD_SEALED
 	guardSucc    = 4 // GUARD_SUCC
 	guardKeyed   = 8 // GUARD_KEYED
-	maxGuardDevs = 4 // MAX_GUARD_DEVS
+	// guardLockKernel is GUARD_LOCK_KERNEL.
+	guardLockKernel = 16
+	maxGuardDevs    = 4 // MAX_GUARD_DEVS
 
 	ownMap  = 1 // OWN_MAP
 	ownProg = 2 // OWN_PROG
@@ -109,7 +111,8 @@ func startTicks(pid int) (uint64, error) {
 
 // guardFor is what the guard map says of the agent pid, with pin
 // directory dir ("" for none).
-func guardFor(pid int, protect, keyed bool, dir string) (lsmGuardState, error) {
+func guardFor(pid int, o Options) (lsmGuardState, error) {
+	dir := o.PinPath
 	var g lsmGuardState
 	start, err := startTicks(pid)
 	if err != nil {
@@ -121,11 +124,14 @@ func guardFor(pid int, protect, keyed bool, dir string) (lsmGuardState, error) {
 		return g, fmt.Errorf("bpf: the agent's executable: %w", err)
 	}
 	g.ExeDev, g.ExeIno = KernelDev(st.Dev), st.Ino
-	if protect {
+	if o.Protect {
 		g.Flags |= guardProtect
 	}
-	if keyed {
+	if o.Keyed {
 		g.Flags |= guardKeyed
+	}
+	if o.LockKernel {
+		g.Flags |= guardLockKernel
 	}
 	if dir == "" {
 		return g, nil
@@ -175,7 +181,7 @@ func mountDevs(dir string) ([]uint32, error) {
 
 // writeGuard makes this process the agent the programs guard.
 func (b *Backend) writeGuard() error {
-	g, err := guardFor(b.opts.AgentPID, b.opts.Protect, b.opts.Keyed, b.opts.PinPath)
+	g, err := guardFor(b.opts.AgentPID, b.opts)
 	if err != nil {
 		return err
 	}
@@ -663,7 +669,7 @@ func UnloadPinned(dir string) error {
 	if err := m.Lookup(uint32(0), &g); err != nil {
 		return fmt.Errorf("bpf: read the pinned guard map: %w", err)
 	}
-	g.Flags &^= guardProtect
+	g.Flags &^= guardProtect | guardLockKernel
 	if err := m.Put(uint32(0), &g); err != nil {
 		return fmt.Errorf("bpf: write the pinned guard map: %w", err)
 	}
@@ -674,7 +680,7 @@ func UnloadPinned(dir string) error {
 // and its executable the one trusted to take them over: it is starting to
 // (drmfilter's takeOverRunning), and this agent stops.
 func (b *Backend) HandOver(pid int) error {
-	g, err := guardFor(pid, b.opts.Protect, b.opts.Keyed, b.opts.PinPath)
+	g, err := guardFor(pid, b.opts)
 	if err != nil {
 		return err
 	}

@@ -192,6 +192,13 @@ type BPFConfig struct {
 	TakeOverRunning bool `yaml:"takeOverRunning"`
 	// HandoverKey is the SSH private key that signs the handover request.
 	HandoverKey string `yaml:"handoverKey"`
+	// LockKernel refuses every process, root included, loading a kernel
+	// module or a kernel to kexec while the programs enforce (until
+	// drmfilter stop --unload): what kernel.modules_disabled does, but
+	// for as long as the programs enforce, not until the next boot. Off
+	// by default: the kernel loads modules on demand (a new filesystem
+	// type, a network protocol, a device), which this refuses as well.
+	LockKernel bool `yaml:"lockKernel"`
 	// RecordFile keeps, across reboots, what the agent enforced with
 	// (pinned programs, this boot), so that a start finds the signs that
 	// root got around them: a boot without BPF LSM, pinned programs gone

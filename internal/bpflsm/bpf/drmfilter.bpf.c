@@ -190,6 +190,7 @@ struct exe_event {
 #define TAMPER_UMOUNT 7      /* the pins' filesystem, or one it is mounted below */
 #define TAMPER_EXEC_TRACED 8 /* the agent's executable started under a tracer */
 #define TAMPER_FILE 9        /* one of the agent's files changed; arg: SEAL_* asked; target: the file */
+#define TAMPER_KERNEL_LOAD 10 /* a module or kexec image loaded (GUARD_LOCK_KERNEL); arg: its kernel_read_file_id */
 
 /* A refused attempt on the agent or its kernel objects. */
 struct tamper_event {
@@ -382,6 +383,7 @@ struct {
 #define GUARD_SEALED (1u << 1)  /* the sealed map holds the agent's files */
 #define GUARD_SUCC (1u << 2)    /* the file renamed or linked to succ_* becomes the trusted executable */
 #define GUARD_KEYED (1u << 3)   /* administration needs a signature: the agent's executable alone may not name a successor */
+#define GUARD_LOCK_KERNEL (1u << 4) /* refuse loading kernel modules and kexec images, to every process */
 
 #define MAX_GUARD_DEVS 4
 
@@ -1725,4 +1727,38 @@ int BPF_PROG(sb_umount, struct vfsmount *mnt, int flags)
 		return 0;
 	tamper(TAMPER_UMOUNT, (u32)flags, dev, 0, 0);
 	return -EPERM;
+}
+
+/* The kernel lock (GUARD_LOCK_KERNEL): while the programs enforce, no
+ * process, root and the agent included, loads a kernel module or a
+ * kernel to kexec, the two ways root could detach the programs at run
+ * time without rebooting. The ids are the kernel's enum
+ * kernel_read_file_id and kernel_load_data_id, which list the same kinds
+ * in the same order: MODULE 2, KEXEC_IMAGE 3, KEXEC_INITRAMFS 4. */
+#define KLOAD_MODULE 2
+#define KLOAD_KEXEC_INITRAMFS 4
+
+static __always_inline int kernel_lock(int id)
+{
+	if (id < KLOAD_MODULE || id > KLOAD_KEXEC_INITRAMFS)
+		return 0;
+	struct guard_state *g = guard_get();
+	if (!g || !(g->flags & GUARD_LOCK_KERNEL))
+		return 0;
+	tamper(TAMPER_KERNEL_LOAD, (u32)id, 0, 0, 0);
+	return -EPERM;
+}
+
+/* finit_module, kexec_file_load */
+SEC("lsm/kernel_read_file")
+int BPF_PROG(kernel_read_file, struct file *file, int id, bool contents)
+{
+	return kernel_lock(id);
+}
+
+/* init_module, kexec_load */
+SEC("lsm/kernel_load_data")
+int BPF_PROG(kernel_load_data, int id, bool contents)
+{
+	return kernel_lock(id);
 }
