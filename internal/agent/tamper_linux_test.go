@@ -192,7 +192,7 @@ adminSocket: %q
 adminKeys: [%q]
 audit: {file: %q}
 cri: {disabled: true}
-bpf: {pinPath: %q, recordFile: %q, selfProtect: true, lockKernel: true}
+bpf: {pinPath: %q, recordFile: %q, lockKernel: true, selfProtect: true}
 `, r.policyDir, r.admin, r.keys, r.auditF, r.pins, r.record)
 	if err := os.WriteFile(r.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

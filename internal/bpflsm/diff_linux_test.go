@@ -57,6 +57,9 @@ type diffSubject struct {
 	name   string
 	gid    uint32
 	groups []uint32
+	// For a script run through its "#!" line (subject.exe is the
+	// script): the interpreter, and the script.
+	interp, script string
 }
 
 // diffOp is one operation a child performs and the inputs the kernel
@@ -181,8 +184,13 @@ func TestKernelMatchesUserSpace(t *testing.T) {
 	for _, g := range groups {
 		rootGroups = append(rootGroups, uint32(g))
 	}
+	// A script whose "#!" line names the keeper: the kernel runs the
+	// keeper for it, an interpreter that a rule may select by the script.
+	script := filepath.Join(filepath.Dir(keeper.exe), "script")
+	must(t, os.WriteFile(script, []byte("#!"+keeper.exe+"\n"), 0o755))
 	subs := []diffSubject{
 		{subject: plain, name: "plain/uid0", gid: uint32(os.Getgid()), groups: rootGroups},
+		{subject: subject{exe: script}, name: "script/uid0", gid: uint32(os.Getgid()), groups: rootGroups, interp: keeper.exe, script: script},
 		{subject: keeper, name: "keeper/uid0", gid: uint32(os.Getgid()), groups: rootGroups},
 		{subject: subject{plain.exe, 1000}, name: "plain/uid1000", gid: 1000},
 		{subject: subject{keeper.exe, 1000}, name: "keeper/uid1000", gid: 1000},
@@ -201,7 +209,7 @@ func TestKernelMatchesUserSpace(t *testing.T) {
 	for load := 0; load < nLoads; load++ {
 		texts := make([]string, diffUniverses)
 		for u := range texts {
-			texts[u] = diffGenSet(t, rng, u, trees[u], plain.exe, keeper.exe, class)
+			texts[u] = diffGenSet(t, rng, u, trees[u], plain.exe, keeper.exe, script, class)
 		}
 		m := diffCompile(t, strings.Join(texts, ""))
 		t0 := time.Now()
@@ -257,6 +265,9 @@ func TestKernelMatchesUserSpace(t *testing.T) {
 				for _, op := range o.ins {
 					in := policy.Input{Op: op, Path: o.f.path, FSType: info.FSType, StorageClass: class,
 						Subject: policy.Subject{Exe: s.exe, UID: s.uid, GID: s.gid, Groups: s.groups}}
+					if s.script != "" {
+						in.Subject.Exe, in.Subject.Script = s.interp, s.script
+					}
 					d := m.Decide(&in)
 					st.decisions++
 					why = append(why, fmt.Sprintf("%s: %s", op, diffDescribe(&d)))
@@ -561,13 +572,13 @@ func diffSortOps(ops []diffOp) {
 
 // diffGenSet draws a policy set over one tree that loads on its own; its
 // policies are named u<universe>p<i>.
-func diffGenSet(t *testing.T, r *rand.Rand, universe int, tree, plainExe, keeperExe, class string) string {
+func diffGenSet(t *testing.T, r *rand.Rand, universe int, tree, plainExe, keeperExe, script, class string) string {
 	t.Helper()
 	for tries := 0; tries < 100; tries++ {
 		var b strings.Builder
 		n := 2 + r.IntN(3)
 		for i := 0; i < n; i++ {
-			diffGenPolicy(&b, r, fmt.Sprintf("u%dp%d", universe, i), tree, plainExe, keeperExe, class)
+			diffGenPolicy(&b, r, fmt.Sprintf("u%dp%d", universe, i), tree, plainExe, keeperExe, script, class)
 		}
 		text := b.String()
 		if _, err := policy.Load([]policy.Source{{Name: "diff.yaml", Data: []byte(text)}}, policy.LoadOptions{}); err == nil {
@@ -587,7 +598,7 @@ var (
 	diffOpNames  = policy.OperationNames()
 )
 
-func diffGenPolicy(b *strings.Builder, r *rand.Rand, name, tree, plainExe, keeperExe, class string) {
+func diffGenPolicy(b *strings.Builder, r *rand.Rand, name, tree, plainExe, keeperExe, script, class string) {
 	pick := func(list []string, n int) []string {
 		var out []string
 		for _, j := range r.Perm(len(list))[:n] {
@@ -650,6 +661,9 @@ func diffGenPolicy(b *strings.Builder, r *rand.Rand, name, tree, plainExe, keepe
 		var parts []string
 		if r.IntN(2) == 0 {
 			parts = append(parts, "executables: "+quoted([][]string{{plainExe}, {keeperExe}, {plainExe, keeperExe}}[r.IntN(3)], ""))
+		}
+		if r.IntN(4) == 0 {
+			parts = append(parts, fmt.Sprintf("scripts: [%q]", script))
 		}
 		if r.IntN(3) == 0 {
 			parts = append(parts, fmt.Sprintf("users: [%q]", []string{"0", "1000"}[r.IntN(2)]))
