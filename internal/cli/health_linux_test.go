@@ -18,6 +18,7 @@ import (
 
 	"github.com/drmfilter/drmfilter/internal/agent"
 	"github.com/drmfilter/drmfilter/internal/exitcode"
+	"github.com/drmfilter/drmfilter/internal/signs"
 	"github.com/drmfilter/drmfilter/internal/testutil"
 )
 
@@ -321,5 +322,45 @@ func runExpectingRefusal(t *testing.T, sock string, args ...string) (int, string
 		<-done
 		t.Fatalf("drmfilter run %s started the agent instead of refusing to:\n%s", strings.Join(args, " "), errOut.String())
 		return 0, ""
+	}
+}
+
+// TestStatusShowsSigns: `drmfilter status` prints a SIGN line for what the
+// agent found that root got around the programs (here: the record says
+// pinned programs enforced in this boot and were never unloaded, and this
+// start finds none, or a kernel without BPF LSM).
+func TestStatusShowsSigns(t *testing.T) {
+	testutil.RequireFanotify(t)
+	dir := t.TempDir()
+	record := filepath.Join(dir, "state", "enforcement.json")
+	boot := signs.BootID()
+	if err := signs.Write(record, signs.Record{BootID: boot, Kernel: "test", Backend: "bpf", Pinned: true, SelfProtect: true, Updated: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("bpf: {pinPath: %q, recordFile: %q}\n", filepath.Join(dir, "bpffs", "drmfilter"), record)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "run", "status.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := startRun(t, ctx, cancel, "--config", cfg, "--backend", "fanotify", "--policy", tmpfsPolicy(t), "--audit-file", "-",
+		"--status-socket", sock, "--admin-socket", "-", "--watch=false")
+	defer r.stop()
+	var code int
+	var out, errOut string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, out, errOut = run(t, "status", "--socket", sock); code == exitcode.OK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status: exit %d, stdout %q, stderr %q; agent log:\n%s", code, out, errOut, r.errOut.String())
+		}
+	}
+	if !strings.Contains(out, "SIGN booted-without-bpf-lsm at ") && !strings.Contains(out, "SIGN programs-removed at ") {
+		t.Errorf("status shows no sign:\n%s", out)
+	}
+	if !strings.Contains(out, boot) {
+		t.Errorf("the sign does not name the boot that enforced (%s):\n%s", boot, out)
 	}
 }

@@ -440,7 +440,7 @@ anyone while the agent is down.`,
 			fmt.Fprintf(w, "marked filesystems: %v; indexed files: %d\n", st.Marked, st.IndexedFiles)
 			fmt.Fprintf(w, "events %d; audit records written %d, dropped %d; reload failures %d\n", st.Counters["events"], st.AuditWritten, st.AuditDropped, st.ReloadFailure)
 			if p := st.Protection; p.Pinned || p.SelfProtect {
-				fmt.Fprintf(w, "protection: pinned %v (%s), self-protect %v, lockdown %q, modules disabled %v\n", p.Pinned, p.PinPath, p.SelfProtect, p.Lockdown, p.ModulesDisabled)
+				fmt.Fprintf(w, "protection: pinned %v (%s), self-protect %v, kernel locked %v, lockdown %q, modules disabled %v\n", p.Pinned, p.PinPath, p.SelfProtect, p.KernelLocked, p.Lockdown, p.ModulesDisabled)
 			}
 			for _, sg := range st.Protection.Signs {
 				fmt.Fprintf(w, "SIGN %s at %s: %s\n", sg.What, sg.Seen.Format("2006-01-02 15:04:05"), sg.Detail)
