@@ -81,7 +81,9 @@ fi
 if [ "$(id -u)" != 0 ]; then
 	echo "not root: the privileged tests skip (run with sudo to test what CI tests)" >&2
 fi
-go test -race -count=1 -timeout 30m "$@"
+# 60 minutes: a qemu guest suite takes 12-15 minutes under emulation, and
+# boots once more if its guest kernel panics (internal/testutil/guest).
+go test -race -count=1 -timeout 60m "$@"
 
 # Tests that change machine-wide settings (fanotify's max_queued_events)
 # run alone, one package at a time, after everything else: run beside the

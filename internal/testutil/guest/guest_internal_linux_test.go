@@ -1,7 +1,9 @@
 package guest
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -83,5 +85,38 @@ func TestTestArgs(t *testing.T) {
 	}
 	if got := testArgs(Options{}, 40*time.Second); got[0] != "-test.timeout=20s" {
 		t.Errorf("short boot: %q, want the guest's timeout at half the boot's", got[0])
+	}
+}
+
+// TestBootTellsAKernelPanic: boot reads the console of a fake qemu (a
+// shell script): a result line gives the tests' exit code; a guest
+// kernel's panic before any result is errKernelPanic, which Run boots
+// again for; other ends are plain errors.
+func TestBootTellsAKernelPanic(t *testing.T) {
+	const nonce = "n0nce"
+	fake := func(console string) string {
+		p := filepath.Join(t.TempDir(), "qemu")
+		script := "#!/bin/sh\ncat <<'EOF'\n" + console + "\nEOF\n"
+		if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name, console string
+		code          int
+		panic, fails  bool
+	}{
+		{"result", "booting\n" + resultMarker + " " + nonce + " exit=3", 3, false, false},
+		{"kernel panic", "[ 720.4] traps: PANIC: double fault\n[ 720.5] Kernel panic - not syncing: Fatal exception in interrupt", 0, true, true},
+		{"no result", "booting\nsilence", 0, false, true},
+		{"a panic after the result is the tests' business", resultMarker + " " + nonce + " exit=0\nKernel panic - not syncing: Attempted to kill init", 0, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, err := boot(t, fake(tc.console), nil, nonce, time.Minute)
+			if tc.fails != (err != nil) || errors.Is(err, errKernelPanic) != tc.panic || (err == nil && code != tc.code) {
+				t.Errorf("boot: code %d, err %v; want code %d, failure %v, kernel panic %v", code, err, tc.code, tc.fails, tc.panic)
+			}
+		})
 	}
 }

@@ -104,7 +104,20 @@ func Run(t *testing.T, opts Options) {
 	code, err := boot(t, qemu, qemuArgs(accel, vmlinuz, initramfs, opts), nonce, timeout)
 	if errors.Is(err, errKVM) && os.Getenv(AccelEnv) == "" {
 		t.Logf("guest: %v; booting again with TCG", err)
-		code, err = boot(t, qemu, qemuArgs("tcg", vmlinuz, initramfs, opts), nonce, timeout)
+		accel = "tcg"
+		code, err = boot(t, qemu, qemuArgs(accel, vmlinuz, initramfs, opts), nonce, timeout)
+	}
+	if errors.Is(err, errKernelPanic) {
+		// Once: a second panic fails the test below.
+		again := timeout
+		if deadline, ok := t.Deadline(); ok {
+			again = min(again, time.Until(deadline)-10*time.Second)
+		}
+		if again < time.Minute {
+			t.Fatalf("guest: %v, and too little time is left to boot again", err)
+		}
+		t.Logf("guest: %v; booting once more, with %v, to tell a fault of the emulation from one the tests cause (the console above has the first run)", err, again.Round(time.Second))
+		code, err = boot(t, qemu, qemuArgs(accel, vmlinuz, initramfs, opts), nonce, again)
 	}
 	if err != nil {
 		t.Fatalf("guest: %v", err)
@@ -540,6 +553,16 @@ func chooseAccel() (string, string) {
 // then boots again with TCG.
 var errKVM = errors.New("qemu's KVM acceleration failed")
 
+// errKernelPanic is a boot whose guest kernel panicked before the tests
+// reported: Run boots once more, so that a fault of the emulation (a
+// guest kernel crash seen once, under TCG on a loaded host, in the
+// verifier with a corrupted interrupt frame) is told from one the tests
+// cause, which panics again.
+var errKernelPanic = errors.New("the guest kernel panicked")
+
+// kernelPanic matches the kernel's last words.
+var kernelPanic = regexp.MustCompile(`Kernel panic - not syncing`)
+
 // kvmFailure matches what qemu prints when KVM cannot run the guest: an
 // emulation failure (after which qemu pauses the guest for ever) or an MSR
 // or CPU setting the host's KVM refuses.
@@ -601,6 +624,7 @@ func boot(t *testing.T, qemu string, args []string, nonce string, timeout time.D
 	marker := regexp.MustCompile(regexp.QuoteMeta(resultMarker+" "+nonce) + ` exit=(\d+)`)
 	code := -1
 	var kvmErr string
+	panicked := false
 	var tail []string // the last lines, repeated in the error
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -609,6 +633,9 @@ func boot(t *testing.T, qemu string, args []string, nonce string, timeout time.D
 		t.Log("guest: " + line)
 		if m := marker.FindStringSubmatch(line); m != nil {
 			code, _ = strconv.Atoi(m[1])
+		}
+		if code < 0 && kernelPanic.MatchString(line) {
+			panicked = true
 		}
 		if code < 0 && kvmErr == "" && kvmFailure.MatchString(line) {
 			// qemu stops the guest but keeps running: end it now.
@@ -632,6 +659,8 @@ func boot(t *testing.T, qemu string, args []string, nonce string, timeout time.D
 		return 0, fmt.Errorf("boot: no result after %v: killed qemu (pid %d)", timeout, cmd.Process.Pid)
 	case sc.Err() != nil:
 		return 0, fmt.Errorf("boot: read console: %w", sc.Err())
+	case code < 0 && panicked:
+		return 0, fmt.Errorf("boot: %w after %v; last lines:\n%s", errKernelPanic, elapsed, strings.Join(tail, "\n"))
 	case code < 0:
 		return 0, fmt.Errorf("boot: qemu exited (%v) after %v without a result line; last lines:\n%s",
 			waitErr, elapsed, strings.Join(tail, "\n"))
