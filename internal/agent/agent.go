@@ -203,6 +203,9 @@ func New(opts Options) (*Agent, error) {
 			return nil, fmt.Errorf("%w: %w (backend %s: %s)", ErrPolicy, errs, a.backend, a.backendReason)
 		}
 	}
+	if a.cfg.BPF.LockKernel && a.backend != config.BackendBPF {
+		a.log.Warn(lockKernelIgnored, "backend", a.backend, "backendReason", a.backendReason)
+	}
 	a.checkRecord()
 	if err := a.claimPinned(); err != nil {
 		return nil, err

@@ -163,9 +163,15 @@ func (a *Agent) protectionStatus() ProtectionStatus {
 	p.SelfProtect = b != nil && a.cfg.BPF.SelfProtect
 	p.KernelLocked = b != nil && a.cfg.BPF.LockKernel
 	p.Lockdown, p.ModulesDisabled, p.Warnings = kernelEscapes(a.backend, p.KernelLocked)
+	if a.cfg.BPF.LockKernel && a.backend != config.BackendBPF {
+		p.Warnings = append(p.Warnings, lockKernelIgnored)
+	}
 	p.Signs = a.foundSigns()
 	return p
 }
+
+// lockKernelIgnored says that bpf.lockKernel needs the bpf backend.
+const lockKernelIgnored = "bpf.lockKernel is set, but the fanotify backend has no programs to refuse kernel modules and kexec: it is not in force"
 
 // kernelEscapes reads the kernel's lockdown mode and whether modules can
 // be loaded, and says what root can still do to get around backend.

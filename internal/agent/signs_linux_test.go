@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +138,17 @@ func TestModulesLoadedWhileRunningAreReported(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d sign records name the module, want 1", n)
+	}
+}
+
+// TestLockKernelOnFanotifyIsReported: bpf.lockKernel needs the bpf
+// backend's programs; on fanotify the agent says it is not in force
+// (status warnings) instead of letting it look set.
+func TestLockKernelOnFanotifyIsReported(t *testing.T) {
+	h := startAgentOn(t, config.BackendFanotify, func(fs string) string { return policyFor(fs, "") },
+		func(c *config.Config) { c.BPF.LockKernel = true })
+	p := h.a.Status().Protection
+	if p.KernelLocked || !slices.Contains(p.Warnings, lockKernelIgnored) {
+		t.Errorf("protection %+v: want kernelLocked false and the warning %q", p, lockKernelIgnored)
 	}
 }
