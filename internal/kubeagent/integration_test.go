@@ -205,9 +205,10 @@ func TestPodLabelsAgainstARealAPIServer(t *testing.T) {
 	// Without the ClusterRole: Forbidden, said once, nothing known.
 	var logs logBuffer
 	denied := NewPodLabels(as, "node-1", logs.logger())
-	denied.Run(ctx)
-	if _, ok := denied.Labels(string(api0.UID)); ok || !strings.Contains(logs.String(), "no permission to read pods") {
-		t.Fatalf("without permission: known %v, log:\n%s", ok, logs.String())
+	run(t, denied.Run)
+	eventually(t, "the agent saying it may not read pods", func() bool { return strings.Contains(logs.String(), "no permission to read pods") })
+	if _, ok := denied.Labels(string(api0.UID)); ok {
+		t.Fatalf("without permission, the pod is known; log:\n%s", logs.String())
 	}
 
 	meta := metav1.ObjectMeta{Name: kubeschema.AgentPodReader}
@@ -226,6 +227,11 @@ func TestPodLabelsAgainstARealAPIServer(t *testing.T) {
 	eventually(t, "the node's pod through the API", func() bool {
 		l, ok := p.Labels(string(api0.UID))
 		return ok && l["tier"] == "backend" && l["io.kubernetes.pod.namespace"] == ns
+	})
+	// The one that started without permission asks again and follows.
+	eventually(t, "the pod, for the agent that started before the grant", func() bool {
+		_, ok := denied.Labels(string(api0.UID))
+		return ok
 	})
 	api0.Labels["tier"] = "frontend"
 	if _, err := admin.CoreV1().Pods(ns).Update(ctx, api0, metav1.UpdateOptions{}); err != nil {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,6 +40,10 @@ type PodLabels struct {
 	byUID map[string]map[string]string // pod UID -> labels (never modified once stored)
 }
 
+// podsRecheckMax bounds the interval at which Run asks again whether it
+// may read pods.
+const podsRecheckMax = 5 * time.Minute
+
 // NewPodLabels prepares the labels of node's pods; nothing is requested
 // before Run.
 func NewPodLabels(client kubernetes.Interface, node string, log *slog.Logger) *PodLabels {
@@ -58,15 +63,31 @@ func (p *PodLabels) Labels(uid string) (map[string]string, bool) {
 	return l, ok
 }
 
-// Run watches the node's pods until ctx is done. If the agent may not list
-// pods (deployed without the pod reader ClusterRole), it says so once and
-// returns: decisions then use the runtime's labels.
+// Run watches the node's pods until ctx is done. While the agent may not
+// list pods (deployed without the pod reader ClusterRole, or started
+// before its binding reached the API server's authorizer), it says so once
+// and asks again, at growing intervals up to podsRecheckMax: decisions
+// use the runtime's labels until it may.
 func (p *PodLabels) Run(ctx context.Context) {
 	onNode := fields.OneTermEqualSelector("spec.nodeName", p.node).String()
 	pods := p.client.CoreV1().Pods(metav1.NamespaceAll)
-	if _, err := pods.List(ctx, metav1.ListOptions{FieldSelector: onNode, Limit: 1}); apierrors.IsForbidden(err) {
-		p.log.Info("no permission to read pods: policies see pod labels as they were when each pod was created (deploy with --watch-pods to follow label changes)", "error", err)
-		return
+	for wait, said := time.Second, false; ; wait = min(2*wait, podsRecheckMax) {
+		_, err := pods.List(ctx, metav1.ListOptions{FieldSelector: onNode, Limit: 1})
+		if !apierrors.IsForbidden(err) {
+			if said {
+				p.log.Info("pods may be read now: policies follow pod label changes")
+			}
+			break
+		}
+		if !said {
+			p.log.Info("no permission to read pods: policies see pod labels as they were when each pod was created (deploy with --watch-pods to follow label changes); asking again from time to time", "error", err)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
 	}
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
