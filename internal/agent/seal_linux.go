@@ -162,10 +162,7 @@ func (a *Agent) protectionStatus() ProtectionStatus {
 	}
 	p.SelfProtect = b != nil && a.cfg.BPF.SelfProtect
 	p.KernelLocked = b != nil && a.cfg.BPF.LockKernel
-	p.Lockdown, p.ModulesDisabled, p.Warnings = kernelEscapes(a.backend, p.KernelLocked)
-	if a.cfg.BPF.LockKernel && a.backend != config.BackendBPF {
-		p.Warnings = append(p.Warnings, lockKernelIgnored)
-	}
+	p.Lockdown, p.ModulesDisabled, p.Warnings = kernelEscapes(a.backend, a.cfg.BPF.LockKernel)
 	p.Signs = a.foundSigns()
 	return p
 }
@@ -174,7 +171,8 @@ func (a *Agent) protectionStatus() ProtectionStatus {
 const lockKernelIgnored = "bpf.lockKernel is set, but the fanotify backend has no programs to refuse kernel modules and kexec: it is not in force"
 
 // kernelEscapes reads the kernel's lockdown mode and whether modules can
-// be loaded, and says what root can still do to get around backend.
+// be loaded, and says what root can still do to get around backend, with
+// bpf.lockKernel set as locked.
 func kernelEscapes(backend string, locked bool) (lockdown string, modulesDisabled bool, warnings []string) {
 	if b, err := os.ReadFile("/sys/kernel/security/lockdown"); err == nil {
 		// "none [integrity] confidentiality": the mode in force is bracketed.
@@ -191,6 +189,9 @@ func kernelEscapes(backend string, locked bool) (lockdown string, modulesDisable
 	}
 	if backend != config.BackendBPF {
 		warnings = append(warnings, "the fanotify backend enforces only while the agent runs: root can stop it (kill) and every file is open")
+		if locked {
+			warnings = append(warnings, lockKernelIgnored)
+		}
 		return
 	}
 	switch {

@@ -78,15 +78,12 @@ func (a *Agent) addSign(s signs.Sign) {
 	}
 }
 
-// noSubject is the uid and gid of a record no process caused.
-const noSubject = ^uint32(0)
-
 // maxSigns bounds the signs status keeps (the audit log has them all).
 const maxSigns = 64
 
 func signRecord(s signs.Sign, env string) *audit.Record {
 	return &audit.Record{Time: s.Seen, Decision: audit.DecisionSign, Mode: audit.ModeEnforce, Operation: audit.OpTamper,
-		UID: noSubject, GID: noSubject, Env: env, Reason: s.What + ": " + s.Detail}
+		UID: audit.UnknownID, GID: audit.UnknownID, Env: env, Reason: s.What + ": " + s.Detail}
 }
 
 // foundSigns returns the signs kept so far.
